@@ -1,0 +1,1 @@
+"""Archer: precision marketing for online shops."""

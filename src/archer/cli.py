@@ -1,0 +1,240 @@
+"""The ``archer`` command: one command per user task, each a thin shell over the core.
+
+Every command that reports something takes ``--json`` and then prints one JSON
+document on stdout and nothing else there; errors go to stderr with exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from archer import status as status_mod
+from archer.config import Settings, init_workspace, load_settings
+
+app = typer.Typer(
+    help="Archer — precision marketing for online shops.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", help="Workspace folder (default: $ARCHER_HOME or ./archer-data)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _settings(home: Path | None) -> Settings:
+    try:
+        return load_settings(home)
+    except Exception as e:  # pydantic ValidationError: a bad setting
+        _fail(f"settings: {e}")
+        raise
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A Rich progress bar on stderr, one line per stage; silent when disabled."""
+    if not enabled or not err.is_terminal:
+        yield lambda *a: None
+        return
+    bars: dict[str, int] = {}
+    with Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as p:
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = p.add_task(stage, total=max(total, 1))
+            p.update(bars[stage], completed=done, total=max(total, 1))
+
+        yield report
+
+
+@app.command()
+def init(
+    home: HomeOpt = None,
+    shop_name: Annotated[str, typer.Option(help="The shop's name.")] = "My shop",
+    timezone: Annotated[str, typer.Option(help="IANA time zone of the shop.")] = "Asia/Shanghai",
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency code.")] = "CNY",
+    json_out: JsonOpt = False,
+) -> None:
+    """Create the workspace folder with its archer.toml and an empty warehouse."""
+    from archer.warehouse import connect
+
+    try:
+        s = init_workspace(home, shop_name=shop_name, timezone=timezone, currency=currency)
+    except ValueError as e:
+        _fail(str(e))
+    with connect(s.warehouse_url):
+        pass
+    doc = {"home": str(s.home.resolve()), "warehouse": s.warehouse_url, "timezone": s.timezone,
+           "currency": s.currency}
+    if json_out:
+        _emit_json(doc)
+    else:
+        out.print(f"Workspace ready at [bold]{doc['home']}[/] ({s.timezone}, {s.currency}).")
+
+
+@app.command("import")
+def import_(
+    table: Annotated[str, typer.Argument(help="customers, products, orders, order_items, refunds or events.")],
+    file: Annotated[Path, typer.Argument(help="CSV (any delimiter, UTF-8 or GBK, .gz ok), .xlsx or .parquet.")],
+    preset: Annotated[
+        str | None, typer.Option(help="A known export format: online-retail, cdnow, taobao-orders.")
+    ] = None,
+    map_: Annotated[
+        list[str] | None, typer.Option("--map", help="SOURCE_HEADER=column; repeat as needed.")
+    ] = None,
+    delimiter: Annotated[str | None, typer.Option(help="Field delimiter (default: detected).")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detected).")] = None,
+    date_format: Annotated[
+        str | None, typer.Option(help="strptime format tried first, e.g. %d/%m/%Y.")
+    ] = None,
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Import a file into a canonical table; bad rows go to the quarantine."""
+    from archer.ingest.importer import import_file
+    from archer.ingest.sources import SourceError
+
+    s = _settings(home)
+    try:
+        with _progress(not json_out) as report:
+            r = import_file(
+                s, table, file, preset=preset, mapping=map_, delimiter=delimiter,
+                encoding=encoding, date_format=date_format, progress=report,
+            )
+    except (ValueError, SourceError) as e:
+        _fail(str(e))
+    if json_out:
+        _emit_json(r.to_dict())
+        return
+    out.print(
+        f"[bold]{r.source}[/] → {', '.join(r.tables)}: {r.rows_read:,} rows read, "
+        f"{r.inserted:,} inserted, {r.updated:,} updated, {r.unchanged:,} unchanged, "
+        f"[{'red' if r.rejected else 'green'}]{r.rejected:,} rejected[/] ({r.seconds:.1f} s)"
+    )
+    if len(r.tables) > 1:
+        for name, t in r.tables.items():
+            out.print(f"  {name:<12} {t.inserted:>10,} inserted {t.updated:>8,} updated "
+                      f"{t.unchanged:>8,} unchanged {t.rejected:>8,} rejected")
+    for reason, n in list(r.reasons.items())[:8]:
+        out.print(f"  {n:>8,} × {reason}", highlight=False)
+    if r.quarantine:
+        out.print(f"Rejected rows, with line numbers and reasons: [bold]{r.quarantine}[/]")
+    if r.ignored_columns:
+        out.print(f"Columns not imported: {', '.join(r.ignored_columns)}", highlight=False)
+
+
+@app.command()
+def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Rows per table and the last imports."""
+    s = _settings(home)
+    try:
+        doc = status_mod.status(s)
+    except ValueError as e:
+        _fail(str(e))
+    if json_out:
+        _emit_json(doc)
+        return
+    t = RichTable(title=f"{doc['shop_name']} — {doc['home']}")
+    t.add_column("table")
+    t.add_column("rows", justify="right")
+    for name, n in doc["tables"].items():
+        t.add_row(name, f"{n:,}")
+    out.print(t)
+    if doc["last_imports"]:
+        last = doc["last_imports"][0]
+        out.print(
+            f"Last import: {last['source']} into {last['table_name']} at {last['finished_at']} "
+            f"({last['inserted']:,} inserted, {last['updated']:,} updated, {last['rejected']:,} rejected)"
+        )
+    else:
+        out.print("No imports yet: try `archer import orders FILE`.")
+
+
+@app.command()
+def sample(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the tables to.")],
+    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same shop.")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    start: Annotated[str, typer.Option(help="First day of history (YYYY-MM-DD).")] = "2024-11-01",
+    end: Annotated[str, typer.Option(help="Last day of history (YYYY-MM-DD).")] = "2026-10-31",
+    json_out: JsonOpt = False,
+) -> None:
+    """Write a synthetic shop (every canonical table plus truth.csv) to a folder."""
+    from archer.ingest.sample import generate
+
+    if fmt not in ("csv", "parquet"):
+        _fail(f"--format {fmt!r}: expected csv or parquet")
+    try:
+        d0, d1 = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as e:
+        _fail(f"--start/--end: {e}")
+    with _progress(not json_out) as report:
+        counts = generate(out_dir, customers=customers, seed=seed, fmt=fmt, start=d0, end=d1,
+                          progress=lambda stage, frac: report(stage, int(frac * 100), 100))
+    if json_out:
+        _emit_json({"out": str(out_dir), "format": fmt, "rows": counts})
+        return
+    out.print(f"Sample shop written to [bold]{out_dir}[/]:")
+    for name, n in counts.items():
+        out.print(f"  {name:<12} {n:>12,}")
+
+
+@app.command()
+def demo(
+    home: HomeOpt = None,
+    customers: Annotated[int, typer.Option(min=100, help="Size of the sample shop.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    json_out: JsonOpt = False,
+) -> None:
+    """The whole loop on a fresh sample shop: sample → import → status."""
+    from archer.demo import run_demo
+
+    s = _settings(home)
+    with _progress(not json_out) as report:
+        doc = run_demo(s.home, customers=customers, seed=seed, progress=report,
+                       say=(lambda m: None) if json_out else (lambda m: out.print(m, highlight=False)))
+    if json_out:
+        _emit_json(doc)
+        return
+    out.print(status_mod.summary_text(doc))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

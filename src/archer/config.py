@@ -1,0 +1,141 @@
+"""Settings and the workspace: one folder holds one shop.
+
+Settings come, highest first, from ``ARCHER_*`` environment variables, then
+``archer.toml`` in the workspace, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE = "archer.toml"
+DEFAULT_HOME = Path("archer-data")
+
+
+def default_home() -> Path:
+    """The workspace: ``ARCHER_HOME`` or ``./archer-data``."""
+    return Path(os.environ.get("ARCHER_HOME") or DEFAULT_HOME)
+
+
+class Settings(BaseSettings):
+    """Everything a shop configures. Paths are relative to ``home`` unless absolute."""
+
+    model_config = SettingsConfigDict(env_prefix="ARCHER_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    shop_name: str = "My shop"
+    timezone: str = "Asia/Shanghai"
+    currency: str = "CNY"
+    warehouse: str = Field(default="", description="Ibis URL; default duckdb:///<home>/warehouse.duckdb")
+    database: str = Field(default="", description="SQLAlchemy URL; default sqlite:///<home>/archer.db")
+    date_format: str = Field(
+        default="", description="strptime format to try first for dates (e.g. %d/%m/%Y)"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (expected an IANA name such as Asia/Shanghai)") from None
+        return v
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, v: str) -> str:
+        if len(v) != 3 or not v.isalpha():
+            raise ValueError(f"currency must be a 3-letter ISO 4217 code such as CNY, got {v!r}")
+        return v.upper()
+
+    @property
+    def warehouse_url(self) -> str:
+        return self.warehouse or f"duckdb:///{(self.home / 'warehouse.duckdb').resolve()}"
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{(self.home / 'archer.db').resolve()}"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        home = _home_from(init_settings)
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=home / CONFIG_FILE)
+        return (init_settings, env_settings, toml)
+
+
+def _home_from(init_settings: PydanticBaseSettingsSource) -> Path:
+    given: dict[str, Any] = init_settings()
+    return Path(given.get("home") or default_home())
+
+
+def load_settings(home: Path | str | None = None) -> Settings:
+    """Settings of the workspace at ``home`` (default ``ARCHER_HOME`` or ./archer-data)."""
+    if home is not None:
+        return Settings(home=Path(home))
+    return Settings()
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+_TEMPLATE = """\
+# Archer workspace settings. Every value can also come from an ARCHER_* variable
+# (ARCHER_TIMEZONE, ARCHER_WAREHOUSE, ...), which wins over this file.
+shop_name = "{shop_name}"
+timezone = "{timezone}"      # the shop's time zone: calendar days, festivals, send windows
+currency = "{currency}"
+# warehouse = "duckdb:///path/to/warehouse.duckdb"   # or "pyspark://local"
+# database = "sqlite:///path/to/archer.db"
+# date_format = "%d/%m/%Y"   # tried first when a file's dates are ambiguous
+"""
+
+
+def init_workspace(
+    home: Path | str | None = None,
+    *,
+    shop_name: str = "My shop",
+    timezone: str = "Asia/Shanghai",
+    currency: str = "CNY",
+) -> Settings:
+    """Create the workspace folder and its ``archer.toml``; keep an existing file as it is."""
+    home = Path(home) if home is not None else default_home()
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / CONFIG_FILE
+    if not cfg.exists():
+        Settings(home=home, timezone=timezone, currency=currency)  # validate before writing
+        cfg.write_text(
+            _TEMPLATE.format(shop_name=shop_name, timezone=timezone, currency=currency.upper()),
+            encoding="utf-8",
+        )
+    settings = load_settings(home)
+    settings.quarantine_dir.mkdir(exist_ok=True)
+    return settings

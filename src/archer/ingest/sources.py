@@ -1,0 +1,322 @@
+"""Reading a shop's export file into the engine as text columns with line numbers.
+
+Files are read by DuckDB (also when the warehouse is Spark): CSV of any
+delimiter, plain or gzip, UTF-8 with or without BOM, GBK/GB18030 and UTF-16
+(transcoded as a stream), Excel ``.xlsx`` and Parquet. Every value arrives as
+text; typing and validation happen afterwards, in the engine. Each row keeps
+the number of the line it came from so a rejected row can be found again.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+SAMPLE_BYTES = 1 << 20
+CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".tab", ".dat"}
+EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xls"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+Progress = Callable[[str, int, int], None]
+
+
+class SourceError(ValueError):
+    """A file that cannot be read at all; the message says which file and why."""
+
+
+@dataclass
+class Source:
+    """A file staged in the reader engine: text columns plus ``_line``."""
+
+    path: Path
+    format: str
+    table: ir.Table
+    headers: list[str]
+    rows: int
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    parse_rejects: ir.Table | None = None  # columns: line, reason, raw
+    n_parse_rejects: int = 0
+    cleanup: list[str] = field(default_factory=list)
+
+    def line_label(self) -> str:
+        return "row" if self.format == "parquet" else "line"
+
+
+def open_source(
+    con: ibis.BaseBackend,
+    path: Path,
+    *,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    header: bool = True,
+    columns: list[str] | None = None,
+    workdir: Path,
+    progress: Progress | None = None,
+) -> Source:
+    """Stage ``path`` in the DuckDB connection ``con`` and describe it."""
+    path = Path(path)
+    if not path.exists():
+        raise SourceError(f"{path}: no such file")
+    if path.is_dir():
+        raise SourceError(f"{path}: is a folder, expected a file")
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: the file is empty")
+    suffixes = [s.lower() for s in path.suffixes]
+    last = suffixes[-1] if suffixes else ""
+    if last in PARQUET_SUFFIXES:
+        return _open_parquet(con, path)
+    if last in EXCEL_SUFFIXES:
+        return _open_excel(con, path)
+    gz = last == ".gz"
+    inner = suffixes[-2] if gz and len(suffixes) > 1 else last
+    if inner and inner not in CSV_SUFFIXES and inner != ".gz":
+        # Unknown extensions are tried as text; binary content is caught below.
+        pass
+    return _open_csv(
+        con, path, gz=gz, delimiter=delimiter, encoding=encoding, header=header,
+        columns=columns, workdir=workdir, progress=progress,
+    )
+
+
+# -- CSV ----------------------------------------------------------------------------
+def _read_sample(path: Path, gz: bool) -> bytes:
+    try:
+        if gz:
+            with gzip.open(path, "rb") as f:
+                return f.read(SAMPLE_BYTES)
+        with path.open("rb") as f:
+            return f.read(SAMPLE_BYTES)
+    except (OSError, EOFError) as e:
+        raise SourceError(f"{path}: cannot be read ({e})") from None
+
+
+def detect_encoding(sample: bytes, path: Path) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM, else GB18030 (a superset of GBK)."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if sample.startswith(b"PK\x03\x04"):
+        raise SourceError(
+            f"{path}: this is a zip archive (an Excel workbook?), not a text file; "
+            "name it .xlsx to import it as Excel"
+        )
+    if b"\x00" in sample[:65536]:
+        raise SourceError(f"{path}: looks like a binary file, not CSV text (it contains NUL bytes)")
+    for enc in ("utf-8", "gb18030"):
+        try:
+            codecs.getincrementaldecoder(enc)().decode(sample, final=False)
+            return enc
+        except UnicodeDecodeError:
+            continue
+    raise SourceError(
+        f"{path}: not readable as UTF-8 or GBK/GB18030 text; save it as UTF-8 CSV"
+    )
+
+
+def sniff_delimiter(text: str) -> str:
+    """The delimiter of a CSV sample: the one that splits its lines most consistently."""
+    lines = [ln for ln in text.splitlines()[:50] if ln.strip()]
+    if not lines:
+        return ","
+    try:
+        return csv.Sniffer().sniff("\n".join(lines[:20]), delimiters=",\t;|").delimiter
+    except csv.Error:
+        counts = {d: lines[0].count(d) for d in ",\t;|"}
+        best = max(counts, key=counts.get)
+        return best if counts[best] else ","
+
+
+def _transcode(path: Path, gz: bool, encoding: str, out: Path, progress: Progress | None) -> None:
+    """Stream ``path`` from ``encoding`` to UTF-8 without holding it in memory."""
+    total = path.stat().st_size
+    opener = gzip.open if gz else open
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    done = 0
+    line = 1
+    with opener(path, "rb") as src, out.open("w", encoding="utf-8", newline="") as dst:
+        raw_pos = src.fileobj if gz else src  # type: ignore[attr-defined]
+        while chunk := src.read(4 << 20):
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                bad = chunk[: e.start].count(b"\n") + line
+                raise SourceError(
+                    f"{path}: line {bad}: bytes that are not valid {encoding} "
+                    f"(file read as {encoding}); re-save the file as UTF-8"
+                ) from None
+            line += chunk.count(b"\n")
+            dst.write(text)
+            done = raw_pos.tell() if hasattr(raw_pos, "tell") else done + len(chunk)
+            if progress:
+                progress("transcoding", done, total)
+        dst.write(decoder.decode(b"", final=True))
+
+
+def _open_csv(
+    con: ibis.BaseBackend,
+    path: Path,
+    *,
+    gz: bool,
+    delimiter: str | None,
+    encoding: str | None,
+    header: bool,
+    columns: list[str] | None,
+    workdir: Path,
+    progress: Progress | None,
+) -> Source:
+    sample = _read_sample(path, gz)
+    enc = encoding or detect_encoding(sample, path)
+    text = codecs.getincrementaldecoder(enc)(errors="replace").decode(sample, final=False)
+    if not text.strip():
+        raise SourceError(f"{path}: the file holds no rows (only blank space)")
+    delim = delimiter or sniff_delimiter(text)
+    read_path = path
+    if enc not in ("utf-8", "utf-8-sig"):
+        read_path = workdir / f"transcoded_{uuid.uuid4().hex}.csv"
+        _transcode(path, gz, enc, read_path, progress)
+    if columns is None and header:
+        first = next(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delim), [])
+        if not any(h.strip() for h in first):
+            raise SourceError(f"{path}: the first line is empty; expected a header row")
+
+    tag = uuid.uuid4().hex[:10]
+    stage, rej_t, rej_s = f"_src_{tag}", f"_rej_{tag}", f"_rejscan_{tag}"
+    raw = con.con
+    opts: dict[str, object] = {"p": str(read_path), "d": delim}
+    col_sql = ""
+    if columns is not None:
+        col_sql = ", columns=$cols"
+        opts["cols"] = {c: "VARCHAR" for c in columns}
+    try:
+        raw.execute(
+            f"""CREATE TEMP TABLE "{stage}" AS
+                SELECT CAST(ordinality AS BIGINT) AS _ord, * EXCLUDE (ordinality)
+                FROM read_csv($p, delim=$d, quote='"', escape='"', header={str(header).lower()},
+                              all_varchar=true, null_padding=false, strict_mode=true,
+                              store_rejects=true, rejects_table='{rej_t}',
+                              rejects_scan='{rej_s}', max_line_size=16777216{col_sql})
+                WITH ORDINALITY""",
+            opts,
+        )
+    except Exception as e:  # DuckDB raises many kinds here; all mean "cannot parse"
+        raise SourceError(f"{path}: cannot be read as CSV ({_first_line(e)})") from None
+
+    n_rej = raw.execute(f'SELECT count(*) FROM "{rej_t}"').fetchone()[0]
+    first_line = 2 if header else 1
+    if n_rej:
+        # DuckDB numbers rejected records by line (header = 1); give accepted
+        # rows theirs: the k-th accepted row skips every rejected line before it.
+        raw.execute(
+            f"""CREATE TEMP TABLE "{stage}_l" AS
+                WITH r AS (SELECT line, row_number() OVER (ORDER BY line) AS i
+                           FROM (SELECT DISTINCT line FROM "{rej_t}")),
+                     k AS (SELECT line - i - {first_line - 2} AS k0, max(i) AS n
+                           FROM r GROUP BY ALL)
+                SELECT s.* EXCLUDE (_ord),
+                       s._ord + {first_line - 1} + coalesce(k.n, 0) AS _line
+                FROM "{stage}" s ASOF LEFT JOIN k ON s._ord >= k.k0"""
+        )
+        raw.execute(f'DROP TABLE "{stage}"')
+        stage = f"{stage}_l"
+    else:
+        raw.execute(
+            f'ALTER TABLE "{stage}" RENAME COLUMN _ord TO _line; '
+            f'UPDATE "{stage}" SET _line = _line + {first_line - 1}'
+        )
+    table = con.table(stage)
+    headers = [c for c in table.columns if c != "_line"]
+    rejects = None
+    if n_rej:
+        rejects = con.sql(
+            f"""SELECT CAST(line AS BIGINT) AS line,
+                       'malformed CSV row: ' || lower(replace(error_type, '_', ' ')) || ' ('
+                           || error_message || ')' AS reason,
+                       csv_line AS raw
+                FROM "{rej_t}" QUALIFY row_number() OVER (PARTITION BY line) = 1"""
+        )
+    rows = int(table.count().execute())
+    return Source(
+        path, "csv", table, headers, rows + int(n_rej or 0), enc, delim, rejects, int(n_rej),
+        cleanup=[stage, rej_t, rej_s],
+    )
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+# -- Parquet and Excel ----------------------------------------------------------------
+def _open_parquet(con: ibis.BaseBackend, path: Path) -> Source:
+    try:
+        t = con.read_parquet(str(path))
+    except Exception as e:
+        raise SourceError(f"{path}: cannot be read as Parquet ({_first_line(e)})") from None
+    t = t.select(**{c: t[c].cast("string") for c in t.columns})
+    stage = f"_src_{uuid.uuid4().hex[:10]}"
+    t = t.mutate(_line=ibis.row_number() + 1)
+    table = con.create_table(stage, t, temp=True)
+    headers = [c for c in table.columns if c != "_line"]
+    return Source(path, "parquet", table, headers, int(table.count().execute()), cleanup=[stage])
+
+
+def _excel_text(v: object) -> str | None:
+    if v is None or v == "":
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if hasattr(v, "isoformat"):
+        return v.isoformat(sep=" ") if hasattr(v, "hour") else v.isoformat()
+    return str(v)
+
+
+def _open_excel(con: ibis.BaseBackend, path: Path) -> Source:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+        sheet = wb.get_sheet_by_index(0)
+        rows = sheet.to_python(skip_empty_area=False)
+    except Exception as e:
+        raise SourceError(f"{path}: cannot be read as an Excel workbook ({_first_line(e)})") from None
+    if not rows:
+        raise SourceError(f"{path}: the first sheet is empty")
+    headers = _unique([_excel_text(h) or f"column{i}" for i, h in enumerate(rows[0])])
+    data: dict[str, list[str | None]] = {h: [] for h in headers}
+    lines: list[int] = []
+    for n, row in enumerate(rows[1:], start=2):
+        if all(v in (None, "") for v in row):
+            continue
+        lines.append(n)
+        for i, h in enumerate(headers):
+            data[h].append(_excel_text(row[i]) if i < len(row) else None)
+    arrow = pa.table({"_line": pa.array(lines, pa.int64()), **{h: pa.array(v, pa.string()) for h, v in data.items()}})
+    stage = f"_src_{uuid.uuid4().hex[:10]}"
+    table = con.create_table(stage, arrow, temp=True)
+    return Source(path, "excel", table, headers, len(lines), cleanup=[stage])
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        out.append(n if k == 0 else f"{n}_{k}")
+        seen[n] = k + 1
+    return out
+
+
+def close_source(con: ibis.BaseBackend, src: Source) -> None:
+    for name in src.cleanup:
+        con.con.execute(f'DROP TABLE IF EXISTS "{name}"')

@@ -1,0 +1,44 @@
+"""What is in the workspace: rows per table and the last imports."""
+
+from __future__ import annotations
+
+from archer.config import CONFIG_FILE, Settings
+from archer.warehouse import Warehouse
+
+
+def status(settings: Settings, last: int = 5) -> dict:
+    """Rows per canonical table and the newest imports, as a JSON-ready dict."""
+    if not (settings.home / CONFIG_FILE).exists():
+        raise ValueError(f"no workspace at {settings.home}: run `archer init` first")
+    with Warehouse.connect(settings.warehouse_url) as wh:
+        wh.ensure_tables()
+        return {
+            "home": str(settings.home.resolve()),
+            "shop_name": settings.shop_name,
+            "warehouse": settings.warehouse_url,
+            "timezone": settings.timezone,
+            "currency": settings.currency,
+            "tables": wh.counts(),
+            "last_imports": wh.last_imports(last),
+        }
+
+
+def summary_text(doc: dict) -> str:
+    """The demo's closing summary, in words."""
+    t = doc["tables"]
+    lines = [
+        "",
+        f"Archer demo — {doc['shop_name']} ({doc['home']})",
+        f"  customers   {t['customers']:>12,}",
+        f"  products    {t['products']:>12,}",
+        f"  orders      {t['orders']:>12,}",
+        f"  order items {t['order_items']:>12,}",
+        f"  refunds     {t['refunds']:>12,}",
+        f"  events      {t['events']:>12,}",
+    ]
+    rejected = sum(i["rejected"] for i in doc.get("imports", []))
+    lines.append(f"  rows rejected on import: {rejected:,}")
+    for k, v in doc.get("highlights", {}).items():
+        lines.append(f"  {k}: {v}")
+    lines.append("Next: `archer status --home {}` or open the workspace in Python.".format(doc["home"]))
+    return "\n".join(lines)

@@ -1,0 +1,244 @@
+"""The warehouse: an Ibis backend opened from a URL, holding the canonical tables.
+
+This is the only module that knows which engine runs. Everything else asks it
+for Ibis tables and hands it Ibis expressions to store.
+
+URLs: ``duckdb:///path/to/file.duckdb`` (the default, one file in the
+workspace), ``duckdb://`` (in memory) and ``pyspark://local`` (a local Spark
+session; ``pyspark://local?warehouse=DIR`` keeps its tables in DIR).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import ibis
+import ibis.expr.types as ir
+
+from archer.schema import IMPORT_LOG, LOAD_ORDER, TABLES, get_table
+
+IMPORT_LOG_TABLE = "import_log"
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse URL or engine could not be used."""
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    inserted: int
+    updated: int
+    unchanged: int
+
+    def __add__(self, other: UpsertResult) -> UpsertResult:
+        return UpsertResult(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+        )
+
+
+class Warehouse:
+    """A connected warehouse: canonical tables, upserts, the import log."""
+
+    def __init__(self, con: ibis.BaseBackend, url: str, engine: str) -> None:
+        self.con = con
+        self.url = url
+        self.engine = engine
+        self._tmpdir: Path | None = None
+
+    # -- opening -----------------------------------------------------------------
+    @classmethod
+    def connect(cls, url: str) -> Warehouse:
+        parsed = urlparse(url)
+        scheme = parsed.scheme.lower()
+        if scheme == "duckdb":
+            path = (parsed.netloc + parsed.path) if parsed.netloc else parsed.path
+            if path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            con = ibis.duckdb.connect(path or ":memory:")
+            return cls(con, url, "duckdb")
+        if scheme == "pyspark":
+            return cls(_spark_backend(parsed), url, "pyspark")
+        raise WarehouseError(
+            f"unsupported warehouse URL {url!r}: expected duckdb:///path or pyspark://local"
+        )
+
+    def close(self) -> None:
+        if self.engine == "duckdb":
+            self.con.disconnect()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- tables ------------------------------------------------------------------
+    def ensure_tables(self) -> None:
+        """Create every canonical table (and the import log) that does not exist yet."""
+        existing = set(self.con.list_tables())
+        for name in LOAD_ORDER:
+            if name not in existing:
+                self.con.create_table(name, schema=TABLES[name].ibis_schema())
+        if IMPORT_LOG_TABLE not in existing:
+            self.con.create_table(IMPORT_LOG_TABLE, schema=IMPORT_LOG)
+
+    def table(self, name: str) -> ir.Table:
+        return self.con.table(name)
+
+    def has_table(self, name: str) -> bool:
+        return name in self.con.list_tables()
+
+    def counts(self) -> dict[str, int]:
+        """Rows per canonical table (0 for a table not created yet)."""
+        existing = set(self.con.list_tables())
+        return {
+            name: int(self.con.table(name).count().execute()) if name in existing else 0
+            for name in LOAD_ORDER
+        }
+
+    # -- transactions ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing on DuckDB; on Spark each table write is atomic on its own."""
+        if self.engine != "duckdb":
+            yield
+            return
+        raw = self.con.con
+        raw.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            raw.execute("ROLLBACK")
+            raise
+        raw.execute("COMMIT")
+
+    # -- moving data in ----------------------------------------------------------------
+    def adopt(self, expr: ir.Table, reader: ibis.BaseBackend) -> ir.Table:
+        """Make ``expr`` (built on ``reader``) usable in this warehouse.
+
+        Same connection: returned as is. Another engine: streamed through a
+        Parquet file, so nothing has to fit in memory.
+        """
+        if reader is self.con:
+            return expr
+        if self._tmpdir is None:
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="archer-stage-"))
+        path = self._tmpdir / f"stage_{uuid.uuid4().hex}.parquet"
+        expr.to_parquet(path)
+        return self.con.read_parquet(str(path))
+
+    def upsert(self, name: str, rows: ir.Table) -> UpsertResult:
+        """Insert new keys, replace changed rows, leave identical rows alone.
+
+        ``rows`` must have the table's columns and unique keys. Importing the
+        same rows twice therefore writes nothing the second time.
+        """
+        spec = get_table(name)
+        key = list(spec.key)
+        cols = spec.names
+        staged = self._materialise(rows.select(cols).cast(spec.ibis_schema()), name)
+        target = self.table(name)
+
+        existing = staged.semi_join(target, key)
+        new = staged.anti_join(target, key)
+        joined = staged.join(target, key, lname="{name}", rname="{name}_old")
+        differs = ibis.or_(
+            *[~joined[c].identical_to(joined[f"{c}_old"]) for c in cols if c not in key]
+        )
+        changed = joined.filter(differs).select(key)
+
+        n_new = int(new.count().execute())
+        n_existing = int(existing.count().execute())
+        n_changed = int(changed.count().execute())
+        if n_new == 0 and n_changed == 0:
+            self._drop_stage(staged)
+            return UpsertResult(0, 0, n_existing)
+
+        changed_rows = staged.semi_join(changed, key)
+        if self.engine == "duckdb":
+            if n_changed:
+                changed_keys = self._materialise(changed, f"{name}_changed")
+                self._delete_keys(name, changed_keys.op().name, key)
+                self._drop_stage(changed_keys)
+                changed_rows = staged.anti_join(self.table(name), key)
+                self.con.insert(name, changed_rows)
+            else:
+                self.con.insert(name, new)
+        else:
+            kept = target.anti_join(changed, key)
+            merged = kept.union(staged.anti_join(kept, key))
+            scratch = self._materialise(merged, f"{name}_merged")
+            self.con.create_table(name, scratch, overwrite=True)
+            self._drop_stage(scratch)
+        self._drop_stage(staged)
+        return UpsertResult(n_new, n_changed, n_existing - n_changed)
+
+    def _materialise(self, expr: ir.Table, hint: str) -> ir.Table:
+        name = f"_stage_{hint}_{uuid.uuid4().hex[:8]}"
+        if self.engine == "duckdb":
+            return self.con.create_table(name, expr, temp=True)
+        return self.con.create_table(name, expr)
+
+    def _drop_stage(self, t: ir.Table) -> None:
+        self.con.drop_table(t.op().name, force=True)
+
+    def _delete_keys(self, name: str, keys_table: str, key: list[str]) -> None:
+        # Identifiers only: the keys themselves come from a table, never from text.
+        q = self._quote
+        cond = " AND ".join(f"{q(name)}.{q(k)} = {q(keys_table)}.{q(k)}" for k in key)
+        self.con.raw_sql(f"DELETE FROM {q(name)} USING {q(keys_table)} WHERE {cond}")
+
+    @staticmethod
+    def _quote(ident: str) -> str:
+        return '"' + ident.replace('"', '""') + '"'
+
+    # -- the import log --------------------------------------------------------------
+    def log_import(self, record: dict) -> None:
+        self.con.insert(IMPORT_LOG_TABLE, ibis.memtable([record], schema=IMPORT_LOG))
+
+    def last_imports(self, limit: int = 10) -> list[dict]:
+        if not self.has_table(IMPORT_LOG_TABLE):
+            return []
+        t = self.table(IMPORT_LOG_TABLE)
+        df = t.order_by(ibis.desc(t.finished_at)).limit(limit).to_pyarrow().to_pylist()
+        return df
+
+
+def _spark_backend(parsed) -> ibis.BaseBackend:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as e:  # pragma: no cover - depends on the extra being installed
+        raise WarehouseError(
+            "pyspark:// needs PySpark: pip install 'archer[spark]' (and a Java 17 runtime)"
+        ) from e
+    master = parsed.netloc or "local"
+    master = "local[2]" if master == "local" else master
+    opts = parse_qs(parsed.query)
+    builder = (
+        SparkSession.builder.master(master)
+        .appName("archer")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    if "warehouse" in opts:
+        builder = builder.config("spark.sql.warehouse.dir", opts["warehouse"][0])
+    return ibis.pyspark.connect(builder.getOrCreate())
+
+
+def connect(url: str) -> Warehouse:
+    """Open the warehouse at ``url`` and make sure its tables exist."""
+    wh = Warehouse.connect(url)
+    wh.ensure_tables()
+    return wh
