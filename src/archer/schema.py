@@ -157,7 +157,7 @@ ORDER_ITEMS = Table(
         C("line_no", "int", required=True),
         C("product_id", "id", required=True),
         C("quantity", "int", required=True),
-        C("unit_price", "money"),
+        C("unit_price", "money", nonnegative=True),
         C("unit_cost", "money", nonnegative=True),
     ),
 )

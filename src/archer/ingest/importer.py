@@ -64,6 +64,7 @@ class ImportResult:
     delimiter: str = ","
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
+    summary: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -192,6 +193,10 @@ def import_file(
                 tables=results, reasons=reasons, ignored_columns=ignored, mapping=used,
                 encoding=src.encoding, delimiter=src.delimiter,
             )
+            if pre is not None and pre.summary is not None:
+                figures = pre.summary(src.table)
+                row = src.table.aggregate(**figures).to_pyarrow().to_pylist()[0]
+                result.summary = {k: int(v) for k, v in row.items()}
             result.seconds = round(time.perf_counter() - started, 3)
             wh.log_import(_log_record(result, started_at))
         result.counts = wh.counts()
@@ -251,11 +256,13 @@ def _write_quarantine(src: Source, parts: list[ir.Table], out: Path) -> tuple[in
 
 
 def _reason_kind(reason: ir.StringValue) -> ir.StringValue:
-    """Group reasons without their cell values: 'orders: created_at: … is not a date'."""
+    """A reason without its cell values, to count alike problems together."""
     first = reason.split("; ")[0]
-    return first.re_replace(r"^([a-z_]+: [a-z_]+): .*? (is (?:not|outside|negative).*)$", r"\1 \2").re_replace(
-        r"duplicate (.*?) .* \(first on line \d+\)$", r"duplicate \1"
-    ).re_replace(r"\s*\(Expected.*\)$", "").re_replace(r"\.$", "")
+    return (
+        first.re_replace(r"^([a-z_]+: [a-z_]+): .*? (is (?:not|outside|negative).*)$", r"\1 \2")
+        .re_replace(r"\s*\(.*\)$", "")
+        .re_replace(r"\.$", "")
+    )
 
 
 def _log_record(r: ImportResult, started_at: datetime) -> dict:

@@ -22,9 +22,13 @@ def typed_rows(
     mapping: ColumnMapping,
     ctx: ParseContext,
     *,
-    negative_ok: ir.BooleanValue | None = None,
+    negative_ok: str | None = None,
 ) -> ir.Table:
-    """Canonical rows of ``table`` from the text table ``src`` (which has ``_line``)."""
+    """Canonical rows of ``table`` from the text table ``src`` (which has ``_line``).
+
+    ``negative_ok`` names a boolean column of ``src`` that allows negative
+    quantities on its rows (the lines of a cancellation).
+    """
     values: dict[str, ir.Value] = {}
     reasons: list[ir.StringValue] = []
     for col in table.columns:
@@ -40,7 +44,7 @@ def typed_rows(
     catch_all = CATCH_ALL.get(table.name)
     if catch_all and catch_all not in mapping.columns and mapping.extra:
         values[catch_all] = _json_of(src, mapping.extra)
-    reasons.extend(_row_rules(table, values, negative_ok))
+    reasons.extend(_row_rules(table, values, src[negative_ok] if negative_ok else None))
     out = src.select(_line=src["_line"], **values, _base=_join_reasons(reasons))
     out = _places(out, table, ctx)
     out = _defaults(out, table)
@@ -122,7 +126,7 @@ def _duplicates(t: ir.Table, table: Table) -> ir.Table:
     )
     dup = reason_if(
         ok & (t._line != first),
-        f"duplicate {label} " + key_text + " (first on line " + first.cast(dt.string) + ")",
+        f"duplicate {label} (" + key_text + ", first on line " + first.cast(dt.string) + ")",
     )
     return t.mutate(_reason=t._base.coalesce(dup)).drop("_base")
 

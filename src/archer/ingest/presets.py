@@ -1,0 +1,278 @@
+"""Known export formats, where one file may fill several canonical tables.
+
+A preset turns the staged text table of a file into text tables shaped like
+the canonical ones (each with ``_line``) and hands them to the same validator
+as any other import, so its rows are checked, quarantined and upserted alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+from archer.ingest.columns import ColumnMapping
+from archer.ingest.parse import ParseContext, clean
+from archer.ingest.sources import Source
+from archer.ingest.validate import typed_rows
+from archer.schema import TABLES
+
+
+class PresetError(ValueError):
+    """The file does not look like the preset's format."""
+
+
+@dataclass
+class Preset:
+    name: str
+    description: str
+    tables: tuple[str, ...]
+    required: tuple[str, ...] = ()
+    reader: dict = field(default_factory=dict)
+    shape: Callable[[ir.Table, ParseContext], dict[str, ir.Table]] | None = None
+    summary: Callable[[ir.Table], dict[str, ir.Value]] | None = None
+
+    def read_options(self) -> dict:
+        return dict(self.reader)
+
+    def build(self, src: Source, ctx: ParseContext) -> dict[str, ir.Table]:
+        missing = [h for h in self.required if h not in src.headers]
+        if missing:
+            raise PresetError(
+                f"{src.path}: not a {self.name} file: column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)} not found; headers found: {', '.join(src.headers)}"
+            )
+        assert self.shape is not None
+        return self.shape(src.table, ctx)
+
+
+def checked(name: str, text: ir.Table, ctx: ParseContext, **kw) -> ir.Table:
+    """Validate a preset's text table whose columns already carry canonical names."""
+    spec = TABLES[name]
+    mapping = ColumnMapping({c: c for c in spec.names if c in text.columns})
+    return typed_rows(text, spec, mapping, ctx, **kw)
+
+
+def _s(v: ir.Value) -> ir.StringValue:
+    return v.cast(dt.string)
+
+
+# -- UCI Online Retail ----------------------------------------------------------------
+def _online_retail(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
+    """Invoice lines → order items; invoices → orders; StockCodes → products; ids → customers.
+
+    ``C…`` invoices are cancellations (their negative quantities are allowed);
+    lines without a CustomerID are guest orders, kept with an empty customer.
+    """
+    inv = clean(t.InvoiceNo)
+    lines = t.mutate(
+        _inv=inv,
+        _cust=clean(t.CustomerID).re_replace(r"\.0+$", ""),
+        _cancel=inv.startswith("C").fill_null(False),
+        _price=t.UnitPrice.strip().try_cast(dt.float64),
+    )
+    w = ibis.window(group_by=lines._inv, order_by=lines._line)
+    items_text = lines.select(
+        "_line",
+        "_cancel",
+        order_id=lines._inv,
+        line_no=_s(ibis.row_number().over(w) + 1),
+        product_id=clean(lines.StockCode),
+        quantity=lines.Quantity,
+        unit_price=lines.UnitPrice,
+    )
+    items = checked("order_items", items_text, ctx, negative_ok="_cancel")
+    good = items.filter(items._reason.isnull())
+    totals = good.group_by(_oid=good.order_id).aggregate(
+        _goods=(good.quantity * good.unit_price).sum()
+    )
+    heads = lines.group_by(order_id=lines._inv).aggregate(
+        _line=lines._line.min(),
+        created_at=lines.InvoiceDate.min(),
+        customer_id=lines._cust.min(),
+        _cancel=lines._cancel.max(),
+    )
+    heads = heads.left_join(totals, heads.order_id == totals._oid).drop("_oid")
+    orders_text = heads.select(
+        "_line",
+        "order_id",
+        "customer_id",
+        "created_at",
+        paid_at=ibis.ifelse(heads._cancel, ibis.null(dt.string), heads.created_at),
+        cancelled_at=ibis.ifelse(heads._cancel, heads.created_at, ibis.null(dt.string)),
+        status=ibis.ifelse(heads._cancel, "cancelled", "completed"),
+        goods_amount=_s(heads._goods),
+        discount_amount=ibis.literal("0"),
+        shipping_fee=ibis.literal("0"),
+        paid_amount=ibis.ifelse(heads._cancel, ibis.null(dt.string), _s(heads._goods)),
+        _empty=heads._goods.isnull(),
+    )
+    orders = checked("orders", orders_text, ctx)
+    # An invoice none of whose lines could be taken is no order; its lines are in quarantine.
+    orders = _reject_empty_orders(orders, orders_text)
+
+    buyers = lines.filter(lines._cust.notnull())
+    customers_text = buyers.group_by(customer_id=buyers._cust).aggregate(
+        _line=buyers._line.min(), _country=buyers.Country.mode()
+    )
+    customers_text = customers_text.mutate(
+        attributes=ibis.struct({"country": customers_text._country}).cast(dt.json).cast(dt.string)
+    )
+    customers = checked("customers", customers_text, ctx)
+
+    sold = lines.filter(~lines._cancel & (lines._price > 0))
+    products_text = lines.group_by(product_id=clean(lines.StockCode)).aggregate(
+        _line=lines._line.min(), name=clean(lines.Description).mode()
+    )
+    prices = sold.group_by(_pid=clean(sold.StockCode)).aggregate(_p=sold._price.median())
+    products_text = products_text.left_join(prices, products_text.product_id == prices._pid)
+    products_text = products_text.mutate(list_price=_s(products_text._p.round(2))).drop("_pid", "_p")
+    products = checked("products", products_text, ctx)
+    return {"order_items": items, "orders": orders, "customers": customers, "products": products}
+
+
+def _reject_empty_orders(orders: ir.Table, text: ir.Table) -> ir.Table:
+    empty = text.filter(text._empty).select(_eo=text.order_id)
+    j = orders.left_join(empty, orders.order_id == empty._eo)
+    reason = ibis.ifelse(
+        j._eo.notnull(),
+        "no line of the invoice could be taken (" + j.order_id + ")",
+        ibis.null(dt.string),
+    )
+    return j.mutate(_reason=j._reason.coalesce(reason)).drop("_eo")
+
+
+def _online_retail_summary(t: ir.Table) -> dict[str, ir.Value]:
+    cust = clean(t.CustomerID)
+    return {
+        "invoices": t.InvoiceNo.nunique(),
+        "cancellation_invoices": t.InvoiceNo.nunique(where=t.InvoiceNo.startswith("C")),
+        "customers": cust.nunique(),
+        "lines": t.count(),
+        "guest_lines": t.count(where=cust.isnull()),
+    }
+
+
+# -- CDNOW ----------------------------------------------------------------------------
+def _cdnow(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
+    """Both CDNOW layouts: the master file (id date cds dollars, with a header) and the
+    1/10 sample (master id, sample id, date, cds, dollars; no header).
+
+    Each line is one purchase; several on a day stay separate orders, as in the file.
+    """
+    parts = t.line.strip().re_split(r"\s+")
+    n = parts.length()
+    rows = t.mutate(_p=parts, _n=n).filter(parts[0] != "customer_id")
+    date_i = ibis.ifelse(rows._n >= 5, 2, 1)
+    cust = rows._p[0]
+    date = rows._p[date_i]
+    cds = rows._p[date_i + 1]
+    dollars = rows._p[date_i + 2]
+    base = rows.mutate(
+        customer_id=cust,
+        created_at=date,
+        order_id=cust + "-" + date + "-" + _s(rows._line),
+        _cds=cds,
+        _dollars=dollars,
+        _bad=(rows._n < 4) | (rows._n > 5),
+    )
+    orders_text = base.select(
+        "_line",
+        "order_id",
+        "customer_id",
+        "created_at",
+        paid_at=base.created_at,
+        status=ibis.literal("completed"),
+        goods_amount=base._dollars,
+        discount_amount=ibis.literal("0"),
+        shipping_fee=ibis.literal("0"),
+        paid_amount=base._dollars,
+        _bad=base._bad,
+    )
+    orders = checked("orders", orders_text, ctx)
+    orders = orders.mutate(
+        _reason=ibis.ifelse(
+            orders._reason.isnull() & _bad_col(orders, orders_text),
+            "expected 4 (master) or 5 (sample) fields",
+            orders._reason,
+        )
+    )
+    price = base._dollars.try_cast(dt.float64) / base._cds.try_cast(dt.float64).nullif(0)
+    items_text = base.select(
+        "_line",
+        "order_id",
+        line_no=ibis.literal("1"),
+        product_id=ibis.literal("CD"),
+        quantity=base._cds,
+        unit_price=_s(price.round(2)).coalesce("0"),
+    )
+    items = checked("order_items", items_text, ctx)
+    customers_text = base.group_by("customer_id").aggregate(_line=base._line.min())
+    customers = checked("customers", customers_text, ctx)
+    products = checked(
+        "products",
+        ibis.memtable({"_line": [1], "product_id": ["CD"], "name": ["Compact disc"], "category": ["music"]}),
+        ctx,
+    )
+    return {"orders": orders, "order_items": items, "customers": customers, "products": products}
+
+
+def _bad_col(orders: ir.Table, text: ir.Table) -> ir.BooleanValue:
+    return orders._line.isin(text.filter(text._bad)._line)
+
+
+def _cdnow_summary(t: ir.Table) -> dict[str, ir.Value]:
+    first = t.line.strip().re_split(r"\s+")[0]
+    data = first != "customer_id"
+    return {"purchases": t.count(where=data), "customers": first.nunique(where=data)}
+
+
+PRESETS: dict[str, Preset] = {
+    "online-retail": Preset(
+        "online-retail",
+        "UCI Online Retail invoice lines (InvoiceNo, StockCode, Description, Quantity, "
+        "InvoiceDate, UnitPrice, CustomerID, Country)",
+        tables=("orders", "order_items", "customers", "products"),
+        required=("InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"),
+        shape=_online_retail,
+        summary=_online_retail_summary,
+    ),
+    "cdnow": Preset(
+        "cdnow",
+        "CDNOW purchase log, master (customer_id date number_of_cds dollar_value) or 1/10 sample",
+        tables=("orders", "order_items", "customers", "products"),
+        reader={"delimiter": "\x1f", "header": False, "columns": ["line"]},
+        shape=_cdnow,
+        summary=_cdnow_summary,
+    ),
+}
+
+
+def register(preset: Preset) -> Preset:
+    PRESETS[preset.name] = preset
+    return preset
+
+
+def get_preset(name: str) -> Preset:
+    _load_plugins()
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown preset {name!r}: expected one of {', '.join(sorted(PRESETS))}"
+        ) from None
+
+
+def _load_plugins() -> None:
+    """Presets that live in their own module register themselves on import."""
+    import importlib
+
+    for mod in ("archer.ingest.taobao",):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise

@@ -1,0 +1,45 @@
+"""Shared fixtures: a fresh workspace per test, on a real DuckDB file in tmp_path."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from archer.config import Settings, init_workspace
+from archer.ingest.importer import ImportResult, import_file
+from archer.warehouse import Warehouse
+
+NOW = datetime(2026, 11, 1)
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Settings:
+    return init_workspace(tmp_path / "shop")
+
+
+def run_import(settings: Settings, table: str, path: Path, **kw) -> ImportResult:
+    kw.setdefault("now", NOW)
+    return import_file(settings, table, path, **kw)
+
+
+def rows(settings: Settings, table: str, order_by: str | None = None) -> list[dict]:
+    with Warehouse.connect(settings.warehouse_url) as wh:
+        t = wh.table(table)
+        if order_by:
+            t = t.order_by(order_by)
+        return t.to_pyarrow().to_pylist()
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def shared(*parts: str) -> Path:
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"reference data not found at {p}")
+    return p
