@@ -10,10 +10,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import rows, run_import, write
 
 from archer.ingest.importer import ImportError_
 from archer.ingest.sources import SourceError
+from conftest import rows, run_import, write
 
 ORDERS = (
     "订单编号,会员ID,下单时间,付款时间,订单状态,实付金额,省份,城市\n"
@@ -34,7 +34,9 @@ def test_chinese_headers_types_time_zone_and_places(ws, tmp_path):
     assert got["O3"]["paid_at"] == datetime(2024, 5, 3, 8, 31)
     assert got["O1"]["paid_amount"] == Decimal("129.90")
     assert (got["O1"]["status"], got["O2"]["status"], got["O3"]["status"]) == (
-        "completed", "created", "paid"
+        "completed",
+        "created",
+        "paid",
     )
     assert (got["O1"]["province"], got["O1"]["city"]) == ("Jiangsu", "Nanjing")
     assert (got["O2"]["province"], got["O2"]["city"]) == ("Shanghai", "Shanghai")
@@ -62,7 +64,8 @@ def test_same_file_twice_changes_nothing_and_a_later_file_updates_by_key(ws, tmp
 
 
 @pytest.mark.parametrize(
-    ("encoding", "prefix"), [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("gbk", b""), ("gb18030", b"")]
+    ("encoding", "prefix"),
+    [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("gbk", b""), ("gb18030", b"")],
 )
 def test_encodings(ws, tmp_path, encoding, prefix):
     f = tmp_path / "o.csv"
@@ -107,13 +110,17 @@ def test_bad_rows_are_quarantined_with_line_reason_and_cells(ws, tmp_path):
     )
     r = run_import(ws, "orders", write(tmp_path / "bad.csv", text))
     assert r.rows_read == 7
-    assert (r.inserted, r.rejected) == (2, 5)  # A and F
+    # A key given twice with different values is ambiguous: both rows wait in the quarantine.
+    assert (r.inserted, r.rejected) == (1, 6)  # only F
     with open(r.quarantine, encoding="utf-8") as f:
         q = {row["line"]: row for row in __import__("csv").DictReader(f)}
-    assert set(q) == {"3", "4", "5", "6", "7"}
+    assert set(q) == {"2", "3", "4", "5", "6", "7"}
     assert "paid_amount: x is not an amount" in q["3"]["reason"]
     assert "too many columns" in q["4"]["reason"] and q["4"]["raw"].startswith("C,C3")
-    assert "duplicate order_id (A, first on line 2)" in q["5"]["reason"]
+    for line in ("2", "5"):
+        assert "order_id given more than once with different values (A: lines 2, 5)" in (
+            q[line]["reason"]
+        )
     assert "created_at is missing" in q["6"]["reason"]
     assert "paid_at is before created_at" in q["7"]["reason"]
     assert q["5"]["customer_id"] == "C9"  # the original cells travel with the reason
@@ -132,7 +139,11 @@ def test_missing_required_column_stops_before_writing(ws, tmp_path):
 
 
 def test_unmapped_customer_columns_are_kept_as_attributes(ws, tmp_path):
-    text = "会员ID,性别,生日,邮箱,短信订阅,会员等级\nC1,女,1990-05-01,a@x.cn,是,金卡\nC2,男,,b@x.cn,否,\n"
+    text = (
+        "会员ID,性别,生日,邮箱,短信订阅,会员等级\n"
+        "C1,女,1990-05-01,a@x.cn,是,金卡\n"
+        "C2,男,,b@x.cn,否,\n"
+    )
     r = run_import(ws, "customers", write(tmp_path / "c.csv", text))
     assert r.inserted == 2
     c = {x["customer_id"]: x for x in rows(ws, "customers")}
@@ -207,9 +218,8 @@ def test_negative_quantity_needs_a_cancellation(ws, tmp_path):
 def test_an_import_is_one_transaction(ws, monkeypatch):
     """Fault injection (a deliberate failure, not a mock of behaviour): the last table's
     write fails, and nothing of the import remains."""
-    from conftest import shared
-
     from archer.warehouse import Warehouse
+    from conftest import shared
 
     real = Warehouse.upsert
 
@@ -223,3 +233,19 @@ def test_an_import_is_one_transaction(ws, monkeypatch):
         run_import(ws, "orders", shared("cdnow", "CDNOW_sample.txt"), preset="cdnow")
     assert rows(ws, "orders") == [] and rows(ws, "customers") == []
     assert list(ws.quarantine_dir.glob("*.csv")) == []
+
+
+def test_identical_copies_are_one_row_and_differing_copies_are_refused(ws, tmp_path):
+    """Overlapping exports repeat rows: a copy identical in every cell is no conflict."""
+    text = (
+        "order_id,customer_id,created_at\n"
+        "A,C1,2024-01-01\nA,C1,2024-01-01\nA,C1,2024-01-01\n"
+        "B,C2,2024-01-02\nB,C3,2024-01-02\n"
+        "C,C4,2024-01-03\n"
+    )
+    r = run_import(ws, "orders", write(tmp_path / "o.csv", text))
+    assert (r.rows_read, r.inserted, r.rejected) == (6, 2, 2)
+    assert r.tables["orders"].repeats == 2
+    assert sorted(o["order_id"] for o in rows(ws, "orders")) == ["A", "C"]
+    q = Path(r.quarantine).read_text(encoding="utf-8")
+    assert "B: lines 5, 6" in q

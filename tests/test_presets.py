@@ -8,10 +8,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import rows, run_import, shared
 
 from archer.config import init_workspace
 from archer.warehouse import Warehouse
+from conftest import rows, run_import, shared
 
 
 @pytest.fixture
@@ -20,7 +20,9 @@ def uk(tmp_path):
 
 
 def test_online_retail_everything_accounted_for(uk):
-    r = run_import(uk, "orders", shared("online_retail", "online_retail.csv.gz"), preset="online-retail")
+    r = run_import(
+        uk, "orders", shared("online_retail", "online_retail.csv.gz"), preset="online-retail"
+    )
     s = r.summary
     assert (s["lines"], s["invoices"], s["customers"]) == (541_909, 25_900, 4_372)
     assert s["guest_lines"] == 135_080
@@ -33,7 +35,9 @@ def test_online_retail_everything_accounted_for(uk):
     assert r.rows_read == 541_909
     # The 1,336 stock adjustments (negative quantity, not a C… invoice) and the two
     # negative "Adjust bad debt" prices are the only lines refused.
-    assert r.reasons["order_items: negative quantity on an order that is not a cancellation"] == 1336
+    assert (
+        r.reasons["order_items: negative quantity on an order that is not a cancellation"] == 1336
+    )
     assert r.reasons["order_items: unit_price is negative"] == 2
     assert t["order_items"].rejected == 1338
     with open(r.quarantine, encoding="utf-8") as f:

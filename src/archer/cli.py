@@ -96,8 +96,12 @@ def init(
         _fail(str(e))
     with connect(s.warehouse_url):
         pass
-    doc = {"home": str(s.home.resolve()), "warehouse": s.warehouse_url, "timezone": s.timezone,
-           "currency": s.currency}
+    doc = {
+        "home": str(s.home.resolve()),
+        "warehouse": s.warehouse_url,
+        "timezone": s.timezone,
+        "currency": s.currency,
+    }
     if json_out:
         _emit_json(doc)
     else:
@@ -106,15 +110,21 @@ def init(
 
 @app.command("import")
 def import_(
-    table: Annotated[str, typer.Argument(help="customers, products, orders, order_items, refunds or events.")],
-    file: Annotated[Path, typer.Argument(help="CSV (any delimiter, UTF-8 or GBK, .gz ok), .xlsx or .parquet.")],
+    table: Annotated[
+        str, typer.Argument(help="customers, products, orders, order_items, refunds or events.")
+    ],
+    file: Annotated[
+        Path, typer.Argument(help="CSV (any delimiter, UTF-8 or GBK, .gz ok), .xlsx or .parquet.")
+    ],
     preset: Annotated[
         str | None, typer.Option(help="A known export format: online-retail, cdnow, taobao-orders.")
     ] = None,
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="SOURCE_HEADER=column; repeat as needed.")
     ] = None,
-    delimiter: Annotated[str | None, typer.Option(help="Field delimiter (default: detected).")] = None,
+    delimiter: Annotated[
+        str | None, typer.Option(help="Field delimiter (default: detected).")
+    ] = None,
     encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detected).")] = None,
     date_format: Annotated[
         str | None, typer.Option(help="strptime format tried first, e.g. %d/%m/%Y.")
@@ -130,8 +140,15 @@ def import_(
     try:
         with _progress(not json_out) as report:
             r = import_file(
-                s, table, file, preset=preset, mapping=map_, delimiter=delimiter,
-                encoding=encoding, date_format=date_format, progress=report,
+                s,
+                table,
+                file,
+                preset=preset,
+                mapping=map_,
+                delimiter=delimiter,
+                encoding=encoding,
+                date_format=date_format,
+                progress=report,
             )
     except (ValueError, SourceError) as e:
         _fail(str(e))
@@ -145,8 +162,10 @@ def import_(
     )
     if len(r.tables) > 1:
         for name, t in r.tables.items():
-            out.print(f"  {name:<12} {t.inserted:>10,} inserted {t.updated:>8,} updated "
-                      f"{t.unchanged:>8,} unchanged {t.rejected:>8,} rejected")
+            out.print(
+                f"  {name:<12} {t.inserted:>10,} inserted {t.updated:>8,} updated "
+                f"{t.unchanged:>8,} unchanged {t.rejected:>8,} rejected"
+            )
     for reason, n in list(r.reasons.items())[:8]:
         out.print(f"  {n:>8,} × {reason}", highlight=False)
     if r.quarantine:
@@ -176,7 +195,8 @@ def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
         last = doc["last_imports"][0]
         out.print(
             f"Last import: {last['source']} into {last['table_name']} at {last['finished_at']} "
-            f"({last['inserted']:,} inserted, {last['updated']:,} updated, {last['rejected']:,} rejected)"
+            f"({last['inserted']:,} inserted, {last['updated']:,} updated, "
+            f"{last['rejected']:,} rejected)"
         )
     else:
         out.print("No imports yet: try `archer import orders FILE`.")
@@ -202,8 +222,15 @@ def sample(
     except ValueError as e:
         _fail(f"--start/--end: {e}")
     with _progress(not json_out) as report:
-        counts = generate(out_dir, customers=customers, seed=seed, fmt=fmt, start=d0, end=d1,
-                          progress=lambda stage, frac: report(stage, int(frac * 100), 100))
+        counts = generate(
+            out_dir,
+            customers=customers,
+            seed=seed,
+            fmt=fmt,
+            start=d0,
+            end=d1,
+            progress=lambda stage, frac: report(stage, int(frac * 100), 100),
+        )
     if json_out:
         _emit_json({"out": str(out_dir), "format": fmt, "rows": counts})
         return
@@ -224,8 +251,13 @@ def demo(
 
     s = _settings(home)
     with _progress(not json_out) as report:
-        doc = run_demo(s.home, customers=customers, seed=seed, progress=report,
-                       say=(lambda m: None) if json_out else (lambda m: out.print(m, highlight=False)))
+        doc = run_demo(
+            s.home,
+            customers=customers,
+            seed=seed,
+            progress=report,
+            say=(lambda m: None) if json_out else (lambda m: out.print(m, highlight=False)),
+        )
     if json_out:
         _emit_json(doc)
         return

@@ -38,8 +38,12 @@ class Settings(BaseSettings):
     shop_name: str = "My shop"
     timezone: str = "Asia/Shanghai"
     currency: str = "CNY"
-    warehouse: str = Field(default="", description="Ibis URL; default duckdb:///<home>/warehouse.duckdb")
-    database: str = Field(default="", description="SQLAlchemy URL; default sqlite:///<home>/archer.db")
+    warehouse: str = Field(
+        default="", description="Ibis URL; default duckdb:///<home>/warehouse.duckdb"
+    )
+    database: str = Field(
+        default="", description="SQLAlchemy URL; default sqlite:///<home>/archer.db"
+    )
     date_format: str = Field(
         default="", description="strptime format to try first for dates (e.g. %d/%m/%Y)"
     )
@@ -50,7 +54,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (expected an IANA name such as Asia/Shanghai)") from None
+            raise ValueError(
+                f"unknown time zone {v!r} (expected an IANA name such as Asia/Shanghai)"
+            ) from None
         return v
 
     @field_validator("currency")

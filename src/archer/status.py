@@ -40,5 +40,7 @@ def summary_text(doc: dict) -> str:
     lines.append(f"  rows rejected on import: {rejected:,}")
     for k, v in doc.get("highlights", {}).items():
         lines.append(f"  {k}: {v}")
-    lines.append("Next: `archer status --home {}` or open the workspace in Python.".format(doc["home"]))
+    lines.append(
+        "Next: `archer status --home {}` or open the workspace in Python.".format(doc["home"])
+    )
     return "\n".join(lines)

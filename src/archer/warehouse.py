@@ -147,8 +147,13 @@ class Warehouse:
         spec = get_table(name)
         key = list(spec.key)
         cols = spec.names
-        staged = self._materialise(rows.select(cols).cast(spec.ibis_schema()), name)
+        rows = rows.select(cols).cast(spec.ibis_schema())
         target = self.table(name)
+        if self.engine == "duckdb" and self._is_empty(name):
+            # Nothing to compare with: stream the rows straight in.
+            self.con.insert(name, rows)
+            return UpsertResult(int(target.count().execute()), 0, 0)
+        staged = self._materialise(rows, name)
 
         existing = staged.semi_join(target, key)
         new = staged.anti_join(target, key)
@@ -183,6 +188,9 @@ class Warehouse:
             self._drop_stage(scratch)
         self._drop_stage(staged)
         return UpsertResult(n_new, n_changed, n_existing - n_changed)
+
+    def _is_empty(self, name: str) -> bool:
+        return int(self.table(name).limit(1).count().execute()) == 0
 
     def _materialise(self, expr: ir.Table, hint: str) -> ir.Table:
         name = f"_stage_{hint}_{uuid.uuid4().hex[:8]}"

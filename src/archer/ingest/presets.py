@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 from archer.ingest.columns import ColumnMapping
 from archer.ingest.parse import ParseContext, clean
 from archer.ingest.sources import Source
-from archer.ingest.validate import typed_rows
+from archer.ingest.validate import also_reject, typed_rows
 from archer.schema import TABLES
 
 
@@ -31,22 +31,25 @@ class Preset:
     description: str
     tables: tuple[str, ...]
     required: tuple[str, ...] = ()
-    reader: dict = field(default_factory=dict)
+    reader: dict = field(default_factory=lambda: {"materialise": True})
     shape: Callable[[ir.Table, ParseContext], dict[str, ir.Table]] | None = None
     summary: Callable[[ir.Table], dict[str, ir.Value]] | None = None
 
     def read_options(self) -> dict:
         return dict(self.reader)
 
-    def build(self, src: Source, ctx: ParseContext) -> dict[str, ir.Table]:
+    def check(self, src: Source) -> None:
+        """Refuse, before anything is read, a file that lacks the format's columns."""
         missing = [h for h in self.required if h not in src.headers]
         if missing:
             raise PresetError(
                 f"{src.path}: not a {self.name} file: column{'s' if len(missing) > 1 else ''} "
                 f"{', '.join(missing)} not found; headers found: {', '.join(src.headers)}"
             )
+
+    def build(self, table: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
         assert self.shape is not None
-        return self.shape(src.table, ctx)
+        return self.shape(table, ctx)
 
 
 def checked(name: str, text: ir.Table, ctx: ParseContext, **kw) -> ir.Table:
@@ -85,7 +88,7 @@ def _online_retail(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
         unit_price=lines.UnitPrice,
     )
     items = checked("order_items", items_text, ctx, negative_ok="_cancel")
-    good = items.filter(items._reason.isnull())
+    good = items.filter(items._ok)
     totals = good.group_by(_oid=good.order_id).aggregate(
         _goods=(good.quantity * good.unit_price).sum()
     )
@@ -129,7 +132,9 @@ def _online_retail(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
     )
     prices = sold.group_by(_pid=clean(sold.StockCode)).aggregate(_p=sold._price.median())
     products_text = products_text.left_join(prices, products_text.product_id == prices._pid)
-    products_text = products_text.mutate(list_price=_s(products_text._p.round(2))).drop("_pid", "_p")
+    products_text = products_text.mutate(list_price=_s(products_text._p.round(2))).drop(
+        "_pid", "_p"
+    )
     products = checked("products", products_text, ctx)
     return {"order_items": items, "orders": orders, "customers": customers, "products": products}
 
@@ -142,7 +147,7 @@ def _reject_empty_orders(orders: ir.Table, text: ir.Table) -> ir.Table:
         "no line of the invoice could be taken (" + j.order_id + ")",
         ibis.null(dt.string),
     )
-    return j.mutate(_reason=j._reason.coalesce(reason)).drop("_eo")
+    return also_reject(j, reason).drop("_eo")
 
 
 def _online_retail_summary(t: ir.Table) -> dict[str, ir.Value]:
@@ -193,12 +198,13 @@ def _cdnow(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
         _bad=base._bad,
     )
     orders = checked("orders", orders_text, ctx)
-    orders = orders.mutate(
-        _reason=ibis.ifelse(
-            orders._reason.isnull() & _bad_col(orders, orders_text),
+    orders = also_reject(
+        orders,
+        ibis.ifelse(
+            _bad_col(orders, orders_text),
             "expected 4 (master) or 5 (sample) fields",
-            orders._reason,
-        )
+            ibis.null(dt.string),
+        ),
     )
     price = base._dollars.try_cast(dt.float64) / base._cds.try_cast(dt.float64).nullif(0)
     items_text = base.select(
@@ -214,7 +220,9 @@ def _cdnow(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
     customers = checked("customers", customers_text, ctx)
     products = checked(
         "products",
-        ibis.memtable({"_line": [1], "product_id": ["CD"], "name": ["Compact disc"], "category": ["music"]}),
+        ibis.memtable(
+            {"_line": [1], "product_id": ["CD"], "name": ["Compact disc"], "category": ["music"]}
+        ),
         ctx,
     )
     return {"orders": orders, "order_items": items, "customers": customers, "products": products}
@@ -244,7 +252,7 @@ PRESETS: dict[str, Preset] = {
         "cdnow",
         "CDNOW purchase log, master (customer_id date number_of_cds dollar_value) or 1/10 sample",
         tables=("orders", "order_items", "customers", "products"),
-        reader={"delimiter": "\x1f", "header": False, "columns": ["line"]},
+        reader={"delimiter": "\x1f", "header": False, "columns": ["line"], "materialise": True},
         shape=_cdnow,
         summary=_cdnow_summary,
     ),

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# BG/NBD population (time unit: day) and Gamma-Gamma spend population (yuan).
+BGNBD = {"r": 0.5, "alpha": 45.0, "a": 1.1, "b": 2.6}
+GAMMA_GAMMA = {"p": 6.0, "q": 3.5, "gamma": 60.0}
+
 
 @dataclass(frozen=True)
 class Category:
@@ -21,63 +25,63 @@ class Category:
 
 
 CATEGORIES: tuple[Category, ...] = (
-    Category("apparel", 0.14, 159, 0.6, 2, 0.12,
+    Category("apparel", 0.14, 159, 0.6, 2, 0.15,
              ("Urban Thread", "Lumi", "North Pine", "Mulberry Lane", "Sora", "Kite & Co"),
              ("T-shirt", "Down Jacket", "Jeans", "Dress", "Hoodie", "Sneakers", "Scarf"),
              ("女装", "连衣裙", "羽绒服", "T恤", "clothes", "dress")),
-    Category("skincare", 0.11, 189, 0.6, 3, 0.05,
+    Category("skincare", 0.11, 189, 0.6, 3, 0.062,
              ("Aquaveil", "Camellia Lab", "Dr. Bloom", "Pure Dew", "Seabreeze"),
              ("Face Cream", "Serum", "Toner", "Sunscreen", "Sheet Mask", "Cleanser", "Eye Cream"),
              ("护肤", "面霜", "精华", "防晒", "面膜", "skincare", "serum")),
-    Category("cosmetics", 0.08, 129, 0.55, 3, 0.05,
+    Category("cosmetics", 0.08, 129, 0.55, 3, 0.062,
              ("Rouge Atelier", "Petal", "Velvet Muse", "Mirage"),
              ("Lipstick", "Foundation", "Eyeshadow Palette", "Mascara", "Blush", "Perfume"),
              ("口红", "粉底", "香水", "彩妆", "lipstick", "makeup")),
-    Category("chocolate", 0.04, 69, 0.5, 4, 0.02,
+    Category("chocolate", 0.04, 69, 0.5, 4, 0.025,
              ("Cocoa Garden", "Dolce", "Maison Noir"),
              ("Dark Chocolate", "Truffle Gift Box", "Milk Chocolate", "Praline Box"),
              ("巧克力", "chocolate", "巧克力礼盒")),
-    Category("snacks", 0.10, 29, 0.5, 5, 0.02,
+    Category("snacks", 0.10, 29, 0.5, 5, 0.025,
              ("Happy Squirrel", "Crunch Time", "Golden Grain", "Spicy Panda"),
              ("Mixed Nuts", "Beef Jerky", "Dried Mango", "Seaweed Snack", "Spicy Strips"),
              ("零食", "坚果", "辣条", "snacks", "nuts")),
-    Category("tea", 0.05, 99, 0.7, 4, 0.02,
+    Category("tea", 0.05, 99, 0.7, 4, 0.025,
              ("West Lake Leaf", "Cloud Peak", "Jade Spring"),
              ("Longjing Green Tea", "Pu'er Cake", "Oolong", "Jasmine Tea", "Black Tea Set"),
              ("茶叶", "龙井", "普洱", "tea", "green tea")),
-    Category("home", 0.09, 119, 0.8, 2, 0.06,
+    Category("home", 0.09, 119, 0.8, 2, 0.075,
              ("Quiet Home", "Linen House", "Cozy Den"),
              ("Bed Sheet Set", "Pillow", "Storage Box", "Towel Set", "Desk Lamp", "Curtain"),
              ("家居", "四件套", "收纳", "bedding", "pillow")),
-    Category("kitchen", 0.06, 99, 0.8, 2, 0.05,
+    Category("kitchen", 0.06, 99, 0.8, 2, 0.062,
              ("Iron Wok", "Chef Mate", "Ceramica"),
              ("Non-stick Pan", "Rice Cooker", "Knife Set", "Thermos", "Air Fryer"),
              ("厨具", "炒锅", "空气炸锅", "保温杯", "air fryer")),
-    Category("electronics", 0.09, 399, 0.9, 2, 0.07,
+    Category("electronics", 0.09, 399, 0.9, 2, 0.088,
              ("Volt", "Pixelon", "Echo Bay", "Nova"),
              ("Wireless Earbuds", "Power Bank", "Smart Watch", "Bluetooth Speaker", "Charger"),
              ("耳机", "充电宝", "智能手表", "earbuds", "smart watch")),
-    Category("baby", 0.05, 149, 0.7, 4, 0.04,
+    Category("baby", 0.05, 149, 0.7, 4, 0.05,
              ("Little Sprout", "Bubba", "Cloud Bunny"),
              ("Diapers", "Baby Formula", "Stroller", "Baby Wipes", "Feeding Bottle"),
              ("纸尿裤", "奶粉", "母婴", "diapers", "stroller")),
-    Category("sports", 0.05, 199, 0.8, 2, 0.07,
+    Category("sports", 0.05, 199, 0.8, 2, 0.088,
              ("Peak Runner", "Iron Lotus", "Swift"),
              ("Yoga Mat", "Running Shoes", "Dumbbells", "Sports Bra", "Jump Rope"),
              ("瑜伽垫", "跑鞋", "健身", "yoga mat", "running shoes")),
-    Category("books", 0.04, 49, 0.5, 3, 0.02,
+    Category("books", 0.04, 49, 0.5, 3, 0.025,
              ("Dawn Press", "Blue Whale Books", "Inkstone"),
              ("Novel", "Picture Book", "Cookbook", "History", "Comic"),
              ("图书", "绘本", "小说", "books", "novel")),
-    Category("jewelry", 0.02, 499, 0.9, 1, 0.06,
+    Category("jewelry", 0.02, 499, 0.9, 1, 0.075,
              ("Lune", "Silver Fox", "Golden Knot"),
              ("Necklace", "Earrings", "Bracelet", "Ring", "Pendant"),
              ("项链", "耳环", "手链", "jewelry", "necklace")),
-    Category("pets", 0.04, 89, 0.7, 4, 0.03,
+    Category("pets", 0.04, 89, 0.7, 4, 0.037,
              ("Happy Paws", "Meow Bistro", "Wag"),
              ("Cat Food", "Dog Food", "Cat Litter", "Pet Toy", "Pet Bed"),
              ("猫粮", "狗粮", "猫砂", "cat food", "dog food")),
-    Category("flowers", 0.03, 129, 0.5, 2, 0.05,
+    Category("flowers", 0.03, 129, 0.5, 2, 0.062,
              ("Bloom Box", "Petal Post", "Rose Story"),
              ("Rose Bouquet", "Carnation Bouquet", "Lily Bouquet", "Preserved Flower Box"),
              ("鲜花", "玫瑰", "花束", "flowers", "roses")),
@@ -172,8 +176,24 @@ OCCUPATION_SHARE = (0.26, 0.12, 0.1, 0.07, 0.05, 0.03, 0.03, 0.09, 0.06, 0.06, 0
 REMOTE_PROVINCES = ("Xinjiang", "Tibet", "Qinghai", "Inner Mongolia", "Gansu", "Ningxia")
 BUSY_PROVINCES = ("Guangdong", "Zhejiang", "Jiangsu", "Shanghai", "Beijing", "Fujian")
 
-REFUND_REASONS = ("quality issue", "wrong size", "not as described", "changed mind",
-                  "damaged in transit", "late delivery", "missing item", "price protection")
+REFUND_REASONS = (
+    "quality issue",
+    "wrong size",
+    "not as described",
+    "changed mind",
+    "damaged in transit",
+    "late delivery",
+    "missing item",
+    "price protection",
+)
 # Weights of reasons for full and partial refunds (apparel's "wrong size" is boosted apart).
 FULL_REASON_SHARE = (0.22, 0.18, 0.17, 0.25, 0.08, 0.10, 0.0, 0.0)
 PARTIAL_REASON_SHARE = (0.25, 0.05, 0.1, 0.0, 0.2, 0.0, 0.25, 0.15)
+# Coupon code prefixes per festival rule (``archer.festivals.DEFAULT_FESTIVALS`` keys).
+FESTIVAL_CODES = {
+    "spring_festival": "CNY", "valentines": "LOVE", "womens_day": "GODDESS",
+    "mothers_day": "MOM", "520": "520", "618": "618", "qixi": "QIXI", "mid_autumn": "MOON",
+    "singles_day": "1111", "double_12": "1212",
+}  # fmt: skip
+COUPON_VALUES = (5, 10, 20, 30, 50, 100)  # yuan off ...
+COUPON_THRESHOLDS = (3900, 9900, 19900, 29900, 49900, 99900)  # ... from these goods (cents)

@@ -21,6 +21,7 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import sqlglot as sg
 
 SAMPLE_BYTES = 1 << 20
 CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".tab", ".dat"}
@@ -36,18 +37,60 @@ class SourceError(ValueError):
 
 @dataclass
 class Source:
-    """A file staged in the reader engine: text columns plus ``_line``."""
+    """A file in the reader engine, as text columns.
+
+    ``scan("check")`` is read once to count rows and collect malformed ones,
+    ``scan("fast")`` streams the good rows, ``scan("lines")`` adds ``_line``
+    (the line the row came from) for the quarantine. A materialised source
+    (Excel, Parquet, or CSV a preset needs to group) answers all three with
+    one staged table that already has ``_line``.
+    """
 
     path: Path
     format: str
-    table: ir.Table
+    con: ibis.BaseBackend
     headers: list[str]
-    rows: int
     encoding: str = "utf-8"
     delimiter: str = ","
+    rows: int = 0
+    table: ir.Table | None = None
+    views: dict[str, str] = field(default_factory=dict)
     parse_rejects: ir.Table | None = None  # columns: line, reason, raw
     n_parse_rejects: int = 0
     cleanup: list[str] = field(default_factory=list)
+    _rejects: str = ""
+    _first_line: int = 2
+    _read_fn: str = ""  # the read_csv(...) call that skips malformed rows
+
+    @property
+    def materialised(self) -> bool:
+        return self.table is not None
+
+    def scan(self, mode: str) -> ir.Table:
+        if self.table is not None:
+            return self.table
+        if mode == "lines" and "lines" not in self.views:
+            self._make_lines_view()
+        return self.con.table(self.views[mode])
+
+    def checked(self, rows_seen: int) -> None:
+        """Record what the check scan found: rows read and malformed rows."""
+        if self.table is not None:
+            return
+        raw = self.con.con
+        sql = f'SELECT count(DISTINCT line) FROM "{self._rejects}"'
+        self.n_parse_rejects = raw.execute(sql).fetchone()[0]
+        self.rows = rows_seen + self.n_parse_rejects
+        if self.n_parse_rejects:
+            self.parse_rejects = _rejects_table(self.con, self._rejects)
+
+    def _make_lines_view(self) -> None:
+        name = f"{self.views['fast']}_lines"
+        numbered = f"SELECT * FROM {self._read_fn} WITH ORDINALITY"
+        sql = _with_lines(numbered, self._rejects, self._first_line)
+        self.con.con.execute(f'CREATE TEMP VIEW "{name}" AS {sql}')
+        self.views["lines"] = name
+        self.cleanup.insert(0, name)
 
     def line_label(self) -> str:
         return "row" if self.format == "parquet" else "line"
@@ -61,10 +104,15 @@ def open_source(
     encoding: str | None = None,
     header: bool = True,
     columns: list[str] | None = None,
+    materialise: bool = False,
     workdir: Path,
     progress: Progress | None = None,
 ) -> Source:
-    """Stage ``path`` in the DuckDB connection ``con`` and describe it."""
+    """Open ``path`` in the DuckDB connection ``con`` and describe it.
+
+    CSV is streamed from the file on each scan unless ``materialise`` asks for
+    it to be staged once (a preset that groups rows needs that).
+    """
     path = Path(path)
     if not path.exists():
         raise SourceError(f"{path}: no such file")
@@ -78,14 +126,19 @@ def open_source(
         return _open_parquet(con, path)
     if last in EXCEL_SUFFIXES:
         return _open_excel(con, path)
+    # Anything else is tried as CSV text; binary content is recognised and refused.
     gz = last == ".gz"
-    inner = suffixes[-2] if gz and len(suffixes) > 1 else last
-    if inner and inner not in CSV_SUFFIXES and inner != ".gz":
-        # Unknown extensions are tried as text; binary content is caught below.
-        pass
     return _open_csv(
-        con, path, gz=gz, delimiter=delimiter, encoding=encoding, header=header,
-        columns=columns, workdir=workdir, progress=progress,
+        con,
+        path,
+        gz=gz,
+        delimiter=delimiter,
+        encoding=encoding,
+        header=header,
+        columns=columns,
+        materialise=materialise,
+        workdir=workdir,
+        progress=progress,
     )
 
 
@@ -120,9 +173,7 @@ def detect_encoding(sample: bytes, path: Path) -> str:
             return enc
         except UnicodeDecodeError:
             continue
-    raise SourceError(
-        f"{path}: not readable as UTF-8 or GBK/GB18030 text; save it as UTF-8 CSV"
-    )
+    raise SourceError(f"{path}: not readable as UTF-8 or GBK/GB18030 text; save it as UTF-8 CSV")
 
 
 def sniff_delimiter(text: str) -> str:
@@ -173,6 +224,7 @@ def _open_csv(
     encoding: str | None,
     header: bool,
     columns: list[str] | None,
+    materialise: bool,
     workdir: Path,
     progress: Progress | None,
 ) -> Source:
@@ -192,65 +244,101 @@ def _open_csv(
             raise SourceError(f"{path}: the first line is empty; expected a header row")
 
     tag = uuid.uuid4().hex[:10]
-    stage, rej_t, rej_s = f"_src_{tag}", f"_rej_{tag}", f"_rejscan_{tag}"
-    raw = con.con
-    opts: dict[str, object] = {"p": str(read_path), "d": delim}
-    col_sql = ""
+    rej_t, rej_s = f"_rej_{tag}", f"_rejscan_{tag}"
+    first_line = 2 if header else 1
+    common = [
+        f"delim={_lit(delim)}",
+        "quote='\"'",
+        "escape='\"'",
+        f"header={str(header).lower()}",
+        "all_varchar=true",
+        "null_padding=false",
+        "strict_mode=true",
+        "max_line_size=16777216",
+    ]
     if columns is not None:
-        col_sql = ", columns=$cols"
-        opts["cols"] = {c: "VARCHAR" for c in columns}
+        common.append("columns={" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in columns) + "}")
+
+    def read_fn(*extra: str) -> str:
+        return f"read_csv({_lit(str(read_path))}, {', '.join(common + list(extra))})"
+
+    check = read_fn("store_rejects=true", f"rejects_table='{rej_t}'", f"rejects_scan='{rej_s}'")
+    fast = read_fn("ignore_errors=true")
+    raw = con.con
+    views = {"check": f"_src_{tag}_check", "fast": f"_src_{tag}_fast"}
     try:
-        raw.execute(
-            f"""CREATE TEMP TABLE "{stage}" AS
-                SELECT CAST(ordinality AS BIGINT) AS _ord, * EXCLUDE (ordinality)
-                FROM read_csv($p, delim=$d, quote='"', escape='"', header={str(header).lower()},
-                              all_varchar=true, null_padding=false, strict_mode=true,
-                              store_rejects=true, rejects_table='{rej_t}',
-                              rejects_scan='{rej_s}', max_line_size=16777216{col_sql})
-                WITH ORDINALITY""",
-            opts,
-        )
+        # The rejects tables must exist before a view may name them.
+        raw.execute(f"SELECT * FROM {check} LIMIT 0")
+        raw.execute(f'CREATE TEMP VIEW "{views["check"]}" AS SELECT * FROM {check}')
+        raw.execute(f'CREATE TEMP VIEW "{views["fast"]}" AS SELECT * FROM {fast}')
+        headers = [
+            d[0] for d in raw.execute(f'SELECT * FROM "{views["fast"]}" LIMIT 0').description
+        ]
     except Exception as e:  # DuckDB raises many kinds here; all mean "cannot parse"
         raise SourceError(f"{path}: cannot be read as CSV ({_first_line(e)})") from None
-
-    n_rej = raw.execute(f'SELECT count(*) FROM "{rej_t}"').fetchone()[0]
-    first_line = 2 if header else 1
-    if n_rej:
-        # DuckDB numbers rejected records by line (header = 1); give accepted
-        # rows theirs: the k-th accepted row skips every rejected line before it.
-        raw.execute(
-            f"""CREATE TEMP TABLE "{stage}_l" AS
-                WITH r AS (SELECT line, row_number() OVER (ORDER BY line) AS i
-                           FROM (SELECT DISTINCT line FROM "{rej_t}")),
-                     k AS (SELECT line - i - {first_line - 2} AS k0, max(i) AS n
-                           FROM r GROUP BY ALL)
-                SELECT s.* EXCLUDE (_ord),
-                       s._ord + {first_line - 1} + coalesce(k.n, 0) AS _line
-                FROM "{stage}" s ASOF LEFT JOIN k ON s._ord >= k.k0"""
-        )
-        raw.execute(f'DROP TABLE "{stage}"')
-        stage = f"{stage}_l"
-    else:
-        raw.execute(
-            f'ALTER TABLE "{stage}" RENAME COLUMN _ord TO _line; '
-            f'UPDATE "{stage}" SET _line = _line + {first_line - 1}'
-        )
-    table = con.table(stage)
-    headers = [c for c in table.columns if c != "_line"]
-    rejects = None
-    if n_rej:
-        rejects = con.sql(
-            f"""SELECT CAST(line AS BIGINT) AS line,
-                       'malformed CSV row: ' || lower(replace(error_type, '_', ' ')) || ' ('
-                           || error_message || ')' AS reason,
-                       csv_line AS raw
-                FROM "{rej_t}" QUALIFY row_number() OVER (PARTITION BY line) = 1"""
-        )
-    rows = int(table.count().execute())
-    return Source(
-        path, "csv", table, headers, rows + int(n_rej or 0), enc, delim, rejects, int(n_rej),
-        cleanup=[stage, rej_t, rej_s],
+    src = Source(
+        path,
+        "csv",
+        con,
+        headers,
+        enc,
+        delim,
+        views=views,
+        cleanup=[views["check"], views["fast"], rej_t, rej_s],
     )
+    src._rejects, src._first_line, src._read_fn = rej_t, first_line, fast
+    if materialise:
+        _materialise_csv(src, check)
+    return src
+
+
+def _with_lines(numbered: str, rejects: str, first_line: int) -> str:
+    """SQL adding ``_line`` to ``numbered`` (a scan WITH ORDINALITY of the good rows).
+
+    DuckDB numbers rejected records by line (header = 1); the k-th good row
+    comes after every rejected line that precedes it.
+    """
+    fl = first_line
+    return f"""
+        WITH s AS (SELECT CAST(ordinality AS BIGINT) AS _ord, * EXCLUDE (ordinality)
+                   FROM ({numbered})),
+             r AS (SELECT line, row_number() OVER (ORDER BY line) AS i
+                   FROM (SELECT DISTINCT line FROM "{rejects}")),
+             k AS (SELECT line - i - {fl - 2} AS k0, max(i) AS n FROM r GROUP BY ALL)
+        SELECT s.* EXCLUDE (_ord), s._ord + {fl - 1} + coalesce(k.n, 0) AS _line
+        FROM s ASOF LEFT JOIN k ON s._ord >= k.k0"""
+
+
+def _materialise_csv(src: Source, check_fn: str) -> None:
+    """Stage the whole file with its line numbers, in one read (for presets that group rows)."""
+    raw = src.con.con
+    name = f"{src.views['fast']}_staged"
+    raw.execute(f'CREATE TEMP TABLE "{name}_n" AS SELECT * FROM {check_fn} WITH ORDINALITY')
+    src.cleanup.insert(0, f"{name}_n")
+    rows = raw.execute(f'SELECT count(*) FROM "{name}_n"').fetchone()[0]
+    src.checked(rows)
+    numbered = f'SELECT * FROM "{name}_n"'
+    raw.execute(
+        f'CREATE TEMP TABLE "{name}" AS ' + _with_lines(numbered, src._rejects, src._first_line)
+    )
+    raw.execute(f'DROP TABLE "{name}_n"')
+    src.cleanup.insert(0, name)
+    src.table = src.con.table(name)
+
+
+def _rejects_table(con: ibis.BaseBackend, rej_t: str) -> ir.Table:
+    return con.sql(
+        f"""SELECT CAST(line AS BIGINT) AS line,
+                   'malformed CSV row: ' || lower(replace(error_type, '_', ' ')) || ' ('
+                       || error_message || ')' AS reason,
+                   csv_line AS raw
+            FROM "{rej_t}" QUALIFY row_number() OVER (PARTITION BY line) = 1"""
+    )
+
+
+def _lit(v: str) -> str:
+    """A SQL string literal, escaped by the SQL library rather than by hand."""
+    return sg.exp.Literal.string(v).sql("duckdb")
 
 
 def _first_line(e: Exception) -> str:
@@ -260,15 +348,15 @@ def _first_line(e: Exception) -> str:
 # -- Parquet and Excel ----------------------------------------------------------------
 def _open_parquet(con: ibis.BaseBackend, path: Path) -> Source:
     try:
-        t = con.read_parquet(str(path))
+        t = con.read_parquet(str(path), file_row_number=True)
     except Exception as e:
         raise SourceError(f"{path}: cannot be read as Parquet ({_first_line(e)})") from None
-    t = t.select(**{c: t[c].cast("string") for c in t.columns})
+    cols = [c for c in t.columns if c != "file_row_number"]
+    t = t.select(_line=t.file_row_number + 1, **{c: t[c].cast("string") for c in cols})
     stage = f"_src_{uuid.uuid4().hex[:10]}"
-    t = t.mutate(_line=ibis.row_number() + 1)
     table = con.create_table(stage, t, temp=True)
-    headers = [c for c in table.columns if c != "_line"]
-    return Source(path, "parquet", table, headers, int(table.count().execute()), cleanup=[stage])
+    n = int(table.count().execute())
+    return Source(path, "parquet", con, cols, rows=n, table=table, cleanup=[stage])
 
 
 def _excel_text(v: object) -> str | None:
@@ -289,7 +377,9 @@ def _open_excel(con: ibis.BaseBackend, path: Path) -> Source:
         sheet = wb.get_sheet_by_index(0)
         rows = sheet.to_python(skip_empty_area=False)
     except Exception as e:
-        raise SourceError(f"{path}: cannot be read as an Excel workbook ({_first_line(e)})") from None
+        raise SourceError(
+            f"{path}: cannot be read as an Excel workbook ({_first_line(e)})"
+        ) from None
     if not rows:
         raise SourceError(f"{path}: the first sheet is empty")
     headers = _unique([_excel_text(h) or f"column{i}" for i, h in enumerate(rows[0])])
@@ -301,10 +391,15 @@ def _open_excel(con: ibis.BaseBackend, path: Path) -> Source:
         lines.append(n)
         for i, h in enumerate(headers):
             data[h].append(_excel_text(row[i]) if i < len(row) else None)
-    arrow = pa.table({"_line": pa.array(lines, pa.int64()), **{h: pa.array(v, pa.string()) for h, v in data.items()}})
+    arrow = pa.table(
+        {
+            "_line": pa.array(lines, pa.int64()),
+            **{h: pa.array(v, pa.string()) for h, v in data.items()},
+        }
+    )
     stage = f"_src_{uuid.uuid4().hex[:10]}"
     table = con.create_table(stage, arrow, temp=True)
-    return Source(path, "excel", table, headers, len(lines), cleanup=[stage])
+    return Source(path, "excel", con, headers, rows=len(lines), table=table, cleanup=[stage])
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -317,6 +412,10 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def close_source(con: ibis.BaseBackend, src: Source) -> None:
+def close_source(src: Source) -> None:
+    """Drop what the source staged (views first, then the tables they read)."""
+    raw = src.con.con
+    views = {r[0] for r in raw.execute("SELECT view_name FROM duckdb_views()").fetchall()}
     for name in src.cleanup:
-        con.con.execute(f'DROP TABLE IF EXISTS "{name}"')
+        kind = "VIEW" if name in views else "TABLE"
+        raw.execute(f'DROP {kind} IF EXISTS "{name}"')
