@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/archer demo --home demo-shop
+	$(BIN)/archer demo --home demo-shop --customers 20000
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -118,8 +118,9 @@ def test_bad_rows_are_quarantined_with_line_reason_and_cells(ws, tmp_path):
     assert "paid_amount: x is not an amount" in q["3"]["reason"]
     assert "too many columns" in q["4"]["reason"] and q["4"]["raw"].startswith("C,C3")
     for line in ("2", "5"):
-        assert "order_id given more than once with different values (A: lines 2, 5)" in (
-            q[line]["reason"]
+        assert (
+            "order_id given more than once with different values (A: lines 2, 5)"
+            in (q[line]["reason"])
         )
     assert "created_at is missing" in q["6"]["reason"]
     assert "paid_at is before created_at" in q["7"]["reason"]

@@ -241,23 +241,26 @@ def sample(
 
 @app.command()
 def demo(
-    home: HomeOpt = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home", help="Folder for the demo workspace, emptied first (default ./demo-shop)."
+        ),
+    ] = None,
     customers: Annotated[int, typer.Option(min=100, help="Size of the sample shop.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     json_out: JsonOpt = False,
 ) -> None:
     """The whole loop on a fresh sample shop: sample → import → status."""
-    from archer.demo import run_demo
+    from archer.demo import DemoError, run_demo
 
-    s = _settings(home)
-    with _progress(not json_out) as report:
-        doc = run_demo(
-            s.home,
-            customers=customers,
-            seed=seed,
-            progress=report,
-            say=(lambda m: None) if json_out else (lambda m: out.print(m, highlight=False)),
-        )
+    home_dir = home or Path("demo-shop")
+    say = (lambda m: None) if json_out else (lambda m: out.print(m, highlight=False))
+    try:
+        with _progress(not json_out) as report:
+            doc = run_demo(home_dir, customers=customers, seed=seed, progress=report, say=say)
+    except DemoError as e:
+        _fail(str(e))
     if json_out:
         _emit_json(doc)
         return

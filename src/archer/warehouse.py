@@ -20,7 +20,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from archer.schema import IMPORT_LOG, LOAD_ORDER, TABLES, get_table
 
@@ -124,7 +126,7 @@ class Warehouse:
         raw.execute("COMMIT")
 
     # -- moving data in ----------------------------------------------------------------
-    def adopt(self, expr: ir.Table, reader: ibis.BaseBackend) -> ir.Table:
+    def adopt(self, expr: ir.Table, reader: ibis.BaseBackend | None) -> ir.Table:
         """Make ``expr`` (built on ``reader``) usable in this warehouse.
 
         Same connection: returned as is. Another engine: streamed through a
@@ -147,6 +149,9 @@ class Warehouse:
         spec = get_table(name)
         key = list(spec.key)
         cols = spec.names
+        if self.engine == "pyspark" and rows.op().find(ops.InMemoryTable):
+            # Ibis cannot hand Spark an in-memory table with NULL decimals; Parquet can.
+            rows = self.adopt(rows, None)
         rows = rows.select(cols).cast(spec.ibis_schema())
         target = self.table(name)
         if self.engine == "duckdb" and self._is_empty(name):
@@ -213,7 +218,8 @@ class Warehouse:
 
     # -- the import log --------------------------------------------------------------
     def log_import(self, record: dict) -> None:
-        self.con.insert(IMPORT_LOG_TABLE, ibis.memtable([record], schema=IMPORT_LOG))
+        row = pa.Table.from_pylist([record], schema=IMPORT_LOG.to_pyarrow())
+        self.con.insert(IMPORT_LOG_TABLE, ibis.memtable(row))
 
     def last_imports(self, limit: int = 10) -> list[dict]:
         if not self.has_table(IMPORT_LOG_TABLE):

@@ -31,12 +31,13 @@ class Preset:
     description: str
     tables: tuple[str, ...]
     required: tuple[str, ...] = ()
-    reader: dict = field(default_factory=lambda: {"materialise": True})
+    reader: dict = field(default_factory=dict)
     shape: Callable[[ir.Table, ParseContext], dict[str, ir.Table]] | None = None
     summary: Callable[[ir.Table], dict[str, ir.Value]] | None = None
 
     def read_options(self) -> dict:
-        return dict(self.reader)
+        # Presets group and number rows, so their files are staged unless they say otherwise.
+        return {"materialise": True, **self.reader}
 
     def check(self, src: Source) -> None:
         """Refuse, before anything is read, a file that lacks the format's columns."""
@@ -252,7 +253,7 @@ PRESETS: dict[str, Preset] = {
         "cdnow",
         "CDNOW purchase log, master (customer_id date number_of_cds dollar_value) or 1/10 sample",
         tables=("orders", "order_items", "customers", "products"),
-        reader={"delimiter": "\x1f", "header": False, "columns": ["line"], "materialise": True},
+        reader={"delimiter": "\x1f", "header": False, "columns": ["line"]},
         shape=_cdnow,
         summary=_cdnow_summary,
     ),

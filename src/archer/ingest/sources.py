@@ -382,7 +382,10 @@ def _open_excel(con: ibis.BaseBackend, path: Path) -> Source:
         ) from None
     if not rows:
         raise SourceError(f"{path}: the first sheet is empty")
-    headers = _unique([_excel_text(h) or f"column{i}" for i, h in enumerate(rows[0])])
+    # Headers lose surrounding blanks, as DuckDB's CSV reader trims them too.
+    headers = _unique(
+        [(_excel_text(h) or "").strip() or f"column{i}" for i, h in enumerate(rows[0])]
+    )
     data: dict[str, list[str | None]] = {h: [] for h in headers}
     lines: list[int] = []
     for n, row in enumerate(rows[1:], start=2):
