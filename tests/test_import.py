@@ -250,3 +250,36 @@ def test_identical_copies_are_one_row_and_differing_copies_are_refused(ws, tmp_p
     assert sorted(o["order_id"] for o in rows(ws, "orders")) == ["A", "C"]
     q = Path(r.quarantine).read_text(encoding="utf-8")
     assert "B: lines 5, 6" in q
+
+
+@pytest.mark.slow
+def test_a_200_mb_file_streams_and_keeps_line_numbers(ws, tmp_path):
+    """2.2 million lines; three bad ones deep inside must come back with their own line numbers."""
+    n = 2_200_000
+    body = tmp_path / "body.csv"
+    duckdb.sql(
+        f"""COPY (SELECT 'O' || lpad(i::VARCHAR, 9, '0') AS order_id,
+                        'C' || (i % 50000) AS customer_id,
+                        strftime(TIMESTAMP '2025-01-01' + to_seconds(i * 7), '%Y-%m-%d %H:%M:%S')
+                            AS created_at,
+                        CASE WHEN i = 1500000 THEN 'not-a-date' END AS paid_at,
+                        round(10 + (i % 997) * 0.37, 2) AS paid_amount,
+                        repeat('x', 40) AS coupon_code,
+                        ['江苏省', 'Zhejiang', '上海'][i % 3 + 1] AS province
+                 FROM range({n}) t(i)) TO '{body}' (HEADER)"""
+    )
+    lines = body.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines.insert(1_000_001, "BROKEN,row,with,too,many,fields,here,!\n")  # becomes line 1,000,002
+    big = tmp_path / "big.csv"
+    big.write_text("".join(lines), encoding="utf-8")
+    del lines
+    assert big.stat().st_size > 200_000_000
+    r = run_import(ws, "orders", big)
+    assert r.rows_read == n + 1
+    assert (r.inserted, r.rejected) == (n - 1, 2)
+    with open(r.quarantine, encoding="utf-8") as f:
+        q = {int(row["line"]): row for row in __import__("csv").DictReader(f)}
+    assert set(q) == {1_000_002, 1_500_003}
+    assert q[1_500_003]["order_id"] == "O001500000"  # i = 1,500,000: header + 1 + the broken line
+    assert "not-a-date" in q[1_500_003]["reason"]
+    assert q[1_000_002]["raw"].startswith("BROKEN")

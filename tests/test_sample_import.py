@@ -6,13 +6,13 @@ import csv
 from datetime import datetime, timedelta
 
 import pytest
-from conftest import NOW, rows
 
 from archer.config import init_workspace
 from archer.ingest.importer import import_file
 from archer.ingest.sample import generate
 from archer.schema import LOAD_ORDER
 from archer.warehouse import Warehouse
+from conftest import NOW, rows
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ Settings come, highest first, from ``ARCHER_*`` environment variables, then
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -106,11 +105,6 @@ def load_settings(home: Path | str | None = None) -> Settings:
     if home is not None:
         return Settings(home=Path(home))
     return Settings()
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    with path.open("rb") as f:
-        return tomllib.load(f)
 
 
 _TEMPLATE = """\

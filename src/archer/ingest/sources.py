@@ -92,9 +92,6 @@ class Source:
         self.views["lines"] = name
         self.cleanup.insert(0, name)
 
-    def line_label(self) -> str:
-        return "row" if self.format == "parquet" else "line"
-
 
 def open_source(
     con: ibis.BaseBackend,
