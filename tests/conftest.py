@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -12,7 +13,14 @@ from archer.ingest.importer import ImportResult, import_file
 from archer.warehouse import Warehouse
 
 NOW = datetime(2026, 11, 1)
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The reference data sets live beside the project, in ../shared/data (DESIGN.md);
+# ARCHER_SHARED_DATA points elsewhere, e.g. for a checkout in another folder.
+_CANDIDATES = [
+    os.environ.get("ARCHER_SHARED_DATA", ""),
+    str(Path(__file__).resolve().parents[1].parent / "shared" / "data"),
+    "/work/shared/data",
+]
+SHARED_DATA = next((Path(c) for c in _CANDIDATES if c and Path(c).is_dir()), Path(_CANDIDATES[1]))
 
 
 @pytest.fixture
