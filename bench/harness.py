@@ -1,11 +1,13 @@
 """Running one contender in its own process and measuring it: time, CPU and peak memory.
 
-Each contender runs in a fresh child process so that its peak resident set size is
-its own: ``os.wait4`` returns the rusage of exactly that child (and anything it
-waited for), whereas ``getrusage(RUSAGE_CHILDREN)`` would give the largest of all
-children run so far. A contender prints one JSON object as the last line of its
-standard output: at least ``seconds`` (the work alone, without interpreter start-up
-and imports) and ``rows``.
+Each contender runs in a fresh process so that its peak resident set size is its own.
+Two traps are avoided: ``getrusage(RUSAGE_CHILDREN)`` gives the largest of all children
+run so far, and Linux starts a child's ``ru_maxrss`` at its parent's peak (the value is
+carried through fork and exec). So a tiny launcher (this file, standard library only)
+starts the contender and reads its rusage with ``os.wait4``; the parent may be as big
+as it likes. A contender prints one JSON object as the last line of its standard
+output: at least ``seconds`` (the work alone, without interpreter start-up and
+imports) and ``rows``.
 """
 
 from __future__ import annotations
@@ -44,26 +46,30 @@ class Measured:
 
 
 def run_child(name: str, label: str, argv: list[str], *, cwd: Path | None = None) -> Measured:
-    """Run ``argv`` to completion; its last stdout line is its JSON report."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run ``argv`` to completion through the launcher; its last stdout line is its report."""
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as d,
+    ):
+        usage_file = Path(d) / "usage.json"
         load = os.getloadavg()[0]
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        launcher = [sys.executable, "-S", __file__, "launch", str(usage_file), "--", *argv]
+        subprocess.run(launcher, stdout=out, stderr=err, cwd=cwd, check=False)
+        usage = json.loads(usage_file.read_text()) if usage_file.exists() else {}
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", "replace")
         stderr = err.read().decode("utf-8", "replace")
-    # ru_maxrss is in KiB on Linux.
-    peak = usage.ru_maxrss / 1024
-    cpu = usage.ru_utime + usage.ru_stime
+    code = usage.get("exit_code", -1)
+    wall = usage.get("wall", 0.0)
+    cpu = usage.get("cpu", 0.0)
+    peak = usage.get("maxrss_kib", 0) / 1024
     report = _last_json(stdout)
-    if proc.returncode != 0 or report is None:
-        why = f"exit code {proc.returncode}" if proc.returncode else "no JSON report"
-        if proc.returncode and proc.returncode < 0:
-            why = f"killed by signal {-proc.returncode} (out of memory?)"
+    if code != 0 or report is None:
+        why = f"exit code {code}" if code else "no JSON report"
+        if code < 0:
+            why = f"killed by signal {-code} (out of memory?)"
         tail = "\n".join(stderr.strip().splitlines()[-5:])
         return Measured(name, label, False, 0.0, wall, cpu, peak, 0, load, error=f"{why}\n{tail}")
     # A CLI's own JSON may use "rows" for something else (rows per file): left in detail.
@@ -107,3 +113,29 @@ def _last_json(stdout: str) -> dict | None:
             except json.JSONDecodeError:
                 return None
     return None
+
+
+def launch(usage_file: Path, argv: list[str]) -> int:
+    """Run ``argv`` as a child of this small process; write its rusage to ``usage_file``."""
+    started = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # the child: become the contender
+        try:
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    _, status, ru = os.wait4(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    usage = {
+        "exit_code": code,
+        "wall": time.perf_counter() - started,
+        "cpu": ru.ru_utime + ru.ru_stime,
+        "maxrss_kib": ru.ru_maxrss,  # KiB on Linux
+    }
+    usage_file.write_text(json.dumps(usage))
+    return code
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["launch"]:
+    # harness.py launch USAGE_FILE -- COMMAND ...
+    sys.exit(launch(Path(sys.argv[2]), sys.argv[4:]))

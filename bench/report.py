@@ -211,18 +211,18 @@ def interpretation(b: ImportBench | None, s: SampleBench | None) -> str:
 def _peer_sentences(b: ImportBench, a: Measured) -> list[str]:
     out = []
     words = {
-        "pandas": "plain `pandas.read_csv`, which checks nothing",
-        "pandas-checked": "the pandas script doing comparable checks and writing Parquet",
-        "duckdb": "DuckDB's own `read_csv` into a table (the engine archer runs on, no checks)",
+        "pandas": "Plain `pandas.read_csv`, which checks nothing,",
+        "pandas-checked": "The pandas script doing comparable checks and writing Parquet",
+        "duckdb": "DuckDB's own `read_csv` into a table, the engine archer runs on without checks,",
     }
     for name in PEERS:
         p = b.get(name)
         r = speed_ratio(a, p)
         if r is None:
-            out.append(f"{words[name].capitalize()} failed ({p.error.splitlines()[0]}).")
+            out.append(f"{words[name]} failed ({p.error.splitlines()[0]}).")
             continue
-        how = f"{r:.2f}× as fast as" if r >= 1 else f"{1 / r:.1f}× slower than"
-        out.append(f"Against {words[name]} ({p.seconds:.1f} s), archer is {how} it.")
+        how = f"{r:.2f}× as fast" if r >= 1 else f"{1 / r:.1f}× slower"
+        out.append(f"{words[name]} took {p.seconds:.1f} s: archer is {how}.")
     return out
 
 
@@ -323,9 +323,10 @@ def markdown(
         "",
         "## How it is measured",
         "",
-        "Every contender runs in a fresh process; its peak resident memory is that "
-        "process's own `ru_maxrss` from `os.wait4` (with `getrusage(RUSAGE_CHILDREN)` the "
-        "largest earlier contender would leak into later ones). The orders file is "
+        "Every contender runs in a fresh process started by a small launcher "
+        "(`bench/harness.py`), which reads the contender's own `ru_maxrss` with `os.wait4`: "
+        "`getrusage(RUSAGE_CHILDREN)` would report the largest earlier contender, and Linux "
+        "carries a parent's peak into its child, so the launcher is kept tiny. The orders file is "
         "written once per run and read by every contender from the page cache. The "
         "pandas script is `bench/pandas_checked.py`: text columns, `pd.to_datetime` with "
         "the ISO format, `pd.to_numeric(errors='coerce')`, repeated ids, Asia/Shanghai → "

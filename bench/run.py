@@ -9,6 +9,7 @@ figures but writes the report only when ``--out`` is given.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
             d.mkdir()
             sample = bench_sample.run(customers, d, log=console.log)
 
-    out_console = Console()
+    # Wide enough for the tables when the output is a file or a pipe.
+    out_console = Console() if sys.stdout.isatty() else Console(width=140)
     if imp is not None:
         out_console.print(
             _table(f"Import of {lines:,} orders", report.IMPORT_HEADERS, report.import_rows(imp))
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
 def _table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
     t = Table(title=title)
     for i, h in enumerate(headers):
-        t.add_column(h, justify="right" if i else "left")
+        t.add_column(h, justify="right" if i else "left", no_wrap=not i)
     for r in rows:
         t.add_row(*r)
     return t
