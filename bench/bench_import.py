@@ -18,6 +18,7 @@ Run one contender: ``bench_import.py child NAME CSV WORKDIR`` (``run.py`` does t
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -61,15 +62,9 @@ def run(lines: int, tmp: Path, *, log: Callable[[str], None] = lambda m: None) -
         )
         log(f"  {m.seconds:.1f} s, {m.peak_rss_mb:,.0f} MB" if m.ok else f"  failed: {m.error}")
         results.append(m)
-        _remove(work)
+        shutil.rmtree(work, ignore_errors=True)
     csv.unlink()
     return ImportBench(f, results)
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 # -- the contenders (run in the child process) ------------------------------------------------

@@ -240,9 +240,13 @@ def _stage_sentence(a: Measured) -> list[str]:
     if not stages:
         return []
     top, sec = max(stages.items(), key=lambda kv: kv[1])
+    rest = a.seconds - sec
     return [
         f"The slowest stage of the import is “{top}”: {sec:.1f} s, "
-        f"{sec / a.seconds:.0%} of the total."
+        f"{sec / a.seconds:.0%} of the total; everything else together takes {rest:.1f} s "
+        f"({a.rows / rest:,.0f} rows/s)."
+        if rest > 0
+        else ""
     ]
 
 

@@ -283,3 +283,15 @@ def test_a_200_mb_file_streams_and_keeps_line_numbers(ws, tmp_path):
     assert q[1_500_003]["order_id"] == "O001500000"  # i = 1,500,000: header + 1 + the broken line
     assert "not-a-date" in q[1_500_003]["reason"]
     assert q[1_000_002]["raw"].startswith("BROKEN")
+
+
+def test_excel_unicode_text_export(ws, tmp_path):
+    """Excel's "Unicode Text" export: UTF-16 with a BOM, tab-separated."""
+    text = (
+        "订单编号\t下单时间\t省份\r\nU1\t2024-03-01 09:00\t广东省\r\nU2\t2024-03-02 09:00\t四川\r\n"
+    )
+    f = tmp_path / "orders.txt"
+    f.write_bytes(text.encode("utf-16"))
+    r = run_import(ws, "orders", f)
+    assert (r.inserted, r.rejected, r.delimiter, r.encoding) == (2, 0, "\t", "utf-16")
+    assert {o["province"] for o in rows(ws, "orders")} == {"Guangdong", "Sichuan"}

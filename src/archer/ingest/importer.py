@@ -23,7 +23,7 @@ import ibis.expr.types as ir
 from archer.config import CONFIG_FILE, Settings
 from archer.ingest.columns import CATCH_ALL, parse_map_options, resolve
 from archer.ingest.load import TableResult, load_table
-from archer.ingest.parse import ParseContext, clean
+from archer.ingest.parse import ParseContext, clean, parse
 from archer.ingest.presets import Preset, get_preset
 from archer.ingest.quarantine import quarantine_path, write_quarantine
 from archer.ingest.sources import Progress, Source, close_source, open_source
@@ -177,9 +177,14 @@ def import_file(
                 return {table: typed_rows(scan, spec, cm, ctx)}
 
             def keys_of(scan: ir.Table) -> ir.Table:
-                cells = {k: clean(scan[cm.columns[k]]) for k in spec.key}
+                # Keys typed as stored (line_no "01" is 1), the whole raw row hashed.
+                cells = {
+                    k: parse(spec.column(k), clean(scan[cm.columns[k]].cast("string")), ctx).value
+                    for k in spec.key
+                }
                 whole = ibis.struct({h: scan[h] for h in src.headers}).hash()
-                return scan.select(**cells, _hash=whole)
+                lines = ["_line"] if "_line" in scan.columns else []
+                return scan.select(*lines, **cells, _hash=whole)
 
         names = [n for n in LOAD_ORDER if n in build(src.scan("fast"))]
         results: dict[str, TableResult] = {}

@@ -64,7 +64,8 @@ def load_table(
 
         def keys(mode: str) -> ir.Table:
             cols = [c for c in typed.columns if not c.startswith("_")]
-            return typed.select(*key, _hash=ibis.struct({c: typed[c] for c in cols}).hash())
+            whole = ibis.struct({c: typed[c] for c in cols}).hash()
+            return typed.select("_line", *key, _hash=whole)
     else:
 
         def rows_of(mode: str) -> ir.Table:
@@ -83,8 +84,11 @@ def load_table(
         if stats.conflicts is not None:
             good = good.anti_join(stats.conflicts, key)
         if stats.repeats is not None:
+            # One copy of each repeated row, staged first so the file is not typed twice
+            # in one query.
             once = good.semi_join(stats.repeats, key).distinct()
-            good = good.anti_join(stats.repeats, key).union(once)
+            once = reader.create_table(f"_once_{name}_{uuid.uuid4().hex[:8]}", once, temp=True)
+            good = good.anti_join(stats.repeats, key).union(once.cast(good.schema()))
         up = wh.upsert(name, wh.adopt(good, reader))
     taken = up.inserted + up.updated + up.unchanged
     bad = stats.rows - stats.conflict_rows - stats.repeated_rows - taken
@@ -92,12 +96,18 @@ def load_table(
     result.repeats = stats.repeated_rows
     if not result.rejected:
         return result, None
-    lined = rows_of("lines")
-    failed = lined.filter(~lined._ok)
-    parts = [failed.select(line=failed._line, reason=ibis.literal(f"{name}: ") + failed._reason)]
-    if stats.conflicts is not None:
-        parts.append(_duplicate_reasons(lined, stats.conflicts, key, name))
-    return result, ibis.union(*parts) if len(parts) > 1 else parts[0]
+    with engine_progress(reader, report, f"finding rejected {name}"), _no_filter_pushdown(reader):
+        lined = rows_of("lines")
+        failed = lined.filter(~lined._ok)
+        parts = [
+            failed.select(line=failed._line, reason=ibis.literal(f"{name}: ") + failed._reason)
+        ]
+        if stats.conflicts is not None:
+            parts.append(_duplicate_reasons(keys("lines"), stats.conflicts, key, name))
+        found = ibis.union(*parts) if len(parts) > 1 else parts[0]
+        # Kept small and staged: the quarantine reads it several times.
+        found = reader.create_table(f"_rejected_{name}_{uuid.uuid4().hex[:8]}", found, temp=True)
+    return result, found
 
 
 @contextlib.contextmanager
@@ -178,9 +188,9 @@ def _key_stats(
     )
 
 
-def _duplicate_reasons(lined: ir.Table, dup_keys: ir.Table, key: list[str], name: str) -> ir.Table:
-    """Every good row whose key the file gives again with other values, with those lines."""
-    rows = lined.filter(lined._ok).semi_join(dup_keys, key)
+def _duplicate_reasons(keys: ir.Table, dup_keys: ir.Table, key: list[str], name: str) -> ir.Table:
+    """Every row whose key the file gives again with other values, with those lines."""
+    rows = keys.semi_join(dup_keys, key)
     lines = rows.group_by(key).aggregate(
         _lines=rows._line.cast(dt.string).group_concat(", ", order_by=rows._line)
     )

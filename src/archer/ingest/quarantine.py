@@ -37,14 +37,19 @@ def write_quarantine(src: Source, parts: list[ir.Table], out: Path) -> tuple[int
     line may fail in several) plus the malformed lines.
     """
     bad = ibis.union(*parts) if len(parts) > 1 else parts[0]
-    per_line = bad.group_by("line").aggregate(reason=bad.reason.group_concat("; "))
+    per_line = bad.group_by("line").aggregate(
+        reason=bad.reason.group_concat("; ", order_by=bad.reason)
+    )
     if src.parse_rejects is not None:
         pr = src.parse_rejects
         raws = pr.select(_l=pr.line, raw=pr.raw)
         per_line = per_line.left_join(raws, per_line.line == raws._l).drop("_l")
     else:
         per_line = per_line.mutate(raw=ibis.null(dt.string))
+    per_line = per_line.cache()  # one small table, read three times below
     cells = src.scan("lines")
+    # Only the rejected lines' cells, found in one pass over the file.
+    cells = cells.semi_join(per_line, cells._line == per_line.line)
     # A header of the file that clashes with ours gets a prefix.
     cells = cells.rename({f"source_{c}": c for c in cells.columns if c in OWN_COLUMNS})
     joined = per_line.left_join(cells, per_line.line == cells._line).drop("_line")

@@ -1,0 +1,222 @@
+"""The user guide stays true: its lists come from the code, its examples run."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from archer.cli import app
+from archer.config import Settings
+from archer.ingest import presets
+from archer.ingest.columns import ALIASES
+from archer.ingest.importer import ImportResult, TableResult
+from archer.ingest.parse import FALSE_WORDS, GENDERS, STATUS_WORDS, TIMESTAMP_FORMATS, TRUE_WORDS
+from archer.schema import TABLES
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+# How tables.md writes the storage type of each column kind (its "type" cell).
+DOC_TYPES = {
+    "id": "string",
+    "text": "string",
+    "json": "string (JSON)",
+    "gender": "string",
+    "province": "string",
+    "city": "string",
+    "int": "int64",
+    "money": "decimal(18,2)",
+    "bool": "boolean",
+    "date": "date",
+    "timestamp": "timestamp",
+}
+
+
+def read(name: str) -> str:
+    return (DOCS / name).read_text(encoding="utf-8")
+
+
+def sections(text: str, level: int = 2) -> dict[str, str]:
+    """Heading text of ``level`` → the body under it, up to the next heading that deep."""
+    parts = re.split(rf"^(#{{1,{level}}}) (.+)$", text, flags=re.M)
+    return {
+        parts[i + 1].strip(): parts[i + 2]
+        for i in range(1, len(parts), 3)
+        if len(parts[i]) == level
+    }
+
+
+def table_rows(body: str) -> dict[str, list[str]]:
+    """Markdown table rows whose first cell names `things`: each name → the other cells."""
+    out = {}
+    for line in body.splitlines():
+        m = re.match(r"^\| ((?:`[^`]+`(?:, )?)+) \|(.*)\|\s*$", line)
+        if m:
+            cells = [c.strip() for c in m.group(2).split("|")]
+            for name in backticked(m.group(1)):
+                out[name] = cells
+    return out
+
+
+def backticked(cell: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", cell)
+
+
+# -- tables.md ---------------------------------------------------------------------------
+def test_tables_md_documents_every_column_with_its_type():
+    doc = sections(read("tables.md"))
+    for name, table in TABLES.items():
+        assert name in doc, f"docs/tables.md has no section '## {name}'"
+        rows = table_rows(doc[name])
+        assert set(rows) == set(table.names), f"{name}: documented columns differ from schema"
+        for col in table.columns:
+            type_cell, required_cell = rows[col.name][0], rows[col.name][1]
+            assert type_cell == DOC_TYPES[col.kind], f"{name}.{col.name}: type {type_cell!r}"
+            assert required_cell.startswith("yes") == col.required, f"{name}.{col.name}"
+            assert ("key" in required_cell) == (col.name in table.key), f"{name}.{col.name}"
+
+
+def test_tables_md_documents_the_import_log():
+    from archer.schema import IMPORT_LOG
+
+    rows = table_rows(sections(read("tables.md"))["import_log"])
+    assert set(rows) == set(IMPORT_LOG.names)
+
+
+def test_every_canonical_column_appears_in_tables_md():
+    text = read("tables.md")
+    for table in TABLES.values():
+        for col in table.names:
+            assert f"`{col}`" in text, f"{table.name}.{col} missing from docs/tables.md"
+
+
+# -- import.md ---------------------------------------------------------------------------
+def test_every_alias_appears_in_import_md():
+    text = read("import.md")
+    for table, columns in ALIASES.items():
+        for col, aliases in columns.items():
+            for alias in aliases:
+                assert f"`{alias}`" in text, f"alias {alias!r} of {table}.{col} not in import.md"
+
+
+def test_import_md_alias_lists_match_the_code_exactly():
+    text = read("import.md")
+    block = text.split("<!-- aliases:start -->")[1].split("<!-- aliases:end -->")[0]
+    documented: dict[str, dict[str, list[str]]] = {}
+    current = None
+    for line in block.splitlines():
+        m = re.match(r"^\*\*(\w+)\*\*$", line.strip())
+        if m:
+            current = documented.setdefault(m.group(1), {})
+            continue
+        row = table_rows(line)
+        if row:
+            assert current is not None, f"alias row before any table heading: {line}"
+            (col, cells), *_ = row.items()
+            current[col] = backticked(cells[0])
+    expected = {t: {c: list(a) for c, a in cols.items()} for t, cols in ALIASES.items()}
+    assert documented == expected
+
+
+def test_every_preset_appears_in_import_md():
+    presets._load_plugins()
+    text = read("import.md")
+    assert presets.PRESETS, "no presets registered"
+    for name in presets.PRESETS:
+        assert f"### `{name}`" in text, f"preset {name!r} has no section in docs/import.md"
+
+
+def test_import_md_lists_the_accepted_words_and_formats():
+    text = read("import.md")
+    words = [*TRUE_WORDS, *FALSE_WORDS, *(w for ws in GENDERS.values() for w in ws)]
+    words += [w for ws in STATUS_WORDS.values() for w in ws]
+    for w in words:
+        assert f"`{w}`" in text, f"word {w!r} not in docs/import.md"
+    for fmt in TIMESTAMP_FORMATS:
+        assert f"`{fmt}`" in text, f"timestamp format {fmt!r} not in docs/import.md"
+
+
+def test_import_md_json_example_has_the_result_fields():
+    text = read("import.md")
+    example = text.split("<!-- import-json -->")[1].split("```json\n")[1].split("```")[0]
+    doc = json.loads(example)
+    fields = [f.name for f in dataclasses.fields(ImportResult)]
+    assert list(doc) == fields, "the JSON example of import.md is not what --json prints"
+    documented = table_rows(sections(read("import.md"))["The result"])
+    assert set(documented) == set(fields), "the field table of import.md differs"
+    per_table = [f.name for f in dataclasses.fields(TableResult)]
+    assert all(list(t) == per_table for t in doc["tables"].values())
+
+
+# -- workspace.md and sample.md -------------------------------------------------------------
+def test_workspace_md_names_every_setting_and_its_variable():
+    rows = table_rows(sections(read("workspace.md"))["Settings"])
+    for name in Settings.model_fields:
+        assert name in rows, f"setting {name!r} not in the settings table of workspace.md"
+        assert rows[name][0] == f"`ARCHER_{name.upper()}`", name
+
+
+def test_sample_md_describes_every_truth_column_and_key(tmp_path):
+    from archer.ingest.sample import generate
+
+    generate(tmp_path, customers=20, seed=1, start=date(2025, 3, 1), end=date(2025, 3, 31))
+    with open(tmp_path / "truth.csv", encoding="utf-8") as f:
+        columns = next(csv.reader(f))
+    keys = json.loads((tmp_path / "truth.json").read_text(encoding="utf-8"))
+    body = sections(read("sample.md"), 3)
+    truth_csv = table_rows(body["`truth.csv`"])
+    assert set(truth_csv) == set(columns)
+    assert set(table_rows(body["`truth.json`"])) == set(keys)
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_every_command_answers_help(command):
+    args = ["--help"] if command is None else [command, "--help"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "Usage" in r.output
+
+
+# -- the runnable examples of import.md ----------------------------------------------------------
+RUN_BLOCK = re.compile(r"<!-- run -->\s*\n```sh\n(.*?)```", re.S)
+
+
+def venv_bin() -> Path:
+    local = ROOT / ".venv" / "bin"
+    return local if (local / "archer").exists() else Path(sys.executable).parent
+
+
+def test_marked_examples_of_import_md_run(tmp_path):
+    blocks = RUN_BLOCK.findall(read("import.md"))
+    assert 1 <= len(blocks) <= 4, "keep the <!-- run --> blocks few and fast"
+    env = {
+        **os.environ,
+        "ARCHER_HOME": str(tmp_path / "archer-data"),
+        "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    env = {k: v for k, v in env.items() if not k.startswith("ARCHER_") or k == "ARCHER_HOME"}
+    for block in blocks:
+        r = subprocess.run(
+            ["bash", "-e", "-c", block],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, f"{block}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
