@@ -49,3 +49,23 @@ def test_bad_settings_are_named(tmp_path, kw, message):
     with pytest.raises(ValueError, match=message):
         init_workspace(tmp_path / "x", **kw)
     assert not (tmp_path / "x" / "archer.toml").exists()
+
+
+def test_awkward_names_and_paths(tmp_path, monkeypatch):
+    s = init_workspace(tmp_path / "a", shop_name='Tea "&" 茶')
+    assert load_settings(tmp_path / "a").shop_name == 'Tea "&" 茶'
+    monkeypatch.setenv("ARCHER_WAREHOUSE", "duckdb://shop.duckdb")
+    assert (
+        load_settings(tmp_path / "a").warehouse_url
+        == f"duckdb://{(s.home / 'shop.duckdb').resolve()}"
+    )
+
+
+def test_a_broken_settings_file_is_named(tmp_path):
+    init_workspace(tmp_path)
+    (tmp_path / "archer.toml").write_text('timezone = "Asia/Shanghai\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="archer.toml: not valid TOML"):
+        load_settings(tmp_path)
+    (tmp_path / "archer.toml").write_text('timezone = "Nowhere/City"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="setting timezone: unknown time zone 'Nowhere/City'"):
+        load_settings(tmp_path)

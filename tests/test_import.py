@@ -224,10 +224,10 @@ def test_an_import_is_one_transaction(ws, monkeypatch):
 
     real = Warehouse.upsert
 
-    def failing(self, name, rows_):
+    def failing(self, name, rows_, provided=None):
         if name == "products":
             raise RuntimeError("disk full (injected)")
-        return real(self, name, rows_)
+        return real(self, name, rows_, provided)
 
     monkeypatch.setattr(Warehouse, "upsert", failing)
     with pytest.raises(RuntimeError, match="injected"):
@@ -295,3 +295,70 @@ def test_excel_unicode_text_export(ws, tmp_path):
     r = run_import(ws, "orders", f)
     assert (r.inserted, r.rejected, r.delimiter, r.encoding) == (2, 0, "\t", "utf-16")
     assert {o["province"] for o in rows(ws, "orders")} == {"Guangdong", "Sichuan"}
+
+
+def test_zones_numbers_and_blank_cells(ws, tmp_path):
+    text = (
+        "order_id,created_at,paid_amount,shipping_fee\n"
+        'Z1,2024-03-01T05:45Z,"12,50",\n'
+        'Z2,2024-03-01 10:00:00 +09:00,"1,250.00",   \n'
+        "Z3,2024-03-01 10:00:00-05,3,\n"
+        "Z4,2024-03-01 10:00:00 UTC,4,\n"
+        "Z5,   ,5,\n"
+    )
+    r = run_import(ws, "orders", write(tmp_path / "o.csv", text))
+    got = {o["order_id"]: o for o in rows(ws, "orders")}
+    assert got["Z1"]["created_at"] == datetime(2024, 3, 1, 5, 45)
+    assert got["Z2"]["created_at"] == datetime(2024, 3, 1, 1, 0)
+    assert got["Z3"]["created_at"] == datetime(2024, 3, 1, 15, 0)
+    assert got["Z4"]["created_at"] == datetime(2024, 3, 1, 10, 0)
+    assert got["Z1"]["paid_amount"] == Decimal("12.50")
+    assert got["Z2"]["paid_amount"] == Decimal("1250.00") and got["Z2"]["shipping_fee"] is None
+    # A created_at of blanks is a missing one, not an unreadable one.
+    assert "created_at is missing" in Path(r.quarantine).read_text(encoding="utf-8")
+    items = "order_id,line_no,product_id,quantity\nZ1,1,P1,1.5\nZ1,2,P1,3.0\n"
+    r = run_import(ws, "order_items", write(tmp_path / "i.csv", items))
+    assert (r.inserted, r.rejected) == (1, 1)  # 1.5 is not rounded to 2
+
+
+def test_place_names_in_their_many_spellings(ws, tmp_path):
+    text = (
+        "customer_id,province,city\n"
+        "P1,Jiangsu Province,nanjing\n"
+        "P2,Nei Mongol,\n"
+        "P3,Hong Kong SAR,\n"
+        "P4,江苏 省,苏州市\n"
+        "P5,,Xi'an\n"
+        "P6,北京,朝阳\n"
+        "P7,上海市,\n"
+        "P8,Bavaria,Munich\n"
+    )
+    run_import(ws, "customers", write(tmp_path / "c.csv", text))
+    got = {c["customer_id"]: (c["province"], c["city"]) for c in rows(ws, "customers")}
+    assert got == {
+        "P1": ("Jiangsu", "Nanjing"),
+        "P2": ("Inner Mongolia", None),
+        "P3": ("Hong Kong", "Hong Kong"),
+        "P4": ("Jiangsu", "Suzhou"),
+        "P5": ("Shaanxi", "Xi'an"),
+        "P6": ("Beijing", "朝阳"),  # Beijing's district, not Liaoning's city of Chaoyang
+        "P7": ("Shanghai", "Shanghai"),
+        "P8": ("Bavaria", "Munich"),  # unknown places are kept as written
+    }
+
+
+def test_a_partial_file_updates_only_its_columns(ws, tmp_path):
+    members = "会员ID,姓名,邮箱,省份,邮件订阅\nC1,王芳,wf@x.cn,浙江,是\nC2,李雷,ll@x.cn,江苏,是\n"
+    run_import(ws, "customers", write(tmp_path / "c.csv", members))
+    consent = "customer_id,email_opt_in\nC1,false\nC2,true\nC3,true\n"
+    r = run_import(ws, "customers", write(tmp_path / "consent.csv", consent))
+    assert (r.inserted, r.updated, r.unchanged) == (1, 1, 1)
+    got = {c["customer_id"]: c for c in rows(ws, "customers")}
+    assert got["C1"]["email_opt_in"] is False
+    # What the consent file did not have is left as it was.
+    assert (got["C1"]["name"], got["C1"]["email"], got["C1"]["province"]) == (
+        "王芳",
+        "wf@x.cn",
+        "Zhejiang",
+    )
+    assert got["C3"]["name"] is None  # a new member has only what the file gives

@@ -105,6 +105,6 @@ def test_unknown_preset_and_wrong_table(ws, tmp_path):
         run_import(ws, "orders", f, preset="shopify")
     with pytest.raises(ValueError, match="preset 'cdnow' fills"):
         run_import(ws, "events", f, preset="cdnow")
-    with pytest.raises(ValueError, match="not a online-retail file.*InvoiceNo"):
+    with pytest.raises(ValueError, match="not an online-retail file.*InvoiceNo"):
         run_import(ws, "orders", f, preset="online-retail")
     assert Counter(r["order_id"] for r in rows(ws, "orders")) == Counter()

@@ -136,6 +136,7 @@ def import_(
     """Import a file into a canonical table; bad rows go to the quarantine."""
     from archer.ingest.importer import import_file
     from archer.ingest.sources import SourceError
+    from archer.warehouse import WarehouseError
 
     s = _settings(home)
     try:
@@ -151,7 +152,7 @@ def import_(
                 date_format=date_format,
                 progress=report,
             )
-    except (ValueError, SourceError) as e:
+    except (ValueError, SourceError, WarehouseError) as e:
         _fail(str(e))
     if json_out:
         _emit_json(r.to_dict())
@@ -178,10 +179,12 @@ def import_(
 @app.command()
 def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Rows per table and the last imports."""
+    from archer.warehouse import WarehouseError
+
     s = _settings(home)
     try:
         doc = status_mod.status(s)
-    except ValueError as e:
+    except (ValueError, WarehouseError) as e:
         _fail(str(e))
     if json_out:
         _emit_json(doc)

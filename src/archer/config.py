@@ -6,12 +6,14 @@ Settings come, highest first, from ``ARCHER_*`` environment variables, then
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -67,7 +69,13 @@ class Settings(BaseSettings):
 
     @property
     def warehouse_url(self) -> str:
-        return self.warehouse or f"duckdb:///{(self.home / 'warehouse.duckdb').resolve()}"
+        """The warehouse URL; a relative DuckDB file (``duckdb://file.duckdb``) lies in the
+        workspace, an absolute one (``duckdb:///srv/shop.duckdb``) where it says."""
+        url = self.warehouse or "duckdb://warehouse.duckdb"
+        rest = url.removeprefix("duckdb://")
+        if url.startswith("duckdb://") and rest and not rest.startswith("/"):
+            url = f"duckdb://{(self.home / rest).resolve()}"
+        return url
 
     @property
     def database_url(self) -> str:
@@ -102,15 +110,29 @@ def _home_from(init_settings: PydanticBaseSettingsSource) -> Path:
 
 def load_settings(home: Path | str | None = None) -> Settings:
     """Settings of the workspace at ``home`` (default ``ARCHER_HOME`` or ./archer-data)."""
-    if home is not None:
-        return Settings(home=Path(home))
-    return Settings()
+    try:
+        return Settings(home=Path(home)) if home is not None else Settings()
+    except ValidationError as e:
+        raise ValueError(describe(e)) from None
+    except tomllib.TOMLDecodeError as e:
+        where = Path(home or default_home()) / CONFIG_FILE
+        raise ValueError(f"{where}: not valid TOML ({e})") from None
+
+
+def describe(e: ValidationError) -> str:
+    """A settings error in one line: which setting, what was wrong."""
+    parts = []
+    for err in e.errors():
+        name = ".".join(str(x) for x in err["loc"]) or "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"setting {name}: {msg} (ARCHER_{name.upper()} or archer.toml)")
+    return "; ".join(parts)
 
 
 _TEMPLATE = """\
 # Archer workspace settings. Every value can also come from an ARCHER_* variable
 # (ARCHER_TIMEZONE, ARCHER_WAREHOUSE, ...), which wins over this file.
-shop_name = "{shop_name}"
+shop_name = {shop_name}
 timezone = "{timezone}"      # the shop's time zone: calendar days, festivals, send windows
 currency = "{currency}"
 # warehouse = "duckdb:///path/to/warehouse.duckdb"   # or "pyspark://local"
@@ -128,12 +150,19 @@ def init_workspace(
 ) -> Settings:
     """Create the workspace folder and its ``archer.toml``; keep an existing file as it is."""
     home = Path(home) if home is not None else default_home()
+    try:  # validated before anything is written
+        Settings(home=home, shop_name=shop_name, timezone=timezone, currency=currency)
+    except ValidationError as e:
+        raise ValueError(describe(e)) from None
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / CONFIG_FILE
     if not cfg.exists():
-        Settings(home=home, timezone=timezone, currency=currency)  # validate before writing
         cfg.write_text(
-            _TEMPLATE.format(shop_name=shop_name, timezone=timezone, currency=currency.upper()),
+            _TEMPLATE.format(
+                shop_name=json.dumps(shop_name, ensure_ascii=False),  # a valid TOML string
+                timezone=timezone,
+                currency=currency.upper(),
+            ),
             encoding="utf-8",
         )
     settings = load_settings(home)

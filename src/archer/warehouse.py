@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import duckdb
 import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
@@ -65,7 +66,13 @@ class Warehouse:
             path = (parsed.netloc + parsed.path) if parsed.netloc else parsed.path
             if path:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            con = ibis.duckdb.connect(path or ":memory:")
+            try:
+                con = ibis.duckdb.connect(path or ":memory:")
+            except duckdb.IOException as e:
+                raise WarehouseError(
+                    f"cannot open the warehouse {path}: {str(e).splitlines()[0]} "
+                    "(DuckDB lets one process write at a time: wait for the other to finish)"
+                ) from None
             return cls(con, url, "duckdb")
         if scheme == "pyspark":
             return cls(_spark_backend(parsed), url, "pyspark")
@@ -140,11 +147,13 @@ class Warehouse:
         expr.to_parquet(path)
         return self.con.read_parquet(str(path))
 
-    def upsert(self, name: str, rows: ir.Table) -> UpsertResult:
+    def upsert(self, name: str, rows: ir.Table, provided: list[str] | None = None) -> UpsertResult:
         """Insert new keys, replace changed rows, leave identical rows alone.
 
         ``rows`` must have the table's columns and unique keys. Importing the
-        same rows twice therefore writes nothing the second time.
+        same rows twice therefore writes nothing the second time. ``provided``
+        names the columns the source really had: the others keep the values
+        already stored (a file of order statuses does not erase the amounts).
         """
         spec = get_table(name)
         key = list(spec.key)
@@ -158,6 +167,13 @@ class Warehouse:
             # Nothing to compare with: stream the rows straight in.
             self.con.insert(name, rows)
             return UpsertResult(int(target.count().execute()), 0, 0)
+        kept = [c for c in cols if provided is not None and c not in provided and c not in key]
+        if kept:
+            old = target.select(*key, **{f"_old_{c}": target[c] for c in kept})
+            j = rows.left_join(old, key)
+            rows = j.select(
+                **{c: j[f"_old_{c}"].coalesce(j[c]) if c in kept else j[c] for c in cols}
+            )
         staged = self._materialise(rows, name)
 
         existing = staged.semi_join(target, key)

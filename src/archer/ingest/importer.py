@@ -21,7 +21,7 @@ import ibis
 import ibis.expr.types as ir
 
 from archer.config import CONFIG_FILE, Settings
-from archer.ingest.columns import CATCH_ALL, parse_map_options, resolve
+from archer.ingest.columns import CATCH_ALL, ColumnMapping, parse_map_options, resolve
 from archer.ingest.load import TableResult, load_table
 from archer.ingest.parse import ParseContext, clean, parse
 from archer.ingest.presets import Preset, get_preset
@@ -64,22 +64,18 @@ class ImportResult:
 
 @cache
 def _places_rows() -> list[dict]:
-    """Place aliases keyed as the import joins them: lower case, blanks kept or not."""
-    from archer.places import alias_table, load_places
+    from archer.places import alias_table
 
-    rows = alias_table().to_dict("records")
-    seen = {(r["kind"], r["key"]) for r in rows}
-    places = load_places()
-    for kind in ("province", "city"):
-        names = places.drop_duplicates(["province", "city"] if kind == "city" else ["province"])
-        counts = names[kind].str.lower().value_counts()
-        for p in names.to_dict("records"):
-            key = p[kind].lower()
-            if counts[key] == 1 and (kind, key) not in seen:  # ambiguous names stay out
-                seen.add((kind, key))
-                city = p["city"] if kind == "city" else None
-                rows.append({"kind": kind, "key": key, "province": p["province"], "city": city})
-    return rows
+    return alias_table().to_dict("records")
+
+
+@cache
+def municipalities() -> tuple[str, ...]:
+    """Provinces that are a single city (Beijing, Shanghai, …, Hong Kong)."""
+    from archer.places import load_places
+
+    p = load_places()
+    return tuple(sorted(set(p.loc[p.province == p.city, "province"])))
 
 
 def places_table(reader: ibis.BaseBackend) -> ir.Table:
@@ -103,6 +99,7 @@ def parse_context(
         now=now,
         date_format=date_format or settings.date_format,
         places=places_table(reader) if reader is not None else None,
+        municipalities=municipalities(),
     )
 
 
@@ -160,6 +157,7 @@ def import_file(
                 return pre.build(scan, ctx)
 
             keys_of = None
+            provided = None  # a preset's rows are whole
         else:
             cm = resolve(spec, src.headers, explicit)
             missing = cm.missing(spec)
@@ -172,6 +170,7 @@ def import_file(
                 )
             used = cm.columns
             ignored = [] if table in CATCH_ALL else cm.extra
+            provided = provided_columns(table, cm)
 
             def build(scan: ir.Table) -> dict[str, ir.Table]:
                 return {table: typed_rows(scan, spec, cm, ctx)}
@@ -191,7 +190,7 @@ def import_file(
         bad_parts: list[ir.Table] = []
         with wh.transaction():
             for name in names:
-                loaded, bad = load_table(name, build, keys_of, src, wh, reader, report)
+                loaded, bad = load_table(name, build, keys_of, provided, src, wh, reader, report)
                 results[name] = loaded
                 if bad is not None:
                     bad_parts.append(bad)
@@ -243,6 +242,16 @@ def import_file(
         if reader is not wh.con:
             reader.disconnect()
         wh.close()
+
+
+def provided_columns(table: str, cm: ColumnMapping) -> list[str]:
+    """The columns an import really sets: those the file had, and what follows from them."""
+    cols = set(cm.columns)
+    if table in CATCH_ALL and cm.extra:
+        cols.add(CATCH_ALL[table])
+    if table == "orders" and cols & {"paid_at", "cancelled_at"}:
+        cols.add("status")  # derived from the times when the file has no status
+    return sorted(cols)
 
 
 def _preset_for(name: str | None, table: str) -> Preset | None:

@@ -37,6 +37,7 @@ def load_table(
     name: str,
     build: Callable[[ir.Table], dict[str, ir.Table]],
     keys_of: Callable[[ir.Table], ir.Table] | None,
+    provided: list[str] | None,
     src: Source,
     wh: Warehouse,
     reader: ibis.BaseBackend,
@@ -89,7 +90,7 @@ def load_table(
             once = good.semi_join(stats.repeats, key).distinct()
             once = reader.create_table(f"_once_{name}_{uuid.uuid4().hex[:8]}", once, temp=True)
             good = good.anti_join(stats.repeats, key).union(once.cast(good.schema()))
-        up = wh.upsert(name, wh.adopt(good, reader))
+        up = wh.upsert(name, wh.adopt(good, reader), provided)
     taken = up.inserted + up.updated + up.unchanged
     bad = stats.rows - stats.conflict_rows - stats.repeated_rows - taken
     result = TableResult(up.inserted, up.updated, up.unchanged, bad + stats.conflict_rows)

@@ -44,13 +44,18 @@ class Preset:
         missing = [h for h in self.required if h not in src.headers]
         if missing:
             raise PresetError(
-                f"{src.path}: not a {self.name} file: column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(missing)} not found; headers found: {', '.join(src.headers)}"
+                f"{src.path}: not {_a(self.name)} {self.name} file: "
+                f"column{'s' if len(missing) > 1 else ''} {', '.join(missing)} not found; "
+                f"headers found: {', '.join(src.headers)}"
             )
 
     def build(self, table: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
         assert self.shape is not None
         return self.shape(table, ctx)
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def checked(name: str, text: ir.Table, ctx: ParseContext, **kw) -> ir.Table:
@@ -245,7 +250,16 @@ PRESETS: dict[str, Preset] = {
         "UCI Online Retail invoice lines (InvoiceNo, StockCode, Description, Quantity, "
         "InvoiceDate, UnitPrice, CustomerID, Country)",
         tables=("orders", "order_items", "customers", "products"),
-        required=("InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"),
+        required=(
+            "InvoiceNo",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "UnitPrice",
+            "CustomerID",
+            "Country",
+        ),
         shape=_online_retail,
         summary=_online_retail_summary,
     ),

@@ -110,6 +110,14 @@ def open_source(
     CSV is streamed from the file on each scan unless ``materialise`` asks for
     it to be staged once (a preset that groups rows needs that).
     """
+    delimiter = _delimiter(delimiter)
+    if encoding:
+        try:
+            encoding = codecs.lookup(encoding).name
+        except LookupError:
+            raise SourceError(
+                f"--encoding {encoding!r}: unknown encoding (try utf-8, gb18030 or utf-16)"
+            ) from None
     path = Path(path)
     if not path.exists():
         raise SourceError(f"{path}: no such file")
@@ -137,6 +145,19 @@ def open_source(
         workdir=workdir,
         progress=progress,
     )
+
+
+_DELIMITER_NAMES = {"\\t": "\t", "tab": "\t", "\\x1f": "\x1f", "comma": ",", "semicolon": ";"}
+
+
+def _delimiter(d: str | None) -> str | None:
+    """One character; ``\\t`` and ``tab`` as a shell passes them mean a tab."""
+    if d is None:
+        return None
+    d = _DELIMITER_NAMES.get(d.lower(), d)
+    if len(d) != 1:
+        raise SourceError(f"--delimiter {d!r}: expected one character (or \\t for a tab)")
+    return d
 
 
 # -- CSV ----------------------------------------------------------------------------
