@@ -40,7 +40,7 @@ def machine() -> Machine:
         system=f"{platform.system()} {platform.release()}",
         python=platform.python_version(),
         packages={p: _version(p) for p in PACKAGES},
-        commit=_commit(),
+        commit=commit(),
     )
 
 
@@ -61,11 +61,14 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _commit() -> str:
+def commit() -> str:
+    """The checked-out commit, and whether the measured code (src, bench) differs from it."""
     try:
         git = ["git", "-C", str(BENCH_DIR.parent)]
         sha = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-        dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "src", "bench"], capture_output=True, text=True
+        )
     except OSError:
         return "unknown"
     if sha.returncode != 0:
@@ -268,15 +271,20 @@ def markdown(
     command: str,
     b: ImportBench | None,
     s: SampleBench | None,
+    commit_at_end: str | None = None,
 ) -> str:
     pk = m.packages
+    code = f"commit {m.commit}"
+    if commit_at_end and commit_at_end != m.commit:
+        # Others commit while a long run goes on: say so rather than name one version.
+        code = f"commit {m.commit} at the start and {commit_at_end} at the end"
     lines = [
         "# Benchmarks",
         "",
         "Each capability is run at scale beside what a user would use instead, in one run,",
         "and the ratio reported. This file is written by `bench/run.py`; do not edit it by hand.",
         "",
-        f"- Run: {when:%Y-%m-%d %H:%M} UTC, commit {m.commit}, command `{command}`",
+        f"- Run: {when:%Y-%m-%d %H:%M} UTC, {code}, command `{command}`",
         "- Reproduce: `make bench` (runs `.venv/bin/python bench/run.py`);"
         " `bench/run.py --quick` is a 1M-line / 100k-customer check",
         f"- Machine: {m.cores} cores ({m.cpu}), {m.ram_gb:.1f} GB RAM, {m.system}",

@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
             d.mkdir()
             sample = bench_sample.run(customers, d, log=console.log)
 
+    commit_at_end = report.commit()
+
     # Wide enough for the tables when the output is a file or a pipe.
     out_console = Console() if sys.stdout.isatty() else Console(width=140)
     if imp is not None:
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     out_console.print(report.interpretation(imp, sample))
     if out is not None:
-        text = report.markdown(m, started, report.command_line(), imp, sample)
+        text = report.markdown(m, started, report.command_line(), imp, sample, commit_at_end)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
         console.print(f"report written to {out}")

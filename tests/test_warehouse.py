@@ -103,7 +103,12 @@ def test_spark_upserts_and_imports(spark_dir, tmp_path):
     assert (r.inserted, r.rejected) == (2, 1)
     again = import_file(settings, "orders", f, now=datetime(2026, 1, 1))
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
-    with Warehouse.connect(url) as wh:
+    # A new Spark session (as the next command would start) still finds the tables.
+    from pyspark.sql import SparkSession
+
+    SparkSession.builder.getOrCreate().stop()
+    with Warehouse.connect(url.replace("local", "local[2]")) as wh:
+        assert wh.counts()["orders"] == 2 and wh.counts()["products"] == 3
         got = {o["order_id"]: o for o in wh.table("orders").to_pyarrow().to_pylist()}
         assert got["O1"]["province"] == "Jiangsu" and got["O1"]["paid_amount"] == Decimal("10.50")
         assert got["O1"]["created_at"] == datetime(2024, 5, 1, 2, 0)

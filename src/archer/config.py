@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         rest = url.removeprefix("duckdb://")
         if url.startswith("duckdb://") and rest and not rest.startswith("/"):
             url = f"duckdb://{(self.home / rest).resolve()}"
+        if url.startswith("pyspark://") and "warehouse=" not in url:
+            # Spark keeps its tables in the workspace too, not in the current folder.
+            sep = "&" if "?" in url else "?"
+            url = f"{url}{sep}warehouse={(self.home / 'spark-warehouse').resolve()}"
         return url
 
     @property

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 import duckdb
 import ibis
@@ -60,10 +60,10 @@ class Warehouse:
     # -- opening -----------------------------------------------------------------
     @classmethod
     def connect(cls, url: str) -> Warehouse:
-        parsed = urlparse(url)
-        scheme = parsed.scheme.lower()
+        scheme, sep, rest = url.partition("://")
+        scheme = scheme.lower() if sep else ""
         if scheme == "duckdb":
-            path = (parsed.netloc + parsed.path) if parsed.netloc else parsed.path
+            path = rest.split("?", 1)[0]  # duckdb://rel.duckdb, duckdb:///abs.duckdb, duckdb://
             if path:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -75,7 +75,7 @@ class Warehouse:
                 ) from None
             return cls(con, url, "duckdb")
         if scheme == "pyspark":
-            return cls(_spark_backend(parsed), url, "pyspark")
+            return cls(_spark_backend(url), url, "pyspark")
         raise WarehouseError(
             f"unsupported warehouse URL {url!r}: expected duckdb:///path or pyspark://local"
         )
@@ -245,16 +245,25 @@ class Warehouse:
         return df
 
 
-def _spark_backend(parsed) -> ibis.BaseBackend:
+def _spark_backend(url: str) -> ibis.BaseBackend:
+    """A Spark session from ``pyspark://MASTER[?warehouse=DIR]``.
+
+    MASTER is ``local`` (two cores), ``local[N]``, ``local[*]``, or a cluster
+    given as ``?master=spark://host:7077``. Tables are Parquet folders in DIR;
+    Spark's own catalog lives only as long as its session, so the folders found
+    there are registered again on each connect.
+    """
     try:
         from pyspark.sql import SparkSession
     except ImportError as e:  # pragma: no cover - depends on the extra being installed
         raise WarehouseError(
             "pyspark:// needs PySpark: pip install 'archer[spark]' (and a Java 17 runtime)"
         ) from e
-    master = parsed.netloc or "local"
+    rest = url.split("://", 1)[1]
+    master, _, query = rest.partition("?")
+    opts = parse_qs(query)
+    master = opts.get("master", [master or "local"])[0]
     master = "local[2]" if master == "local" else master
-    opts = parse_qs(parsed.query)
     builder = (
         SparkSession.builder.master(master)
         .appName("archer")
@@ -264,7 +273,20 @@ def _spark_backend(parsed) -> ibis.BaseBackend:
     )
     if "warehouse" in opts:
         builder = builder.config("spark.sql.warehouse.dir", opts["warehouse"][0])
-    return ibis.pyspark.connect(builder.getOrCreate())
+    session = builder.getOrCreate()
+    _register_saved_tables(session)
+    return ibis.pyspark.connect(session)
+
+
+def _register_saved_tables(session) -> None:
+    where = session.conf.get("spark.sql.warehouse.dir")
+    root = Path(where.removeprefix("file:"))
+    if not root.is_dir():
+        return
+    known = {t.name for t in session.catalog.listTables()}
+    for folder in sorted(root.iterdir()):
+        if folder.is_dir() and folder.name not in known and any(folder.glob("*.parquet")):
+            session.catalog.createTable(folder.name, path=str(folder), source="parquet")
 
 
 def connect(url: str) -> Warehouse:
