@@ -362,3 +362,11 @@ def test_a_partial_file_updates_only_its_columns(ws, tmp_path):
         "Zhejiang",
     )
     assert got["C3"]["name"] is None  # a new member has only what the file gives
+
+
+def test_an_unterminated_quote_is_quarantined_not_fatal(ws, tmp_path):
+    text = 'order_id,created_at\nA,2024-01-01\nB,"2024-01-02\nC,2024-01-03\n'
+    r = run_import(ws, "orders", write(tmp_path / "o.csv", text))
+    assert (r.inserted, r.rejected) == (1, 1)
+    q = Path(r.quarantine).read_text(encoding="utf-8")
+    assert q.splitlines()[1].startswith("3,malformed CSV row")  # line 3, and what it swallowed

@@ -22,12 +22,12 @@ import ibis.expr.types as ir
 
 from archer.config import CONFIG_FILE, Settings
 from archer.ingest.columns import CATCH_ALL, ColumnMapping, parse_map_options, resolve
-from archer.ingest.load import TableResult, load_table
+from archer.ingest.load import TableResult, load_table, raw_hash
 from archer.ingest.parse import ParseContext, clean, parse
 from archer.ingest.presets import Preset, get_preset
 from archer.ingest.quarantine import quarantine_path, write_quarantine
 from archer.ingest.sources import Progress, Source, close_source, open_source
-from archer.ingest.validate import typed_rows
+from archer.ingest.validate import place_map, typed_rows
 from archer.progress import engine_progress
 from archer.schema import LOAD_ORDER, get_table
 from archer.warehouse import UpsertResult, Warehouse
@@ -172,6 +172,10 @@ def import_file(
             ignored = [] if table in CATCH_ALL else cm.extra
             provided = provided_columns(table, cm)
 
+            if "province" in spec.names and {"province", "city"} & set(cm.columns):
+                with engine_progress(reader, report, "places"):
+                    ctx.place_map = _place_map(reader, src.scan("fast"), cm, ctx)
+
             def build(scan: ir.Table) -> dict[str, ir.Table]:
                 return {table: typed_rows(scan, spec, cm, ctx)}
 
@@ -181,9 +185,8 @@ def import_file(
                     k: parse(spec.column(k), clean(scan[cm.columns[k]].cast("string")), ctx).value
                     for k in spec.key
                 }
-                whole = ibis.struct({h: scan[h] for h in src.headers}).hash()
                 lines = ["_line"] if "_line" in scan.columns else []
-                return scan.select(*lines, **cells, _hash=whole)
+                return scan.select(*lines, **cells, _hash=raw_hash(scan, src.headers))
 
         names = [n for n in LOAD_ORDER if n in build(src.scan("fast"))]
         results: dict[str, TableResult] = {}
@@ -242,6 +245,18 @@ def import_file(
         if reader is not wh.con:
             reader.disconnect()
         wh.close()
+
+
+def _place_map(
+    reader: ibis.BaseBackend, scan: ir.Table, cm: ColumnMapping, ctx: ParseContext
+) -> ir.Table:
+    def cell(col: str) -> ir.StringValue:
+        h = cm.columns.get(col)
+        return clean(scan[h].cast("string")) if h else ibis.null("string")
+
+    names = scan.select(province=cell("province"), city=cell("city"))
+    m = place_map(names, ctx)
+    return reader.create_table(f"_place_map_{uuid.uuid4().hex[:8]}", m, temp=True)
 
 
 def provided_columns(table: str, cm: ColumnMapping) -> list[str]:

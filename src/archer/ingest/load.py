@@ -60,7 +60,7 @@ def load_table(
             tmp = f"_typed_{name}_{uuid.uuid4().hex[:8]}"
             typed = reader.create_table(tmp, build(src.scan("fast"))[name], temp=True)
 
-        def rows_of(mode: str) -> ir.Table:
+        def rows_of(mode: str, hashed: bool = False) -> ir.Table:
             return typed
 
         def keys(mode: str) -> ir.Table:
@@ -69,8 +69,11 @@ def load_table(
             return typed.select("_line", *key, _hash=whole)
     else:
 
-        def rows_of(mode: str) -> ir.Table:
-            return build(src.scan(mode))[name]
+        def rows_of(mode: str, hashed: bool = False) -> ir.Table:
+            scan = src.scan(mode)
+            if hashed:  # carry each row's raw-cell hash through the typing
+                scan = scan.mutate(_hash=raw_hash(scan, src.headers))
+            return build(scan)[name]
 
         def keys(mode: str) -> ir.Table:
             assert keys_of is not None
@@ -98,14 +101,10 @@ def load_table(
     if not result.rejected:
         return result, None
     with engine_progress(reader, report, f"finding rejected {name}"), _no_filter_pushdown(reader):
-        lined = rows_of("lines")
-        failed = lined.filter(~lined._ok)
-        parts = [
-            failed.select(line=failed._line, reason=ibis.literal(f"{name}: ") + failed._reason)
-        ]
-        if stats.conflicts is not None:
-            parts.append(_duplicate_reasons(keys("lines"), stats.conflicts, key, name))
-        found = ibis.union(*parts) if len(parts) > 1 else parts[0]
+        if src.materialised:
+            found = _rejects_with_lines(typed, keys("lines"), stats, key, name)
+        else:
+            found = _rejects_by_content(src, rows_of, keys, stats, key, name, reader)
         # Kept small and staged: the quarantine reads it several times.
         found = reader.create_table(f"_rejected_{name}_{uuid.uuid4().hex[:8]}", found, temp=True)
     return result, found
@@ -187,6 +186,64 @@ def _key_stats(
         variants.filter(variants._v > 1).select(*key) if f["conflict_keys"] else None,
         variants.filter(variants._v == 1).select(*key) if f["repeat_keys"] else None,
     )
+
+
+def _stage(reader: ibis.BaseBackend, expr: ir.Table, hint: str) -> ir.Table:
+    return reader.create_table(f"_{hint}_{uuid.uuid4().hex[:8]}", expr, temp=True)
+
+
+def _rejects_with_lines(
+    lined: ir.Table, keys: ir.Table, stats: _KeyStats, key: list[str], name: str
+) -> ir.Table:
+    """(line, reason) of every refused row of a source whose rows know their line."""
+    failed = lined.filter(~lined._ok)
+    parts = [failed.select(line=failed._line, reason=ibis.literal(f"{name}: ") + failed._reason)]
+    if stats.conflicts is not None:
+        parts.append(_duplicate_reasons(keys, stats.conflicts, key, name))
+    return ibis.union(*parts) if len(parts) > 1 else parts[0]
+
+
+def _rejects_by_content(
+    src: Source,
+    rows_of: Callable[..., ir.Table],
+    keys: Callable[[str], ir.Table],
+    stats: _KeyStats,
+    key: list[str],
+    name: str,
+    reader: ibis.BaseBackend,
+) -> ir.Table:
+    """(line, reason) of every refused row of a streamed file, in two passes.
+
+    Numbering lines makes a scan slow and single-threaded, so the refused rows
+    are first found by a parallel scan that types every cell and keeps only a
+    hash of each refused row's raw cells; then one numbering scan that types
+    nothing picks out the rows with those hashes, with their lines and cells.
+    """
+    typed = rows_of("fast", hashed=True)
+    failed = typed.filter(~typed._ok)
+    bad = _stage(
+        reader, failed.select("_hash", reason=ibis.literal(f"{name}: ") + failed._reason), "bad"
+    )
+    hashes = bad.select("_hash")
+    conflicted = None
+    if stats.conflicts is not None:
+        k = keys("fast")
+        conflicted = _stage(reader, k.semi_join(stats.conflicts, key).select(*key, "_hash"), "conf")
+        hashes = hashes.union(conflicted.select("_hash"))
+    lines = src.scan("lines")
+    cells = lines.mutate(_hash=raw_hash(lines, src.headers))
+    cells = _stage(reader, cells.semi_join(hashes.distinct(), "_hash"), "cells")
+    src.rejected_cells = cells
+    found = bad.join(cells, "_hash").select(line=cells._line, reason=bad.reason)
+    if conflicted is None:
+        return found
+    copies = conflicted.join(cells, "_hash").select(*key, "_line")
+    return found.union(_duplicate_reasons(copies, stats.conflicts, key, name))
+
+
+def raw_hash(scan: ir.Table, headers: list[str]) -> ir.IntegerValue:
+    """One number per row for the raw cells as read: the same row, the same number."""
+    return ibis.struct({h: scan[h] for h in headers}).hash()
 
 
 def _duplicate_reasons(keys: ir.Table, dup_keys: ir.Table, key: list[str], name: str) -> ir.Table:

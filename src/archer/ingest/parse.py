@@ -81,6 +81,7 @@ class ParseContext:
     date_format: str = ""
     places: ir.Table | None = None  # kind, key, province, city
     municipalities: tuple[str, ...] = ()  # provinces that are one city
+    place_map: ir.Table | None = None  # _pn, _cn as written → _p, _c canonical
 
     @property
     def formats(self) -> list[str]:
@@ -128,7 +129,9 @@ class Parsed:
 
 
 def parse_timestamp(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
-    has_offset = ibis.ifelse(s.length() > 16, s.re_search(_OFFSET_RE), False)
+    # Only a long value or one ending in Z can name a zone; most are tested by length alone.
+    maybe = (s.length() > 19) | s.right(1).isin(("Z", "z"))
+    has_offset = ibis.ifelse(maybe, s.re_search(_OFFSET_RE), False)
     # The engine reads "+08:00", "-0500", "+09" and " UTC" but not "Z" nor a blank
     # before a numeric offset: those are rewritten first.
     zoned = (

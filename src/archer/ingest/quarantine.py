@@ -47,7 +47,8 @@ def write_quarantine(src: Source, parts: list[ir.Table], out: Path) -> tuple[int
     else:
         per_line = per_line.mutate(raw=ibis.null(dt.string))
     per_line = per_line.cache()  # one small table, read three times below
-    cells = src.scan("lines")
+    cells = src.rejected_cells if src.rejected_cells is not None else src.scan("lines")
+    cells = cells.drop("_hash") if "_hash" in cells.columns else cells
     # Only the rejected lines' cells, found in one pass over the file.
     cells = cells.semi_join(per_line, cells._line == per_line.line)
     # A header of the file that clashes with ours gets a prefix.

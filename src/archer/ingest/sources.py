@@ -56,6 +56,7 @@ class Source:
     table: ir.Table | None = None
     views: dict[str, str] = field(default_factory=dict)
     parse_rejects: ir.Table | None = None  # columns: line, reason, raw
+    rejected_cells: ir.Table | None = None  # refused rows' cells with _line, once found
     n_parse_rejects: int = 0
     cleanup: list[str] = field(default_factory=list)
     _rejects: str = ""
@@ -260,6 +261,10 @@ def _open_csv(
         first = next(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delim), [])
         if not any(h.strip() for h in first):
             raise SourceError(f"{path}: the first line is empty; expected a header row")
+        # The header is read here, so DuckDB need not guess the layout: its guess
+        # fails on a file with one unterminated quote, where reading row by row
+        # quarantines just that row (and what it swallowed) with its line number.
+        columns = _unique([h.strip() or f"column{i}" for i, h in enumerate(first)])
 
     tag = uuid.uuid4().hex[:10]
     rej_t, rej_s = f"_rej_{tag}", f"_rejscan_{tag}"
@@ -273,6 +278,7 @@ def _open_csv(
         "null_padding=false",
         "strict_mode=true",
         "max_line_size=16777216",
+        "auto_detect=false",
     ]
     if columns is not None:
         common.append("columns={" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in columns) + "}")

@@ -15,7 +15,7 @@ import ibis.expr.types as ir
 
 from archer.ingest.columns import CATCH_ALL, ColumnMapping
 from archer.ingest.parse import NULL_STR, ParseContext, clean, parse, place_key, reason_if
-from archer.schema import Column, Table
+from archer.schema import ORDERS, Column, Table
 
 
 def typed_rows(
@@ -33,7 +33,7 @@ def typed_rows(
     """
     # Three projections, so that every expression is computed once per row:
     # the cleaned text of each cell, then the typed values, then the checks.
-    keep = [c for c in ("_line", negative_ok) if c and c in src.columns]
+    keep = [c for c in ("_line", "_hash", negative_ok) if c and c in src.columns]
     mapped = [c for c in table.columns if c.name in mapping.columns]
     cells = {_text(c.name): _cell(src[mapping.columns[c.name]], c) for c in mapped}
     catch_all = CATCH_ALL.get(table.name)
@@ -68,7 +68,7 @@ def typed_rows(
     for ok, reason in _row_rules(table, cols, typed[negative_ok] if negative_ok else None):
         oks.append(ok)
         reasons.append(reason_if(~ok, reason))
-    lines = ["_line"] if "_line" in src.columns else []
+    lines = [c for c in ("_line", "_hash") if c in src.columns]
     out = typed.select(
         *lines,
         *table.names,
@@ -140,6 +140,11 @@ def _places(t: ir.Table, table: Table, ctx: ParseContext) -> ir.Table:
     """
     if "province" not in t.columns or ctx.places is None:
         return t
+    if ctx.place_map is not None:
+        # The file's few distinct names were looked up beforehand (place_map below).
+        m = ctx.place_map
+        j = t.left_join(m, [t.province.identical_to(m._pn), t.city.identical_to(m._cn)])
+        return j.mutate(province=j._p, city=j._c).drop("_pn", "_cn", "_p", "_c")
     p = ctx.places
     prov = p.filter(p.kind == "province").select(pk=p.key, p_canon=p.province)
     city = p.filter(p.kind == "city").select(ck=p.key, c_prov=p.province, c_canon=p.city)
@@ -175,3 +180,14 @@ def also_reject(rows: ir.Table, reason: ir.StringValue) -> ir.Table:
         _ok=rows._ok & ~found,
         _reason=ibis.ifelse(found, joined, rows._reason),
     )
+
+
+def place_map(names: ir.Table, ctx: ParseContext) -> ir.Table:
+    """Canonical (province, city) for each distinct written pair in ``names``.
+
+    Looking up the distinct pairs once and joining them back on the text as
+    written costs one hash lookup per row instead of normalising every cell.
+    """
+    pairs = names.distinct()
+    canon = _places(pairs.mutate(_pn=pairs.province, _cn=pairs.city), ORDERS, ctx)
+    return canon.select("_pn", "_cn", _p=canon.province, _c=canon.city)
