@@ -168,6 +168,8 @@ def import_(
                 f"  {name:<12} {t.inserted:>10,} inserted {t.updated:>8,} updated "
                 f"{t.unchanged:>8,} unchanged {t.rejected:>8,} rejected"
             )
+    if r.repeats:
+        out.print(f"  {r.repeats:,} identical copies of rows were taken once")
     for reason, n in list(r.reasons.items())[:8]:
         out.print(f"  {n:>8,} × {reason}", highlight=False)
     if r.quarantine:

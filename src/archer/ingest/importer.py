@@ -22,7 +22,7 @@ import ibis.expr.types as ir
 
 from archer.config import CONFIG_FILE, Settings
 from archer.ingest.columns import CATCH_ALL, ColumnMapping, parse_map_options, resolve
-from archer.ingest.load import TableResult, load_table, raw_hash
+from archer.ingest.load import TableResult, load_table
 from archer.ingest.parse import ParseContext, clean, parse
 from archer.ingest.presets import Preset, get_preset
 from archer.ingest.quarantine import quarantine_path, write_quarantine
@@ -48,6 +48,7 @@ class ImportResult:
     unchanged: int
     rejected: int
     quarantine: str | None
+    repeats: int = 0  # identical copies of a row, taken once; rows_read counts them
     tables: dict[str, TableResult] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
@@ -156,7 +157,7 @@ def import_file(
             def build(scan: ir.Table) -> dict[str, ir.Table]:
                 return pre.build(scan, ctx)
 
-            keys_of = None
+            key_cells = None
             provided = None  # a preset's rows are whole
         else:
             cm = resolve(spec, src.headers, explicit)
@@ -179,21 +180,19 @@ def import_file(
             def build(scan: ir.Table) -> dict[str, ir.Table]:
                 return {table: typed_rows(scan, spec, cm, ctx)}
 
-            def keys_of(scan: ir.Table) -> ir.Table:
-                # Keys typed as stored (line_no "01" is 1), the whole raw row hashed.
-                cells = {
+            def key_cells(scan: ir.Table) -> dict[str, ir.Value]:
+                # Keys typed as stored: line_no "01" is 1.
+                return {
                     k: parse(spec.column(k), clean(scan[cm.columns[k]].cast("string")), ctx).value
                     for k in spec.key
                 }
-                lines = ["_line"] if "_line" in scan.columns else []
-                return scan.select(*lines, **cells, _hash=raw_hash(scan, src.headers))
 
         names = [n for n in LOAD_ORDER if n in build(src.scan("fast"))]
         results: dict[str, TableResult] = {}
         bad_parts: list[ir.Table] = []
         with wh.transaction():
             for name in names:
-                loaded, bad = load_table(name, build, keys_of, provided, src, wh, reader, report)
+                loaded, bad = load_table(name, build, key_cells, provided, src, wh, reader, report)
                 results[name] = loaded
                 if bad is not None:
                     bad_parts.append(bad)
@@ -219,6 +218,7 @@ def import_file(
                 unchanged=totals.unchanged,
                 rejected=n_rejected,
                 quarantine=str(quarantine) if quarantine else None,
+                repeats=sum(r.repeats for r in results.values()),
                 tables=results,
                 reasons=reasons,
                 ignored_columns=ignored,

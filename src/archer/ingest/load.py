@@ -36,7 +36,7 @@ class TableResult:
 def load_table(
     name: str,
     build: Callable[[ir.Table], dict[str, ir.Table]],
-    keys_of: Callable[[ir.Table], ir.Table] | None,
+    key_cells: Callable[[ir.Table], dict[str, ir.Value]] | None,
     provided: list[str] | None,
     src: Source,
     wh: Warehouse,
@@ -76,8 +76,10 @@ def load_table(
             return build(scan)[name]
 
         def keys(mode: str) -> ir.Table:
-            assert keys_of is not None
-            return keys_of(src.scan(mode))
+            assert key_cells is not None
+            scan = src.scan(mode)
+            lines = ["_line"] if "_line" in scan.columns else []
+            return scan.select(*lines, **key_cells(scan), _hash=raw_hash(scan, src.headers))
 
     with engine_progress(reader, report, f"checking {name}"):
         stats = _key_stats(reader, keys("check"), keys("fast"), key)
@@ -90,7 +92,12 @@ def load_table(
         if stats.repeats is not None:
             # One copy of each repeated row, staged first so the file is not typed twice
             # in one query.
-            once = good.semi_join(stats.repeats, key).distinct()
+            if src.materialised:
+                once = good.semi_join(stats.repeats, key).distinct()
+            else:  # type only the rows with a repeated key, picked by their key cells
+                assert key_cells is not None
+                few = build(_with_keys_in(src.scan("fast"), key_cells, stats.repeats))[name]
+                once = few.filter(few._ok).drop(*_private(few)).distinct()
             once = reader.create_table(f"_once_{name}_{uuid.uuid4().hex[:8]}", once, temp=True)
             good = good.anti_join(stats.repeats, key).union(once.cast(good.schema()))
         up = wh.upsert(name, wh.adopt(good, reader), provided)
@@ -104,7 +111,8 @@ def load_table(
         if src.materialised:
             found = _rejects_with_lines(typed, keys("lines"), stats, key, name)
         else:
-            found = _rejects_by_content(src, rows_of, keys, stats, key, name, reader)
+            assert key_cells is not None
+            found = _rejects_by_content(src, rows_of, keys, key_cells, stats, key, name, reader)
         # Kept small and staged: the quarantine reads it several times.
         found = reader.create_table(f"_rejected_{name}_{uuid.uuid4().hex[:8]}", found, temp=True)
     return result, found
@@ -207,6 +215,7 @@ def _rejects_by_content(
     src: Source,
     rows_of: Callable[..., ir.Table],
     keys: Callable[[str], ir.Table],
+    key_cells: Callable[[ir.Table], dict[str, ir.Value]],
     stats: _KeyStats,
     key: list[str],
     name: str,
@@ -215,30 +224,48 @@ def _rejects_by_content(
     """(line, reason) of every refused row of a streamed file, in two passes.
 
     Numbering lines makes a scan slow and single-threaded, so the refused rows
-    are first found by a parallel scan that types every cell and keeps only a
-    hash of each refused row's raw cells; then one numbering scan that types
-    nothing picks out the rows with those hashes, with their lines and cells.
+    are first found by a parallel scan that types every cell and keeps each
+    refused row's key and a hash of its raw cells; then one numbering scan,
+    which types only the key cells and hashes only rows with a suspect key,
+    picks out those rows with their lines and cells.
     """
     typed = rows_of("fast", hashed=True)
     failed = typed.filter(~typed._ok)
-    bad = _stage(
-        reader, failed.select("_hash", reason=ibis.literal(f"{name}: ") + failed._reason), "bad"
-    )
-    hashes = bad.select("_hash")
+    reason = ibis.literal(f"{name}: ") + failed._reason
+    bad = _stage(reader, failed.select(*key, "_hash", reason=reason), "bad")
+    suspects = [bad.select(*key, "_hash")]
     conflicted = None
     if stats.conflicts is not None:
         k = keys("fast")
         conflicted = _stage(reader, k.semi_join(stats.conflicts, key).select(*key, "_hash"), "conf")
-        hashes = hashes.union(conflicted.select("_hash"))
-    lines = src.scan("lines")
-    cells = lines.mutate(_hash=raw_hash(lines, src.headers))
-    cells = _stage(reader, cells.semi_join(hashes.distinct(), "_hash"), "cells")
+        suspects.append(conflicted)
+    suspect = _stage(reader, ibis.union(*suspects).distinct(), "suspect")
+    maybe = _with_keys_in(src.scan("lines"), key_cells, suspect.select(*key), or_missing=True)
+    maybe = maybe.mutate(_hash=raw_hash(maybe, src.headers))
+    cells = _stage(reader, maybe.semi_join(suspect, "_hash"), "cells")
     src.rejected_cells = cells
     found = bad.join(cells, "_hash").select(line=cells._line, reason=bad.reason)
     if conflicted is None:
         return found
     copies = conflicted.join(cells, "_hash").select(*key, "_line")
     return found.union(_duplicate_reasons(copies, stats.conflicts, key, name))
+
+
+def _with_keys_in(
+    scan: ir.Table,
+    key_cells: Callable[[ir.Table], dict[str, ir.Value]],
+    keys: ir.Table,
+    or_missing: bool = False,
+) -> ir.Table:
+    """The raw rows of ``scan`` whose key is one of ``keys`` (or, if asked, has none),
+    found by typing the key cells alone."""
+    kc = {f"_k_{k}": v for k, v in key_cells(scan).items()}
+    t = scan.mutate(**kc)
+    known = keys.select(**{c: keys[c.removeprefix("_k_")] for c in kc}).distinct()
+    cond = ibis.and_(*[t[c].isin(known[c]) for c in kc])
+    if or_missing:
+        cond = cond | ibis.or_(*[t[c].isnull() for c in kc])
+    return t.filter(cond).drop(*kc)
 
 
 def raw_hash(scan: ir.Table, headers: list[str]) -> ir.IntegerValue:
