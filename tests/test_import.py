@@ -370,3 +370,13 @@ def test_an_unterminated_quote_is_quarantined_not_fatal(ws, tmp_path):
     assert (r.inserted, r.rejected) == (1, 1)
     q = Path(r.quarantine).read_text(encoding="utf-8")
     assert q.splitlines()[1].startswith("3,malformed CSV row")  # line 3, and what it swallowed
+
+
+def test_mixed_copies_name_each_line_once(ws, tmp_path):
+    text = "order_id,created_at\nA,2024-01-01\nA,2024-01-01\nA,2024-01-02\nB,bad\nB,bad\n"
+    r = run_import(ws, "orders", write(tmp_path / "o.csv", text))
+    with open(r.quarantine, encoding="utf-8") as f:
+        q = list(__import__("csv").DictReader(f))
+    assert [row["line"] for row in q] == ["2", "3", "4", "5", "6"]
+    assert "(A: lines 2, 3, 4)" in q[0]["reason"] and q[0]["reason"].count("given more") == 1
+    assert q[3]["reason"].count("is not a date/time") == 1

@@ -89,14 +89,14 @@ def init(
     json_out: JsonOpt = False,
 ) -> None:
     """Create the workspace folder with its archer.toml and an empty warehouse."""
-    from archer.warehouse import connect
+    from archer.warehouse import WarehouseError, connect
 
     try:
         s = init_workspace(home, shop_name=shop_name, timezone=timezone, currency=currency)
-    except ValueError as e:
+        with connect(s.warehouse_url):
+            pass
+    except (ValueError, WarehouseError) as e:
         _fail(str(e))
-    with connect(s.warehouse_url):
-        pass
     doc = {
         "home": str(s.home.resolve()),
         "warehouse": s.warehouse_url,

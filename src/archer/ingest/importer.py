@@ -76,7 +76,8 @@ def municipalities() -> tuple[str, ...]:
     from archer.places import load_places
 
     p = load_places()
-    return tuple(sorted(set(p.loc[p.province == p.city, "province"])))
+    cities = p.groupby("province")["city"].nunique()
+    return tuple(sorted(cities[cities == 1].index))
 
 
 def places_table(reader: ibis.BaseBackend) -> ir.Table:

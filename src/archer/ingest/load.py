@@ -232,12 +232,14 @@ def _rejects_by_content(
     typed = rows_of("fast", hashed=True)
     failed = typed.filter(~typed._ok)
     reason = ibis.literal(f"{name}: ") + failed._reason
-    bad = _stage(reader, failed.select(*key, "_hash", reason=reason), "bad")
+    # Identical refused rows share hash and reason: one of each, joined to all their lines.
+    bad = _stage(reader, failed.select(*key, "_hash", reason=reason).distinct(), "bad")
     suspects = [bad.select(*key, "_hash")]
     conflicted = None
     if stats.conflicts is not None:
         k = keys("fast")
-        conflicted = _stage(reader, k.semi_join(stats.conflicts, key).select(*key, "_hash"), "conf")
+        copies = k.semi_join(stats.conflicts, key).select(*key, "_hash").distinct()
+        conflicted = _stage(reader, copies, "conf")
         suspects.append(conflicted)
     suspect = _stage(reader, ibis.union(*suspects).distinct(), "suspect")
     maybe = _with_keys_in(src.scan("lines"), key_cells, suspect.select(*key), or_missing=True)
