@@ -163,7 +163,7 @@ class Warehouse:
             rows = self.adopt(rows, None)
         rows = rows.select(cols).cast(spec.ibis_schema())
         target = self.table(name)
-        if self.engine == "duckdb" and self._is_empty(name):
+        if self.engine == "duckdb" and self.is_empty(name):
             # Nothing to compare with: stream the rows straight in.
             self.con.insert(name, rows)
             return UpsertResult(int(target.count().execute()), 0, 0)
@@ -210,7 +210,7 @@ class Warehouse:
         self._drop_stage(staged)
         return UpsertResult(n_new, n_changed, n_existing - n_changed)
 
-    def _is_empty(self, name: str) -> bool:
+    def is_empty(self, name: str) -> bool:
         return int(self.table(name).limit(1).count().execute()) == 0
 
     def _materialise(self, expr: ir.Table, hint: str) -> ir.Table:

@@ -84,6 +84,9 @@ def load_table(
     with engine_progress(reader, report, f"checking {name}"):
         stats = _key_stats(reader, keys("check"), keys("fast"), key)
     src.checked(stats.rows)
+    # Into an empty table of the same engine, what was taken is what the table holds
+    # afterwards: refused rows are then simply the file's keys the table lacks.
+    fresh = wh.engine == "duckdb" and reader is wh.con and wh.is_empty(name)
     with engine_progress(reader, report, f"writing {name}"), _no_filter_pushdown(reader):
         good = rows_of("fast")
         good = good.filter(good._ok).drop(*_private(good))
@@ -107,12 +110,15 @@ def load_table(
     result.repeats = stats.repeated_rows
     if not result.rejected:
         return result, None
-    with engine_progress(reader, report, f"finding rejected {name}"), _no_filter_pushdown(reader):
+    with engine_progress(reader, report, f"finding rejected {name}"):
         if src.materialised:
             found = _rejects_with_lines(typed, keys("lines"), stats, key, name)
         else:
             assert key_cells is not None
-            found = _rejects_by_content(src, rows_of, keys, key_cells, stats, key, name, reader)
+            taken_keys = wh.table(name).select(*key) if fresh else None
+            found = _rejects_by_content(
+                src, rows_of, keys, build, key_cells, stats, key, name, reader, taken_keys
+            )
         # Kept small and staged: the quarantine reads it several times.
         found = reader.create_table(f"_rejected_{name}_{uuid.uuid4().hex[:8]}", found, temp=True)
     return result, found
@@ -215,41 +221,42 @@ def _rejects_by_content(
     src: Source,
     rows_of: Callable[..., ir.Table],
     keys: Callable[[str], ir.Table],
+    build: Callable[[ir.Table], dict[str, ir.Table]],
     key_cells: Callable[[ir.Table], dict[str, ir.Value]],
     stats: _KeyStats,
     key: list[str],
     name: str,
     reader: ibis.BaseBackend,
+    taken_keys: ir.Table | None,
 ) -> ir.Table:
-    """(line, reason) of every refused row of a streamed file, in two passes.
+    """(line, reason) of every refused row of a streamed file, in three cheap steps.
 
-    Numbering lines makes a scan slow and single-threaded, so the refused rows
-    are first found by a parallel scan that types every cell and keeps each
-    refused row's key and a hash of its raw cells; then one numbering scan,
-    which types only the key cells and hashes only rows with a suspect key,
-    picks out those rows with their lines and cells.
+    Numbering lines makes a scan slow and single-threaded, so: a parallel scan
+    keeps only the keys of refused rows (the file's keys the table did not take,
+    when the table was empty; else those of rows that fail the checks); one
+    numbering scan types the key cells
+    alone and keeps the rows with such a key (or none), with their lines and
+    cells; those few rows are then typed and checked again, this time with lines.
     """
-    typed = rows_of("fast", hashed=True)
-    failed = typed.filter(~typed._ok)
-    reason = ibis.literal(f"{name}: ") + failed._reason
-    # Identical refused rows share hash and reason: one of each, joined to all their lines.
-    bad = _stage(reader, failed.select(*key, "_hash", reason=reason).distinct(), "bad")
-    suspects = [bad.select(*key, "_hash")]
-    conflicted = None
+    if taken_keys is not None:  # the keys alone tell which rows were not taken
+        suspects = [keys("fast").select(*key).anti_join(taken_keys, key)]
+    else:
+        typed = rows_of("fast")
+        suspects = [typed.filter(~typed._ok).select(*key)]
     if stats.conflicts is not None:
-        k = keys("fast")
-        copies = k.semi_join(stats.conflicts, key).select(*key, "_hash").distinct()
-        conflicted = _stage(reader, copies, "conf")
-        suspects.append(conflicted)
+        suspects.append(stats.conflicts.select(*key))
     suspect = _stage(reader, ibis.union(*suspects).distinct(), "suspect")
-    maybe = _with_keys_in(src.scan("lines"), key_cells, suspect.select(*key), or_missing=True)
-    maybe = maybe.mutate(_hash=raw_hash(maybe, src.headers))
-    cells = _stage(reader, maybe.semi_join(suspect, "_hash"), "cells")
+    with _no_filter_pushdown(reader):
+        cells = _with_keys_in(src.scan("lines"), key_cells, suspect, or_missing=True)
+        cells = _stage(reader, cells, "cells")
     src.rejected_cells = cells
-    found = bad.join(cells, "_hash").select(line=cells._line, reason=bad.reason)
-    if conflicted is None:
+    lined = build(cells)[name]
+    failed = lined.filter(~lined._ok)
+    found = failed.select(line=failed._line, reason=ibis.literal(f"{name}: ") + failed._reason)
+    if stats.conflicts is None:
         return found
-    copies = conflicted.join(cells, "_hash").select(*key, "_line")
+    copies = _with_keys_in(cells, key_cells, stats.conflicts)
+    copies = copies.select("_line", **key_cells(copies))
     return found.union(_duplicate_reasons(copies, stats.conflicts, key, name))
 
 
