@@ -380,3 +380,33 @@ def test_mixed_copies_name_each_line_once(ws, tmp_path):
     assert [row["line"] for row in q] == ["2", "3", "4", "5", "6"]
     assert "(A: lines 2, 3, 4)" in q[0]["reason"] and q[0]["reason"].count("given more") == 1
     assert q[3]["reason"].count("is not a date/time") == 1
+
+
+@pytest.mark.parametrize(
+    ("cell", "amount"),
+    [
+        ("129.90", "129.90"),
+        ("￥12,50", "12.50"),
+        ("1.250,00", "1250.00"),
+        ("1,250", "1250.00"),
+        ("¥1,250.00", "1250.00"),
+        ("RMB 88", "88.00"),
+        ("30元", "30.00"),
+        ("-5,5", "-5.50"),
+    ],
+)
+def test_amounts_as_shops_write_them(ws, tmp_path, cell, amount):
+    text = f'order_id,created_at,paid_amount\nA,2024-05-01 05:45 UTC,"{cell}"\n'
+    r = run_import(ws, "orders", write(tmp_path / "o.csv", text))
+    assert r.rejected == 0, r.reasons
+    o = rows(ws, "orders")[0]
+    assert o["paid_amount"] == Decimal(amount)
+    assert o["created_at"] == datetime(2024, 5, 1, 5, 45)
+
+
+def test_a_blank_before_z_and_jilin_without_a_city(ws, tmp_path):
+    text = "order_id,created_at,province\nA,2024-05-01 05:45:00 Z,吉林省\n"
+    run_import(ws, "orders", write(tmp_path / "o.csv", text))
+    o = rows(ws, "orders")[0]
+    assert o["created_at"] == datetime(2024, 5, 1, 5, 45)
+    assert (o["province"], o["city"]) == ("Jilin", None)

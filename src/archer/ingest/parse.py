@@ -54,8 +54,8 @@ TIMESTAMP_FORMATS = (
     "%Y年%m月%d日",
 )
 # A time that names its zone: 10:00Z, 10:00+08:00, 10:00 +0800, 10:00-05, 10:00 UTC.
-_OFFSET_RE = r"(?i)(\dz|\butc|\bgmt|\d\s*[+-]\d{2}(:?\d{2})?)$"
-_MONEY_NOISE = r"[¥￥$£€,\s]|^(CNY|RMB|USD)|元$"
+_OFFSET_RE = r"(?i)(\d\s*z|\butc|\bgmt|\d\s*[+-]\d{2}(:?\d{2})?)$"
+_MONEY_NOISE = r"[¥￥$£€\s]|^(CNY|RMB|USD)|元$"
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "是", "√", "on", "subscribed", "opt-in", "opted in")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "否", "×", "off", "unsubscribed", "opt-out")
 GENDERS = {
@@ -137,7 +137,8 @@ def parse_timestamp(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed
     zoned = (
         s.re_replace(r"\s*[zZ]$", "+00:00")
         .re_replace(r"\s+([+-]\d{2}(:?\d{2})?)$", r"\1")
-        .re_replace(r"([T ]\d{1,2}:\d{2})([+-])", r"\1:00\2")  # 05:45+00:00 → 05:45:00+00:00
+        # 05:45+00:00 → 05:45:00+00:00, and 05:45 UTC → 05:45:00 UTC
+        .re_replace(r"([T ]\d{1,2}:\d{2})(\s*(?:[+-]|(?i:utc|gmt)))", r"\1:00\2")
     )
     aware = _tz_to_naive("UTC", zoned.try_cast(dt.Timestamp(timezone="UTC")))
     local = s.try_cast(dt.timestamp).coalesce(_try_strptime(s, ibis.literal(ctx.formats)))
@@ -204,10 +205,17 @@ def _number(col: Column, s: ir.StringValue, value: ir.Value, expected: str) -> P
 
 
 def parse_money(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
-    # "12,50" (a decimal comma: two digits after it, no point) is 12.50; in "1,250.00"
-    # and "1,250" the comma groups thousands.
-    decimal_comma = s.re_replace(r"^(-?\d+),(\d{1,2})$", r"\1.\2")
-    value = decimal_comma.re_replace(_MONEY_NOISE, "").try_cast(MONEY)
+    # A plain number is cast at once; only other spellings pay for the rules below.
+    # Currency signs and blanks go; "12,50" (a comma then one or two digits) and
+    # "1.250,00" write the decimal with a comma; in "1,250" and "1,250.00" the
+    # comma groups thousands.
+    t = s.re_replace(_MONEY_NOISE, "")
+    number = ibis.cases(
+        (t.re_search(r"^-?\d{1,3}(\.\d{3})+,\d{1,2}$"), t.replace(".", "").replace(",", ".")),
+        (t.re_search(r"^-?\d+,\d{1,2}$"), t.replace(",", ".")),
+        else_=t.replace(",", ""),
+    )
+    value = s.try_cast(MONEY).coalesce(number.try_cast(MONEY))
     return _number(col, s, value, "an amount (e.g. 129.90)")
 
 
