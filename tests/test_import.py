@@ -410,3 +410,10 @@ def test_a_blank_before_z_and_jilin_without_a_city(ws, tmp_path):
     o = rows(ws, "orders")[0]
     assert o["created_at"] == datetime(2024, 5, 1, 5, 45)
     assert (o["province"], o["city"]) == ("Jilin", None)
+
+
+def test_tabs_and_stray_line_breaks_are_trimmed(ws, tmp_path):
+    text = 'customer_id,name\n"\tC1\t","  王芳\r"\n'
+    run_import(ws, "customers", write(tmp_path / "c.csv", text))
+    c = rows(ws, "customers")[0]
+    assert (c["customer_id"], c["name"]) == ("C1", "王芳")
