@@ -4,7 +4,8 @@ Three scans at most, each one streaming query in the engine:
 
 1. the key cells alone: how many rows, and which keys come more than once;
 2. every cell typed and checked, the good rows upserted into the warehouse;
-3. only when something was refused: the same with line numbers, for the quarantine.
+3. only when something was refused: the refused rows found again, with their
+   line numbers and cells, for the quarantine.
 """
 
 from __future__ import annotations
@@ -57,10 +58,9 @@ def load_table(
     if src.materialised:
         # A staged source is small enough to type once and read three times.
         with engine_progress(reader, report, f"typing {name}"):
-            tmp = f"_typed_{name}_{uuid.uuid4().hex[:8]}"
-            typed = reader.create_table(tmp, build(src.scan("fast"))[name], temp=True)
+            typed = _stage(reader, build(src.scan("fast"))[name], f"typed_{name}")
 
-        def rows_of(mode: str, hashed: bool = False) -> ir.Table:
+        def rows_of(mode: str) -> ir.Table:
             return typed
 
         def keys(mode: str) -> ir.Table:
@@ -69,11 +69,8 @@ def load_table(
             return typed.select("_line", *key, _hash=whole)
     else:
 
-        def rows_of(mode: str, hashed: bool = False) -> ir.Table:
-            scan = src.scan(mode)
-            if hashed:  # carry each row's raw-cell hash through the typing
-                scan = scan.mutate(_hash=raw_hash(scan, src.headers))
-            return build(scan)[name]
+        def rows_of(mode: str) -> ir.Table:
+            return build(src.scan(mode))[name]
 
         def keys(mode: str) -> ir.Table:
             assert key_cells is not None
@@ -101,7 +98,7 @@ def load_table(
                 assert key_cells is not None
                 few = build(_with_keys_in(src.scan("fast"), key_cells, stats.repeats))[name]
                 once = few.filter(few._ok).drop(*_private(few)).distinct()
-            once = reader.create_table(f"_once_{name}_{uuid.uuid4().hex[:8]}", once, temp=True)
+            once = _stage(reader, once, f"once_{name}")
             good = good.anti_join(stats.repeats, key).union(once.cast(good.schema()))
         up = wh.upsert(name, wh.adopt(good, reader), provided)
     taken = up.inserted + up.updated + up.unchanged
@@ -120,7 +117,7 @@ def load_table(
                 src, rows_of, keys, build, key_cells, stats, key, name, reader, taken_keys
             )
         # Kept small and staged: the quarantine reads it several times.
-        found = reader.create_table(f"_rejected_{name}_{uuid.uuid4().hex[:8]}", found, temp=True)
+        found = _stage(reader, found, f"rejected_{name}")
     return result, found
 
 
@@ -219,7 +216,7 @@ def _rejects_with_lines(
 
 def _rejects_by_content(
     src: Source,
-    rows_of: Callable[..., ir.Table],
+    rows_of: Callable[[str], ir.Table],
     keys: Callable[[str], ir.Table],
     build: Callable[[ir.Table], dict[str, ir.Table]],
     key_cells: Callable[[ir.Table], dict[str, ir.Value]],

@@ -33,7 +33,7 @@ def typed_rows(
     """
     # Three projections, so that every expression is computed once per row:
     # the cleaned text of each cell, then the typed values, then the checks.
-    keep = [c for c in ("_line", "_hash", negative_ok) if c and c in src.columns]
+    keep = [c for c in ("_line", negative_ok) if c and c in src.columns]
     mapped = [c for c in table.columns if c.name in mapping.columns]
     cells = {_text(c.name): _cell(src[mapping.columns[c.name]], c) for c in mapped}
     catch_all = CATCH_ALL.get(table.name)
@@ -68,7 +68,7 @@ def typed_rows(
     for ok, reason in _row_rules(table, cols, typed[negative_ok] if negative_ok else None):
         oks.append(ok)
         reasons.append(reason_if(~ok, reason))
-    lines = [c for c in ("_line", "_hash") if c in src.columns]
+    lines = ["_line"] if "_line" in src.columns else []
     out = typed.select(
         *lines,
         *table.names,
