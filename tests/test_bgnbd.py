@@ -1,0 +1,223 @@
+"""BG/NBD and the RFM summary (issue 4, first slice)."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import date, datetime
+
+import ibis
+import numpy as np
+import pytest
+from scipy.special import hyp2f1
+
+from archer.models import BGNBD, patterns, rfm_summary
+from archer.models.bgnbd import log_likelihood, log_likelihood_grad
+from conftest import shared
+
+CALIBRATION_END = date(1997, 9, 30)  # 39 weeks from 1997-01-01, as in the paper
+
+
+def _cdnow_transactions() -> ibis.Table:
+    path = shared("cdnow", "CDNOW_sample.txt")
+    customers, days = [], []
+    for line in path.read_text().splitlines():
+        fields = line.split()  # master id, sample id, YYYYMMDD, number of CDs, dollars
+        if fields:
+            customers.append(int(fields[1]))
+            days.append(datetime.strptime(fields[2], "%Y%m%d").date())
+    return ibis.memtable({"customer_id": customers, "order_date": days})
+
+
+@pytest.fixture(scope="module")
+def cdnow():
+    summary = rfm_summary(
+        _cdnow_transactions(),
+        customer_col="customer_id",
+        date_col="order_date",
+        calibration_end=CALIBRATION_END,
+        observation_start=date(1997, 1, 1),
+        unit="week",
+    )
+    customers = summary.to_pandas().sort_values("customer_id").reset_index(drop=True)
+    pats = patterns(summary).to_pandas()
+    return customers, pats
+
+
+@pytest.fixture(scope="module")
+def fitted(cdnow):
+    _, pats = cdnow
+    return BGNBD().fit(pats["frequency"], pats["recency"], pats["T"], weights=pats["weights"])
+
+
+def test_summary_from_raw_log(cdnow):
+    customers, pats = cdnow
+    assert len(customers) == 2357
+    assert pats["weights"].sum() == 2357
+    assert len(pats) < len(customers)
+    first = customers.iloc[0]  # customer 1: 1997-01-01, 1997-01-18, 1997-08-02
+    assert first["frequency"] == 2
+    assert first["recency"] == pytest.approx(213 / 7)
+    assert first["T"] == pytest.approx(272 / 7)
+    assert (customers["recency"] <= customers["T"]).all()
+    assert (customers.loc[customers["frequency"] == 0, "recency"] == 0).all()
+
+
+def test_summary_merges_same_day_and_cuts_at_calibration_end():
+    t = ibis.memtable(
+        {
+            "c": [1, 1, 1, 1, 2],
+            "d": [
+                datetime(2024, 1, 1, 9),
+                datetime(2024, 1, 1, 17),  # same day: one transaction
+                datetime(2024, 1, 8, 12),
+                datetime(2024, 3, 1),  # after calibration_end: ignored
+                datetime(2024, 1, 5),
+            ],
+        }
+    )
+    out = rfm_summary(
+        t, customer_col="c", date_col="d", calibration_end=date(2024, 1, 15), unit="day"
+    )
+    got = {r["c"]: r for r in out.to_pyarrow().to_pylist()}
+    assert got[1]["frequency"] == 1 and got[1]["recency"] == 7.0 and got[1]["T"] == 14.0
+    assert got[2]["frequency"] == 0 and got[2]["recency"] == 0.0 and got[2]["T"] == 10.0
+    assert got[1]["first_purchase"] == date(2024, 1, 1)
+
+
+def test_reproduces_fader_hardie_lee_2005(fitted):
+    """Fader, Hardie & Lee (2005), "'Counting Your Customers' the Easy Way: An Alternative to the
+    Pareto/NBD Model", Marketing Science 24(2), 275-284: on the CDNOW 1/10 sample (2,357
+    customers, 39-week calibration period from 1997-01-01, weeks) the BG/NBD estimates are
+    r = 0.243, alpha = 4.414, a = 0.793, b = 2.426 with log-likelihood -9582.4."""
+    assert fitted.converged_, fitted.message_
+    published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    for name, value in published.items():
+        assert abs(fitted.params_[name] - value) < 0.0015, (name, fitted.params_[name])
+    assert abs(fitted.log_likelihood_ - -9582.4) < 0.1
+    assert fitted.aic_ == pytest.approx(8 - 2 * fitted.log_likelihood_)
+    se = np.array(list(fitted.standard_errors_.values()))
+    assert np.all(np.isfinite(se)) and np.all(se > 0)
+
+
+def test_compressed_patterns_fit_equals_per_customer_fit(cdnow, fitted):
+    customers, _ = cdnow
+    full = BGNBD().fit(customers["frequency"], customers["recency"], customers["T"])
+    for name in fitted.params_:
+        assert full.params_[name] == pytest.approx(fitted.params_[name], rel=1e-6)
+    assert full.log_likelihood_ == pytest.approx(fitted.log_likelihood_, abs=1e-6)
+
+
+def test_standard_errors_match_hessian_of_log_likelihood(cdnow, fitted):
+    _, pats = cdnow
+    args = (pats["frequency"], pats["recency"], pats["T"], pats["weights"])
+    p = np.array(list(fitted.params_.values()))
+    hess = np.empty((4, 4))
+    for i in range(4):
+        for j in range(4):
+            hi, hj = 1e-4 * p[i], 1e-4 * p[j]
+
+            def f(di, dj, i=i, j=j, hi=hi, hj=hj):
+                q = p.copy()
+                q[i] += di * hi
+                q[j] += dj * hj
+                return -log_likelihood(q, *args)
+
+            hess[i, j] = (f(1, 1) - f(1, -1) - f(-1, 1) + f(-1, -1)) / (4 * hi * hj)
+    se = np.sqrt(np.diag(np.linalg.inv(hess)))
+    np.testing.assert_allclose(list(fitted.standard_errors_.values()), se, rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "params", [(0.243, 4.414, 0.793, 2.426), (1.7, 0.3, 2.5, 0.6), (0.05, 40.0, 0.2, 9.0)]
+)
+def test_gradient_matches_finite_differences(params):
+    rng = np.random.default_rng(1)
+    T = rng.uniform(1, 60, 200)
+    x = rng.integers(0, 15, 200).astype(float)
+    tx = np.where(x > 0, rng.uniform(0, 1, 200) * T, 0.0)
+    x[:3], tx[:3], T[:3] = [1000, 1, 0], [4999, 0, 0], [5000, 5000, 5000]
+    w = rng.integers(1, 5, 200)
+    p = np.array(params)
+    grad = log_likelihood_grad(p, x, tx, T, w)
+    num = np.empty(4)
+    for k in range(4):
+        h = 1e-6 * p[k]
+        up, dn = p.copy(), p.copy()
+        up[k] += h
+        dn[k] -= h
+        num[k] = (log_likelihood(up, x, tx, T, w) - log_likelihood(dn, x, tx, T, w)) / (2 * h)
+    np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-4)
+
+
+def test_p_alive(fitted):
+    assert fitted.p_alive(0, 0, 38.86) == 1.0
+    np.testing.assert_array_equal(fitted.p_alive([0, 0], [0, 0], [1.0, 5000.0]), [1.0, 1.0])
+    T = np.array([10.0, 20.0, 39.0, 100.0, 1000.0])
+    pa = fitted.p_alive(3, 10.0, T)
+    assert np.all(np.diff(pa) < 0)
+    assert np.all((pa > 0) & (pa <= 1))
+
+
+def test_no_overflow_at_large_frequency_and_T(fitted):
+    values = [
+        log_likelihood(list(fitted.params_.values()), 1000, 4999, 5000),
+        *log_likelihood_grad(list(fitted.params_.values()), 1000, 4999, 5000),
+        *fitted.p_alive([1000, 1000], [4999, 1], [5000, 5000]),
+        *fitted.conditional_expected_purchases(52, [1000, 1000], [4999, 1], [5000, 5000]),
+        *fitted.expected_purchases_new([5000.0, 1e6]),
+    ]
+    assert np.all(np.isfinite(values))
+    assert fitted.p_alive(1000, 1, 5000) < 1e-100
+    # an active customer buying ~1000/5000 per week keeps that rate for the next 52 weeks
+    assert fitted.conditional_expected_purchases(52, 1000, 4999, 5000) == pytest.approx(
+        52 * 1000 / 5000, rel=0.02
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BGNBD().fit([1000, 0, 3], [4999, 0, 20], [5000, 5000, 40])
+
+
+def test_expectations_match_the_paper_formulas(fitted):
+    r, alpha, a, b = fitted.params_.values()
+    t = np.array([1.0, 39.0, 78.0])
+    z = t / (alpha + t)
+    direct = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, z))
+    np.testing.assert_allclose(fitted.expected_purchases_new(t), direct, rtol=1e-10)
+
+    x, tx, T = 2.0, 30.43, 38.86
+    zc = t / (alpha + T + t)
+    bracket = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(
+        r + x, b + x, a + b + x - 1, zc
+    )
+    denom = 1 + a / (b + x - 1) * ((alpha + T) / (alpha + tx)) ** (r + x)
+    direct = (a + b + x - 1) / (a - 1) * bracket / denom
+    np.testing.assert_allclose(
+        fitted.conditional_expected_purchases(t, x, tx, T), direct, rtol=1e-10
+    )
+    # E[X(t)] is the conditional formula at x = 0, T = 0
+    np.testing.assert_allclose(
+        fitted.conditional_expected_purchases(t, 0, 0, 0), fitted.expected_purchases_new(t)
+    )
+
+
+def test_non_convergence_warns_with_the_optimiser_message(cdnow):
+    _, pats = cdnow
+    with pytest.warns(UserWarning, match="did not converge: .*ITERATIONS"):
+        m = BGNBD().fit(pats["frequency"], pats["recency"], pats["T"], pats["weights"], maxiter=2)
+    assert m.converged_ is False
+    assert "ITERATIONS" in m.message_
+
+
+def test_penalizer_shrinks_parameters(cdnow, fitted):
+    _, pats = cdnow
+    m = BGNBD().fit(pats["frequency"], pats["recency"], pats["T"], pats["weights"], penalizer=50.0)
+    assert m.converged_
+    assert sum(v**2 for v in m.params_.values()) < sum(v**2 for v in fitted.params_.values())
+    assert m.log_likelihood_ < fitted.log_likelihood_
+
+
+def test_unfitted_model_and_bad_input():
+    with pytest.raises(RuntimeError):
+        BGNBD().p_alive(1, 1, 2)
+    with pytest.raises(ValueError):
+        BGNBD().fit([1], [5], [3])
