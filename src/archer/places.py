@@ -201,8 +201,9 @@ def _address_regex() -> re.Pattern[str]:
 
 
 @cache
-def _sole_city() -> dict[str, str]:
-    """Provinces with a single city (municipalities, Hong Kong, Macau, Taiwan)."""
+def sole_cities() -> dict[str, str]:
+    """Provinces that are one city (municipalities, Hong Kong, Macau, Taiwan) → that city:
+    a place there given without a city is in it."""
     counts = _places().groupby("province")["city"].agg(["count", "first"])
     return counts.loc[counts["count"] == 1, "first"].to_dict()
 
@@ -218,7 +219,7 @@ def _parse_prefix(prefix: str) -> tuple[str | None, str | None]:
     province = provinces[m["p1"] or m["p3"]]
     if m["c1"] and cities[m["c1"]][0] == province:
         return province, cities[m["c1"]][1]
-    return province, _sole_city().get(province)
+    return province, sole_cities().get(province)
 
 
 _PREFIX_LEN = 40  # 中华人民共和国 + the longest province, 直辖县级 filler and city

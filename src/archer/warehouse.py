@@ -167,40 +167,46 @@ class Warehouse:
             # Nothing to compare with: stream the rows straight in.
             self.con.insert(name, rows)
             return UpsertResult(int(target.count().execute()), 0, 0)
-        kept = [c for c in cols if provided is not None and c not in provided and c not in key]
-        if kept:
-            old = target.select(*key, **{f"_old_{c}": target[c] for c in kept})
+        unchanged_cols = [
+            c for c in cols if provided is not None and c not in provided and c not in key
+        ]
+        if unchanged_cols:
+            old = target.select(*key, **{f"_old_{c}": target[c] for c in unchanged_cols})
             j = rows.left_join(old, key)
             rows = j.select(
-                **{c: j[f"_old_{c}"].coalesce(j[c]) if c in kept else j[c] for c in cols}
+                **{c: j[f"_old_{c}"].coalesce(j[c]) if c in unchanged_cols else j[c] for c in cols}
             )
         staged = self._materialise(rows, name)
 
-        existing = staged.semi_join(target, key)
-        new = staged.anti_join(target, key)
-        joined = staged.join(target, key, lname="{name}", rname="{name}_old")
-        differs = ibis.or_(
-            *[~joined[c].identical_to(joined[f"{c}_old"]) for c in cols if c not in key]
+        # One pass over staged rows beside the stored ones: new, present, changed.
+        old = target.select(**{f"_o_{c}": target[c] for c in cols})
+        j = staged.left_join(old, [staged[k] == old[f"_o_{k}"] for k in key])
+        found = j[f"_o_{key[0]}"].notnull()
+        differs = found & ibis.or_(
+            *[~j[c].identical_to(j[f"_o_{c}"]) for c in cols if c not in key]
         )
-        changed = joined.filter(differs).select(key)
-
-        n_new = int(new.count().execute())
-        n_existing = int(existing.count().execute())
-        n_changed = int(changed.count().execute())
+        n = (
+            j.aggregate(
+                new=j.count(where=~found),
+                present=j.count(where=found),
+                changed=j.count(where=differs),
+            )
+            .to_pyarrow()
+            .to_pylist()[0]
+        )
+        n_new, n_existing, n_changed = int(n["new"]), int(n["present"]), int(n["changed"])
         if n_new == 0 and n_changed == 0:
             self._drop_stage(staged)
             return UpsertResult(0, 0, n_existing)
 
-        changed_rows = staged.semi_join(changed, key)
+        changed = j.filter(differs).select(*key)
         if self.engine == "duckdb":
             if n_changed:
                 changed_keys = self._materialise(changed, f"{name}_changed")
                 self._delete_keys(name, changed_keys.op().name, key)
                 self._drop_stage(changed_keys)
-                changed_rows = staged.anti_join(self.table(name), key)
-                self.con.insert(name, changed_rows)
-            else:
-                self.con.insert(name, new)
+            # The changed rows were deleted above, so new and changed rows go in alike.
+            self.con.insert(name, staged.anti_join(self.table(name), key))
         else:
             kept = target.anti_join(changed, key)
             merged = kept.union(staged.anti_join(kept, key))

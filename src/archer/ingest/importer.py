@@ -28,6 +28,7 @@ from archer.ingest.presets import Preset, get_preset
 from archer.ingest.quarantine import quarantine_path, write_quarantine
 from archer.ingest.sources import Progress, Source, close_source, open_source
 from archer.ingest.validate import place_map, typed_rows
+from archer.places import sole_cities
 from archer.progress import engine_progress
 from archer.schema import LOAD_ORDER, get_table
 from archer.warehouse import UpsertResult, Warehouse
@@ -70,16 +71,6 @@ def _places_rows() -> list[dict]:
     return alias_table().to_dict("records")
 
 
-@cache
-def municipalities() -> tuple[str, ...]:
-    """Provinces that are a single city (Beijing, Shanghai, …, Hong Kong)."""
-    from archer.places import load_places
-
-    p = load_places()
-    cities = p.groupby("province")["city"].nunique()
-    return tuple(sorted(cities[cities == 1].index))
-
-
 def places_table(reader: ibis.BaseBackend) -> ir.Table:
     """The place aliases as a temporary table of the reader (queries name it, not a literal)."""
     name = "_archer_places"
@@ -101,7 +92,7 @@ def parse_context(
         now=now,
         date_format=date_format or settings.date_format,
         places=places_table(reader) if reader is not None else None,
-        municipalities=municipalities(),
+        sole_cities=sole_cities(),
     )
 
 

@@ -80,7 +80,7 @@ class ParseContext:
     now: datetime = field(default_factory=lambda: datetime(2100, 1, 1))
     date_format: str = ""
     places: ir.Table | None = None  # kind, key, province, city
-    municipalities: tuple[str, ...] = ()  # provinces that are one city
+    sole_cities: dict[str, str] = field(default_factory=dict)  # one-city province → city
     place_map: ir.Table | None = None  # _pn, _cn as written → _p, _c canonical
 
     @property

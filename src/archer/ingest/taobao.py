@@ -44,6 +44,7 @@ from archer.ingest.parse import (
 )
 from archer.ingest.presets import Preset, PresetError, checked, register
 from archer.ingest.validate import also_reject
+from archer.places import sole_cities
 from archer.schema import MONEY, ORDER_STATUSES, ORDERS
 
 # Headers the report never writes with a trailing blank (the framework matches them exactly).
@@ -126,15 +127,6 @@ def _prefix_regex() -> str:
     )
 
 
-@cache
-def _sole_cities() -> tuple[tuple[str, str], ...]:
-    """Provinces with one city (the municipalities …): the city of the province."""
-    from archer.places import load_places
-
-    counts = load_places().groupby("province")["city"].agg(["count", "first"])
-    return tuple(counts.loc[counts["count"] == 1, "first"].items())
-
-
 def _with_places(t: ir.Table, address: ir.StringValue, ctx: ParseContext) -> ir.Table:
     """``t`` with ``_prov`` and ``_city`` (canonical) read from the start of ``address``.
 
@@ -163,7 +155,9 @@ def _with_places(t: ir.Table, address: ir.StringValue, ctx: ParseContext) -> ir.
     j = j.left_join(pk2, j._f1 == pk2._k3)
     j = j.left_join(ck2, j._f2 == ck2._k4)
     province = ibis.coalesce(j._p1, j._p2, j._cp1, j._cp2)
-    sole = ibis.cases(*[(province == p_, c_) for p_, c_ in _sole_cities()], else_=NULL_STR)
+    sole = ibis.cases(
+        *[(province == p_, c_) for p_, c_ in tuple(sole_cities().items())], else_=NULL_STR
+    )
     # A city token that belongs to another province (北京市 朝阳区 vs 朝阳, Liaoning) is a
     # district of the province instead: keep only a city of the same province.
     city_ = ibis.coalesce(

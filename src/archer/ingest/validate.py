@@ -153,9 +153,8 @@ def _places(t: ir.Table, table: Table, ctx: ParseContext) -> ir.Table:
     province = j.p_canon.coalesce(j.c_prov, j.province)
     agrees = j.p_canon.isnull() | (j.c_prov == j.p_canon)
     city_out = ibis.ifelse(j.c_canon.notnull() & agrees, j.c_canon, j.city)
-    city_out = ibis.ifelse(
-        city_out.isnull() & province.isin(ctx.municipalities), province, city_out
-    )
+    if ctx.sole_cities:
+        city_out = city_out.coalesce(province.substitute(ctx.sole_cities, else_=NULL_STR))
     return j.mutate(province=province, city=city_out).drop(
         "pk", "p_canon", "ck", "c_prov", "c_canon"
     )
