@@ -6,78 +6,25 @@ document on stdout and nothing else there; errors go to stderr with exit code 1.
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from archer import status as status_mod
-from archer.config import Settings, init_workspace, load_settings
-
-app = typer.Typer(
-    help="Archer — precision marketing for online shops.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from archer.cli_support import (
+    HomeOpt,
+    JsonOpt,
+    app,
+    emit_json,
+    fail,
+    load_home,
+    out,
+    progress_bar,
 )
-# Long paths stay on one line, so a path printed is a path a person can copy.
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option("--home", help="Workspace folder (default: $ARCHER_HOME or ./archer-data)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-
-
-def _settings(home: Path | None) -> Settings:
-    try:
-        return load_settings(home)
-    except Exception as e:  # pydantic ValidationError: a bad setting
-        _fail(f"settings: {e}")
-        raise
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
-
-
-def _emit_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """A Rich progress bar on stderr, one line per stage; silent when disabled."""
-    if not enabled or not err.is_terminal:
-        yield lambda *a: None
-        return
-    bars: dict[str, int] = {}
-    with Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as p:
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in bars:
-                bars[stage] = p.add_task(stage, total=max(total, 1))
-            p.update(bars[stage], completed=done, total=max(total, 1))
-
-        yield report
+from archer.config import init_workspace
 
 
 @app.command()
@@ -96,7 +43,7 @@ def init(
         with connect(s.warehouse_url):
             pass
     except (ValueError, WarehouseError) as e:
-        _fail(str(e))
+        fail(str(e))
     doc = {
         "home": str(s.home.resolve()),
         "warehouse": s.warehouse_url,
@@ -104,7 +51,7 @@ def init(
         "currency": s.currency,
     }
     if json_out:
-        _emit_json(doc)
+        emit_json(doc)
     else:
         out.print(f"Workspace ready at [bold]{doc['home']}[/] ({s.timezone}, {s.currency}).")
 
@@ -138,9 +85,9 @@ def import_(
     from archer.ingest.sources import SourceError
     from archer.warehouse import WarehouseError
 
-    s = _settings(home)
+    s = load_home(home)
     try:
-        with _progress(not json_out) as report:
+        with progress_bar(not json_out) as report:
             r = import_file(
                 s,
                 table,
@@ -153,9 +100,9 @@ def import_(
                 progress=report,
             )
     except (ValueError, SourceError, WarehouseError) as e:
-        _fail(str(e))
+        fail(str(e))
     if json_out:
-        _emit_json(r.to_dict())
+        emit_json(r.to_dict())
         return
     out.print(
         f"[bold]{r.source}[/] → {', '.join(r.tables)}: {r.rows_read:,} rows read, "
@@ -183,13 +130,13 @@ def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Rows per table and the last imports."""
     from archer.warehouse import WarehouseError
 
-    s = _settings(home)
+    s = load_home(home)
     try:
         doc = status_mod.status(s)
     except (ValueError, WarehouseError) as e:
-        _fail(str(e))
+        fail(str(e))
     if json_out:
-        _emit_json(doc)
+        emit_json(doc)
         return
     t = RichTable(title=f"{doc['shop_name']} — {doc['home']}")
     t.add_column("table")
@@ -222,12 +169,12 @@ def sample(
     from archer.ingest.sample import generate
 
     if fmt not in ("csv", "parquet"):
-        _fail(f"--format {fmt!r}: expected csv or parquet")
+        fail(f"--format {fmt!r}: expected csv or parquet")
     try:
         d0, d1 = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as e:
-        _fail(f"--start/--end: {e}")
-    with _progress(not json_out) as report:
+        fail(f"--start/--end: {e}")
+    with progress_bar(not json_out) as report:
         counts = generate(
             out_dir,
             customers=customers,
@@ -238,7 +185,7 @@ def sample(
             progress=lambda stage, frac: report(stage, int(frac * 100), 100),
         )
     if json_out:
-        _emit_json({"out": str(out_dir), "format": fmt, "rows": counts})
+        emit_json({"out": str(out_dir), "format": fmt, "rows": counts})
         return
     out.print(f"Sample shop written to [bold]{out_dir}[/]:")
     for name, n in counts.items():
@@ -263,14 +210,17 @@ def demo(
     home_dir = home or Path("demo-shop")
     say = (lambda m: None) if json_out else (lambda m: out.print(m, highlight=False))
     try:
-        with _progress(not json_out) as report:
+        with progress_bar(not json_out) as report:
             doc = run_demo(home_dir, customers=customers, seed=seed, progress=report, say=say)
     except DemoError as e:
-        _fail(str(e))
+        fail(str(e))
     if json_out:
-        _emit_json(doc)
+        emit_json(doc)
         return
     out.print(status_mod.summary_text(doc))
+
+
+from archer.commands import clv, profile, views  # noqa: E402,F401  (they register commands)
 
 
 def main() -> None:  # pragma: no cover

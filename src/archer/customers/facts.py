@@ -1,0 +1,194 @@
+"""The shop's tables as they stood at a moment, and the facts every analysis shares.
+
+A build looks at the shop *as of* a calendar day in the shop's time zone: everything that
+happened up to the end of that day counts, nothing after it. ``Snapshot`` holds the canonical
+tables filtered to that moment plus the derived facts the profile and the shop-level views all
+use — so "a paid order", "its net amount" and "a customer's local hour" mean one thing
+everywhere:
+
+* an order is **paid** when it has a ``paid_at`` before the cut-off, or (for exports without
+  payment times) a status that implies payment (``paid``, ``shipped``, ``completed``,
+  ``refunded``) and was created before the cut-off; its payment time is ``paid_at`` or else
+  ``created_at``;
+* its **amount** is ``paid_amount``, or else goods − discount + shipping;
+* its **refunded** amount is the sum of its refunds up to the cut-off, never more than the
+  amount; **net** = amount − refunded;
+* a **purchase day** is a local calendar day with at least one paid order: several orders on one
+  day count as one purchase (as in the CLV literature).
+
+Stored times are UTC; local times add the zone's offset at the as-of day (exact for zones
+without daylight saving, such as Asia/Shanghai; an hour off across a DST change elsewhere).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import ibis
+import ibis.expr.types as ir
+
+from archer.warehouse import Warehouse
+
+PAID_STATUSES = ("paid", "shipped", "completed", "refunded")
+DAY_SECONDS = 86400
+
+
+def cutoff_utc(as_of: date, tz: ZoneInfo) -> datetime:
+    """The first instant after ``as_of`` in ``tz``, as a naive UTC datetime."""
+    local = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=tz)
+    return local.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+def utc_offset_seconds(as_of: date, tz: ZoneInfo) -> int:
+    off = datetime.combine(as_of, time(12), tzinfo=tz).utcoffset()
+    return int(off.total_seconds()) if off is not None else 0
+
+
+def latest_activity(wh: Warehouse, tz: ZoneInfo) -> date | None:
+    """The local day of the latest order or event: the default as-of day of a build."""
+    latest: list[datetime] = []
+    for name, col in (("orders", "created_at"), ("orders", "paid_at"), ("events", "occurred_at")):
+        v = wh.table(name)[col].max().execute()
+        if v is not None and not _is_nat(v):
+            latest.append(_to_datetime(v))
+    if not latest:
+        return None
+    moment = max(latest).replace(tzinfo=ZoneInfo("UTC")).astimezone(tz)
+    return moment.date()
+
+
+def _is_nat(v) -> bool:
+    return v != v  # NaT / NaN compare unequal to themselves
+
+
+def _to_datetime(v) -> datetime:
+    return v.to_pydatetime() if hasattr(v, "to_pydatetime") else v
+
+
+@dataclass
+class Snapshot:
+    """The shop as of the end of ``as_of`` (local day); every table an unexecuted Ibis table."""
+
+    wh: Warehouse
+    as_of: date
+    tz: ZoneInfo
+    cutoff: datetime  # naive UTC, exclusive
+    offset: int  # seconds to add to UTC for local time
+
+    @classmethod
+    def at(cls, wh: Warehouse, as_of: date | None, tz: ZoneInfo) -> Snapshot:
+        if as_of is None:
+            as_of = latest_activity(wh, tz) or datetime.now(tz).date()
+        return cls(wh, as_of, tz, cutoff_utc(as_of, tz), utc_offset_seconds(as_of, tz))
+
+    # -- helpers -----------------------------------------------------------------------------
+    @property
+    def cut(self) -> ir.TimestampScalar:
+        return ibis.literal(self.cutoff, type="timestamp")
+
+    @property
+    def as_of_date(self) -> ir.DateScalar:
+        return ibis.literal(self.as_of, type="date")
+
+    def local(self, ts: ir.TimestampValue) -> ir.TimestampValue:
+        """A UTC timestamp column in shop-local time."""
+        return ts + ibis.interval(seconds=self.offset)
+
+    def local_day(self, ts: ir.TimestampValue) -> ir.DateValue:
+        return self.local(ts).date()
+
+    def days_before_as_of(self, d: ir.DateValue) -> ir.IntegerValue:
+        """Whole days from local day ``d`` to the as-of day (0 when the same day)."""
+        return self.as_of_date.delta(d, unit="day").cast("int64")
+
+    # -- the canonical tables up to the cut-off ----------------------------------------------
+    @property
+    def customers(self) -> ir.Table:
+        c = self.wh.table("customers")
+        return c.filter(c.registered_at.isnull() | (c.registered_at < self.cut))
+
+    @property
+    def products(self) -> ir.Table:
+        return self.wh.table("products")
+
+    @property
+    def orders(self) -> ir.Table:
+        o = self.wh.table("orders")
+        return o.filter(o.created_at < self.cut)
+
+    @property
+    def events(self) -> ir.Table:
+        e = self.wh.table("events")
+        return e.filter(e.occurred_at < self.cut)
+
+    @property
+    def refunds(self) -> ir.Table:
+        r = self.wh.table("refunds")
+        return r.filter(r.refunded_at < self.cut)
+
+    # -- derived facts -----------------------------------------------------------------------
+    def order_facts(self) -> ir.Table:
+        """Every order created before the cut-off with ``is_paid``, ``pay_time``, ``amount``,
+        ``refunded``, ``net``, ``discounted``, local ``day`` and ``pay_day``."""
+        o = self.orders
+        cut = self.cut
+        by_time = o.paid_at.notnull() & (o.paid_at < cut)
+        by_status = o.paid_at.isnull() & o.status.isin(PAID_STATUSES)
+        is_paid = (by_time | by_status).fill_null(False)
+        amount = o.paid_amount.cast("float64").coalesce(
+            o.goods_amount.cast("float64").fill_null(0)
+            - o.discount_amount.cast("float64").fill_null(0)
+            + o.shipping_fee.cast("float64").fill_null(0)
+        )
+        r = self.refunds
+        ref = r.group_by(_oid=r.order_id).aggregate(_refunded=r.amount.cast("float64").sum())
+        j = o.left_join(ref, o.order_id == ref._oid)
+        pay_time = ibis.ifelse(is_paid, j.paid_at.coalesce(j.created_at), ibis.null("timestamp"))
+        amount_j = ibis.ifelse(is_paid, amount, 0.0)
+        refunded = ibis.ifelse(is_paid, ibis.least(j._refunded.fill_null(0), amount_j), 0.0)
+        discounted = (j.discount_amount.cast("float64").fill_null(0) > 0) | (
+            j.coupon_code.notnull() & (j.coupon_code != "")
+        )
+        return j.select(
+            "order_id",
+            "customer_id",
+            "created_at",
+            "status",
+            "channel",
+            "coupon_code",
+            is_paid=is_paid,
+            pay_time=pay_time,
+            amount=amount_j,
+            refunded=refunded,
+            net=amount_j - refunded,
+            discounted=discounted,
+            day=self.local_day(j.created_at),
+            pay_day=self.local_day(pay_time),
+        )
+
+    def paid_orders(self) -> ir.Table:
+        """Paid orders of known customers (guest orders left out)."""
+        f = self.order_facts()
+        return f.filter(f.is_paid & f.customer_id.notnull())
+
+    def paid_lines(self) -> ir.Table:
+        """Lines of paid orders with the order's customer, day and the product's category."""
+        f = self.paid_orders()
+        i = self.wh.table("order_items")
+        p = self.products.select(_pid="product_id", category="category", list_price="list_price")
+        j = i.join(f, i.order_id == f.order_id).left_join(p, i.product_id == p._pid)
+        return j.select(
+            order_id=j.order_id,
+            customer_id=j.customer_id,
+            product_id=j.product_id,
+            category=j.category,
+            quantity=j.quantity,
+            unit_price=j.unit_price.cast("float64"),
+            unit_cost=j.unit_cost.cast("float64"),
+            list_price=j.list_price.cast("float64"),
+            line_amount=j.quantity.cast("float64") * j.unit_price.cast("float64"),
+            day=j.pay_day,
+            discounted=j.discounted,
+        )
