@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from archer.customers.rules import ProfileRules
+
 CONFIG_FILE = "archer.toml"
 DEFAULT_HOME = Path("archer-data")
 
@@ -44,6 +46,9 @@ class Settings(BaseSettings):
     )
     database: str = Field(
         default="", description="SQLAlchemy URL; default sqlite:///<home>/archer.db"
+    )
+    profile: ProfileRules = Field(
+        default_factory=ProfileRules, description="rules of the customer profile ([profile])"
     )
     date_format: str = Field(
         default="", description="strptime format to try first for dates (e.g. %d/%m/%Y)"

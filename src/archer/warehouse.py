@@ -176,7 +176,7 @@ class Warehouse:
             rows = j.select(
                 **{c: j[f"_old_{c}"].coalesce(j[c]) if c in unchanged_cols else j[c] for c in cols}
             )
-        staged = self._materialise(rows, name)
+        staged = self.stage(rows, name)
 
         # One pass over staged rows beside the stored ones: new, present, changed.
         old = target.select(**{f"_o_{c}": target[c] for c in cols})
@@ -196,36 +196,48 @@ class Warehouse:
         )
         n_new, n_existing, n_changed = int(n["new"]), int(n["present"]), int(n["changed"])
         if n_new == 0 and n_changed == 0:
-            self._drop_stage(staged)
+            self.drop_stage(staged)
             return UpsertResult(0, 0, n_existing)
 
         changed = j.filter(differs).select(*key)
         if self.engine == "duckdb":
             if n_changed:
-                changed_keys = self._materialise(changed, f"{name}_changed")
+                changed_keys = self.stage(changed, f"{name}_changed")
                 self._delete_keys(name, changed_keys.op().name, key)
-                self._drop_stage(changed_keys)
+                self.drop_stage(changed_keys)
             # The changed rows were deleted above, so new and changed rows go in alike.
             self.con.insert(name, staged.anti_join(self.table(name), key))
         else:
             kept = target.anti_join(changed, key)
             merged = kept.union(staged.anti_join(kept, key))
-            scratch = self._materialise(merged, f"{name}_merged")
+            scratch = self.stage(merged, f"{name}_merged")
             self.con.create_table(name, scratch, overwrite=True)
-            self._drop_stage(scratch)
-        self._drop_stage(staged)
+            self.drop_stage(scratch)
+        self.drop_stage(staged)
         return UpsertResult(n_new, n_changed, n_existing - n_changed)
+
+    def save(self, name: str, expr: ir.Table) -> ir.Table:
+        """Write ``expr`` as the derived table ``name``, replacing what was there."""
+        if self.engine == "pyspark" and self.has_table(name):
+            # Spark cannot overwrite a table it is reading from: stage, then replace.
+            staged = self.stage(expr, name)
+            self.con.drop_table(name, force=True)
+            out = self.con.create_table(name, staged, overwrite=True)
+            self.drop_stage(staged)
+            return out
+        return self.con.create_table(name, expr, overwrite=True)
 
     def is_empty(self, name: str) -> bool:
         return int(self.table(name).limit(1).count().execute()) == 0
 
-    def _materialise(self, expr: ir.Table, hint: str) -> ir.Table:
+    def stage(self, expr: ir.Table, hint: str) -> ir.Table:
+        """Compute ``expr`` once into a scratch table that ``drop_stage`` removes."""
         name = f"_stage_{hint}_{uuid.uuid4().hex[:8]}"
         if self.engine == "duckdb":
             return self.con.create_table(name, expr, temp=True)
         return self.con.create_table(name, expr)
 
-    def _drop_stage(self, t: ir.Table) -> None:
+    def drop_stage(self, t: ir.Table) -> None:
         self.con.drop_table(t.op().name, force=True)
 
     def _delete_keys(self, name: str, keys_table: str, key: list[str]) -> None:

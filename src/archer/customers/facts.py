@@ -33,6 +33,7 @@ from archer.warehouse import Warehouse
 
 PAID_STATUSES = ("paid", "shipped", "completed", "refunded")
 DAY_SECONDS = 86400
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def cutoff_utc(as_of: date, tz: ZoneInfo) -> datetime:
@@ -101,7 +102,11 @@ class Snapshot:
 
     def days_before_as_of(self, d: ir.DateValue) -> ir.IntegerValue:
         """Whole days from local day ``d`` to the as-of day (0 when the same day)."""
-        return self.as_of_date.delta(d, unit="day").cast("int64")
+        return (ibis.literal(self.as_of.toordinal() - EPOCH_ORDINAL) - d.epoch_days()).cast("int64")
+
+    def local_days_before(self, ts: ir.TimestampValue) -> ir.IntegerValue:
+        """Whole local days from the moment ``ts`` (UTC) to the as-of day."""
+        return self.days_before_as_of(self.local_day(ts))
 
     # -- the canonical tables up to the cut-off ----------------------------------------------
     @property
@@ -158,6 +163,7 @@ class Snapshot:
             "status",
             "channel",
             "coupon_code",
+            "cancelled_at",
             is_paid=is_paid,
             pay_time=pay_time,
             amount=amount_j,

@@ -1,0 +1,252 @@
+"""``archer build``: the customer profile and its companion tables, written to the warehouse.
+
+A build reads the canonical tables as of a day (:class:`~archer.customers.facts.Snapshot`)
+and writes three tables, each replaced whole:
+
+* ``customer_profile`` — one row per member (columns in :data:`PROFILE_COLUMNS`);
+* ``customer_categories`` — one row per member and category they touched, with scores;
+* ``lapse_thresholds`` — the learned thresholds per category and gender.
+
+Everything is an Ibis expression run in the warehouse; intermediate results are staged once
+so that no part is computed twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import ibis
+import ibis.expr.types as ir
+
+from archer.config import Settings
+from archer.customers import lifecycle as lc
+from archer.customers import preferences as pref
+from archer.customers.facts import Snapshot
+from archer.customers.rfm import rfm
+from archer.customers.rules import ProfileRules
+from archer.warehouse import Warehouse
+
+PROFILE = "customer_profile"
+CATEGORIES = "customer_categories"
+THRESHOLDS = "lapse_thresholds"
+
+Report = Callable[[str, int, int], None]
+
+
+@dataclass
+class BuildResult:
+    as_of: date
+    customers: int
+    seconds: float
+    lifecycle: dict[str, int] = field(default_factory=dict)
+    stages: dict[str, int] = field(default_factory=dict)
+    segments: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "customers": self.customers,
+            "seconds": round(self.seconds, 2),
+            "lifecycle": self.lifecycle,
+            "stages": self.stages,
+            "rfm_segments": self.segments,
+            "tables": self.tables,
+        }
+
+
+def _members(s: Snapshot) -> ir.Table:
+    c = s.customers
+    has = lambda col: col.notnull() & (col.strip() != "")  # noqa: E731
+    return c.select(
+        "customer_id",
+        "registered_at",
+        "gender",
+        "birthday",
+        "province",
+        "city",
+        "acquisition_channel",
+        email_reachable=(has(c.email) & c.email_opt_in.fill_null(False)),
+        sms_reachable=(has(c.phone) & c.sms_opt_in.fill_null(False)),
+    )
+
+
+def _attach(left: ir.Table, right: ir.Table, suffix: str) -> ir.Table:
+    """Left-join ``right`` on customer_id, keeping ``left``'s customer_id only."""
+    r = right.rename(**{f"_id_{suffix}": "customer_id"})
+    return left.left_join(r, left.customer_id == r[f"_id_{suffix}"]).drop(f"_id_{suffix}")
+
+
+def _birthday(p: ir.Table, s: Snapshot) -> dict[str, ir.Value]:
+    """Age in whole years and days until the next birthday (29 February: the 28th in
+    common years)."""
+    y = s.as_of.year
+    today = s.as_of.month * 100 + s.as_of.day
+    b = p.birthday
+    md = b.month() * 100 + b.day()
+    age = y - b.year() - ibis.ifelse(md > today, 1, 0)
+
+    def on(year: int) -> ir.DateValue:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        day = b.day() if leap else ibis.ifelse(md == 229, 28, b.day())
+        return ibis.date(ibis.literal(year), b.month(), day)
+
+    nxt = ibis.ifelse(md >= today, on(y), on(y + 1))
+    return {
+        "age": age.cast("int64"),
+        "days_to_birthday": (nxt.epoch_days() - _as_of_days(s)).cast("int64"),
+    }
+
+
+def _as_of_days(s: Snapshot) -> ir.IntegerScalar:
+    return ibis.literal((s.as_of - date(1970, 1, 1)).days)
+
+
+def profile_tables(
+    wh: Warehouse, s: Snapshot, rules: ProfileRules, report: Report
+) -> tuple[ir.Table, ir.Table, ir.Table, list[ir.Table]]:
+    """The three tables as expressions over staged parts (returned for dropping)."""
+    staged: list[ir.Table] = []
+
+    def stage(expr: ir.Table, name: str, step: int) -> ir.Table:
+        report("profile", step, 9)
+        t = wh.stage(expr, name)
+        staged.append(t)
+        return t
+
+    scores = stage(pref.category_scores(s, rules), "categories", 1)
+    p = _members(s)
+    p = _attach(p, lc.order_summary(s), "o")
+    p = _attach(p, lc.behaviour_summary(s), "b")
+    p = _attach(p, lc.refund_summary(s), "r")
+    p = _attach(p, pref.top_categories(scores), "c")
+    zero = {c: p[c].fill_null(0) for c in ("n_orders", "paid_orders", "purchase_days")}
+    zero |= {
+        c: p[c].fill_null(0)
+        for c in ("cart_adds", "favorites", "views", "searches", "visits", "unpaid_orders")
+    }
+    zero |= {c: p[c].fill_null(0.0) for c in ("total_spent", "total_refunded", "net_spent")}
+    p = p.mutate(**zero)
+    p = stage(p, "base", 2)
+
+    gaps = lc.purchase_gaps(s)
+    cells = p.select(_cid="customer_id", category="main_category", gender=lc.gender_cell(p.gender))
+    g = gaps.join(cells, gaps.customer_id == cells._cid)
+    g = g.filter(g.category.notnull()).select("category", "gender", "gap_days")
+    thresholds = stage(lc.lapse_thresholds(g, rules), "thresholds", 3)
+
+    p = lc.threshold_for(p, thresholds)
+    p = p.mutate(days_since_last_purchase=s.days_before_as_of(p.last_purchase_day))
+    p = lc.state_and_stage(p, rules)
+    p = p.mutate(**_birthday(p, s))
+    p = p.mutate(**_flags(p, s, rules))
+
+    buyers = p.filter(p.purchase_days > 0).select(
+        "customer_id",
+        recency_days=p.days_since_last_purchase,
+        frequency=p.purchase_days,
+        monetary=p.net_spent,
+    )
+    scored = stage(rfm(buyers), "rfm", 4)
+    bands = stage(pref.price_bands(s), "bands", 5)
+    fest = stage(pref.festival_buyers(s, rules), "festivals", 6)
+    hab = stage(pref.habits(s), "habits", 7)
+    p = _attach(p, scored, "rfm")
+    p = _attach(p, bands, "pb")
+    p = _attach(p, fest, "fb")
+    p = _attach(p, hab, "h")
+    enough = p.paid_orders >= rules.discount_min_orders
+    share = ibis.ifelse(p.paid_orders > 0, p.discounted_orders / p.paid_orders, ibis.null())
+    p = p.mutate(
+        discount_share=share.cast("float64"),
+        discount_sensitive=(enough & (share > rules.discount_share)).fill_null(False),
+        festival_buyer=p.festival_buyer.fill_null(False),
+        as_of=s.as_of_date,
+    )
+    report("profile", 8, 9)
+    return p.select(*PROFILE_COLUMNS), scores, thresholds, staged
+
+
+def _flags(p: ir.Table, s: Snapshot, rules: ProfileRules) -> dict[str, ir.Value]:
+    cart_age = s.local_days_before(p.last_cart_at)
+    ordered_since = p.last_order_at.notnull() & (p.last_order_at >= p.last_cart_at)
+    return {
+        "has_open_cart": (
+            (cart_age < rules.cart_window_days) & ~ordered_since.fill_null(False)
+        ).fill_null(False),
+        "has_unpaid_order": p.unpaid_orders > 0,
+        "unpaid_order_age_days": s.local_days_before(p.oldest_unpaid_at),
+        "has_favorites": p.favorites > 0,
+        "refunded_recently": (
+            s.local_days_before(p.last_refund_at) < rules.refund_window_days
+        ).fill_null(False),
+        "birthday_soon": (p.days_to_birthday <= rules.birthday_window_days).fill_null(False),
+    }
+
+
+PROFILE_COLUMNS = (
+    # who
+    "customer_id", "registered_at", "gender", "age", "birthday", "days_to_birthday",
+    "province", "city", "acquisition_channel", "email_reachable", "sms_reachable",
+    # where they stand
+    "lifecycle", "stage", "lapse_threshold_days", "days_since_last_purchase",
+    "has_open_cart", "has_unpaid_order", "unpaid_order_age_days", "has_favorites",
+    "refunded_recently", "birthday_soon",
+    # orders and money
+    "n_orders", "paid_orders", "purchase_days", "first_order_at", "first_purchase_day",
+    "last_purchase_day", "total_spent", "total_refunded", "net_spent", "largest_order",
+    "unpaid_orders",
+    # behaviour
+    "visits", "views", "searches", "cart_adds", "favorites", "last_event_at",
+    # RFM
+    "r_score", "f_score", "m_score", "rfm_score", "rfm_segment", "value_tier",
+    # preferences
+    "top_category", "top_category_share", "second_category", "main_category",
+    "price_position", "price_band", "discount_share", "discount_sensitive",
+    "festival_purchases", "festival_pvalue", "festival_buyer",
+    "preferred_hour", "preferred_weekday", "preferred_channel",
+    "as_of",
+)  # fmt: skip
+
+
+def build(
+    settings: Settings,
+    as_of: date | None = None,
+    report: Report | None = None,
+) -> BuildResult:
+    """Compute and write the profile tables; return what the build found."""
+    report = report or (lambda *a: None)
+    started = time.perf_counter()
+    with Warehouse.connect(settings.warehouse_url) as wh:
+        wh.ensure_tables()
+        s = Snapshot.at(wh, as_of, settings.tz)
+        profile, scores, thresholds, staged = profile_tables(wh, s, settings.profile, report)
+        written = wh.save(PROFILE, profile)
+        wh.save(CATEGORIES, scores)
+        wh.save(THRESHOLDS, thresholds)
+        for t in staged:
+            wh.drop_stage(t)
+        report("profile", 9, 9)
+        result = BuildResult(
+            as_of=s.as_of,
+            customers=int(written.count().execute()),
+            seconds=0.0,
+            lifecycle=_counts(written, "lifecycle"),
+            stages=_counts(written, "stage"),
+            segments=_counts(written, "rfm_segment"),
+            tables={
+                name: int(wh.table(name).count().execute())
+                for name in (PROFILE, CATEGORIES, THRESHOLDS)
+            },
+        )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _counts(t: ir.Table, col: str) -> dict[str, int]:
+    df = t.group_by(col).aggregate(n=t.count()).execute()
+    df = df[df[col].notnull()].sort_values(["n", col], ascending=[False, True])
+    return {str(k): int(v) for k, v in zip(df[col], df.n, strict=True)}
