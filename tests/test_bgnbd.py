@@ -8,6 +8,8 @@ from datetime import date, datetime
 import ibis
 import numpy as np
 import pytest
+from scipy.special import beta as beta_fn
+from scipy.special import gamma as gamma_fn
 from scipy.special import hyp2f1
 
 from archer.models import BGNBD, patterns, rfm_summary
@@ -17,29 +19,48 @@ from conftest import shared
 CALIBRATION_END = date(1997, 9, 30)  # 39 weeks from 1997-01-01, as in the paper
 
 
-def _cdnow_transactions() -> ibis.Table:
+def cdnow_transactions() -> ibis.Table:
+    """The raw CDNOW 1/10 sample: ``customer_id, order_date, amount`` (one row per line)."""
     path = shared("cdnow", "CDNOW_sample.txt")
-    customers, days = [], []
+    customers, days, amounts = [], [], []
     for line in path.read_text().splitlines():
         fields = line.split()  # master id, sample id, YYYYMMDD, number of CDs, dollars
         if fields:
             customers.append(int(fields[1]))
             days.append(datetime.strptime(fields[2], "%Y%m%d").date())
-    return ibis.memtable({"customer_id": customers, "order_date": days})
+            amounts.append(float(fields[4]))
+    return ibis.memtable({"customer_id": customers, "order_date": days, "amount": amounts})
 
 
-@pytest.fixture(scope="module")
-def cdnow():
+def cdnow_patterns():
+    """Calibration-period (frequency, recency, T) patterns of the CDNOW sample, in weeks."""
     summary = rfm_summary(
-        _cdnow_transactions(),
+        cdnow_transactions(),
         customer_col="customer_id",
         date_col="order_date",
         calibration_end=CALIBRATION_END,
         observation_start=date(1997, 1, 1),
         unit="week",
     )
+    return summary, patterns(summary).to_pandas()
+
+
+def simulate_bgnbd(rng, n, r, alpha, a, b, *, modified=False):
+    """(x, t_x, T) of n customers drawn from the (M)BG/NBD with T uniform on [26, 78] weeks."""
+    T = rng.uniform(26.0, 78.0, n)
+    lam = rng.gamma(r, 1.0 / alpha, n)
+    p = rng.beta(a, b, n)
+    arrivals = np.cumsum(rng.exponential(1.0, (n, 400)) / lam[:, None], axis=1)
+    drop = rng.geometric(p) - (1 if modified else 0)  # purchases made before dropping out
+    x = np.minimum(drop, (arrivals <= T[:, None]).sum(axis=1))
+    tx = np.where(x > 0, arrivals[np.arange(n), np.maximum(x - 1, 0)], 0.0)
+    return x.astype(float), tx, T
+
+
+@pytest.fixture(scope="module")
+def cdnow():
+    summary, pats = cdnow_patterns()
     customers = summary.to_pandas().sort_values("customer_id").reset_index(drop=True)
-    pats = patterns(summary).to_pandas()
     return customers, pats
 
 
@@ -221,3 +242,39 @@ def test_unfitted_model_and_bad_input():
         BGNBD().p_alive(1, 1, 2)
     with pytest.raises(ValueError):
         BGNBD().fit([1], [5], [3])
+
+
+def test_probability_of_purchases_matches_the_paper_and_sums_to_one(fitted):
+    """P(X(t) = x), Fader, Hardie & Lee (2005) eq. 8, written out with plain gamma functions."""
+    r, alpha, a, b = fitted.params_.values()
+    t = 39.0
+    for x in range(0, 8):
+        nbd = gamma_fn(r + x) / (gamma_fn(r) * gamma_fn(x + 1)) * (alpha / (alpha + t)) ** r
+        nbd *= (t / (alpha + t)) ** x
+        direct = beta_fn(a, b + x) / beta_fn(a, b) * nbd
+        if x > 0:
+            cdf = sum(
+                gamma_fn(r + j)
+                / (gamma_fn(r) * gamma_fn(j + 1))
+                * (alpha / (alpha + t)) ** r
+                * (t / (alpha + t)) ** j
+                for j in range(x)
+            )
+            direct += beta_fn(a + 1, b + x - 1) / beta_fn(a, b) * (1 - cdf)
+        assert fitted.probability_of_purchases(x, t) == pytest.approx(direct, rel=1e-9)
+    xs = np.arange(0, 2000)
+    px = fitted.probability_of_purchases(xs, t)
+    assert px.sum() == pytest.approx(1.0, abs=1e-9)
+    assert (xs * px).sum() == pytest.approx(fitted.expected_purchases_new(t), rel=1e-6)
+    assert np.all(np.isfinite(fitted.probability_of_purchases([0, 1000], [5000.0, 5000.0])))
+
+
+def test_recovers_simulated_parameters():
+    truth = {"r": 0.8, "alpha": 6.0, "a": 0.6, "b": 2.2}
+    x, tx, T = simulate_bgnbd(np.random.default_rng(7), 6000, *truth.values())
+    m = BGNBD().fit(x, tx, T)
+    assert m.converged_
+    for name, value in truth.items():
+        se = m.standard_errors_[name]
+        assert abs(m.params_[name] - value) < 4 * se, (name, m.params_[name], se)
+        assert se < 0.35 * value

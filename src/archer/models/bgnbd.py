@@ -12,21 +12,17 @@ log-parameters with L-BFGS-B and the analytic gradient. A fit works on distinct
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize
-from scipy.special import digamma, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+
+from archer.models.base import MLEModel, as_arrays, nbd_log_pmf, nbd_log_sf, pattern_data
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 
 
 def _arrays(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike):
-    x = np.asarray(frequency, dtype=float)
-    tx = np.asarray(recency, dtype=float)
-    T = np.asarray(T, dtype=float)
-    return np.broadcast_arrays(x, tx, T)
+    return as_arrays(frequency, recency, T)
 
 
 def _loglik_terms(params, x, tx, T, *, grad: bool = False):
@@ -78,19 +74,25 @@ def negative_log_likelihood(log_params, x, tx, T, w, penalizer: float = 0.0):
     return value, grad
 
 
-class BGNBD:
+def check_frequency_recency_T(x, tx, T) -> None:
+    if np.any(x < 0) or np.any(tx < 0) or np.any(tx > T) or np.any((x == 0) & (tx != 0)):
+        raise ValueError("need frequency >= 0, 0 <= recency <= T, recency 0 when frequency 0")
+
+
+class BGNBD(MLEModel):
     """Beta-geometric / negative-binomial model, fitted by maximum likelihood.
 
     After :meth:`fit`: ``params_`` (``r, alpha, a, b``), ``log_likelihood_`` (total, weighted),
     ``standard_errors_`` (inverse Hessian of the negative log-likelihood), ``aic_``,
-    ``converged_`` and ``message_``. ``penalizer`` adds ``penalizer * sum(params**2)`` to the
-    negative total log-likelihood (an L2 penalty on the natural parameters).
+    ``converged_``, ``message_`` and ``n_customers_``. ``penalizer`` adds
+    ``penalizer * sum(params**2)`` to the negative total log-likelihood (an L2 penalty on the
+    natural parameters).
     """
 
-    def __init__(self) -> None:
-        self.params_: dict[str, float] | None = None
+    NAME = "BG/NBD"
+    PARAM_NAMES = PARAM_NAMES
+    terms = staticmethod(_loglik_terms)
 
-    # ----------------------------------------------------------------------------- fitting
     def fit(
         self,
         frequency: ArrayLike,
@@ -101,68 +103,9 @@ class BGNBD:
         initial_params: ArrayLike | None = None,
         maxiter: int = 2000,
     ) -> BGNBD:
-        x, tx, T = (np.ravel(v) for v in _arrays(frequency, recency, T))
-        w = np.ones_like(x) if weights is None else np.ravel(np.asarray(weights, dtype=float))
-        if w.shape != x.shape:
-            raise ValueError("weights must have one entry per pattern")
-        if np.any(x < 0) or np.any(tx < 0) or np.any(tx > T) or np.any((x == 0) & (tx != 0)):
-            raise ValueError("need frequency >= 0, 0 <= recency <= T, recency 0 when frequency 0")
-        n = float(w.sum())
-
-        def objective(theta):
-            value, grad = negative_log_likelihood(theta, x, tx, T, w, penalizer)
-            return value / n, grad / n  # per-customer scale keeps the tolerances meaningful
-
-        start = np.zeros(4) if initial_params is None else np.log(initial_params)
-        res = minimize(
-            objective,
-            start,
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-9},
-        )
-        p = np.exp(res.x)
-        self.params_ = dict(zip(PARAM_NAMES, (float(v) for v in p), strict=True))
-        self.log_likelihood_ = float(w @ _loglik_terms(p, x, tx, T))
-        self.converged_ = bool(res.success) and bool(np.all(np.isfinite(res.x)))
-        self.message_ = str(res.message)
-        self.n_customers_ = n
-        self.aic_ = 2.0 * len(PARAM_NAMES) - 2.0 * self.log_likelihood_
-        self.standard_errors_ = self._standard_errors(p, x, tx, T, w, penalizer)
-        if not self.converged_:
-            warnings.warn(f"BG/NBD fit did not converge: {self.message_}", stacklevel=2)
-        return self
-
-    @staticmethod
-    def _standard_errors(p, x, tx, T, w, penalizer) -> dict[str, float]:
-        """Square roots of the diagonal of the inverse Hessian of -LL in natural parameters.
-
-        The Hessian is the central finite difference of the analytic gradient.
-        """
-
-        def grad(q):
-            _, g = _loglik_terms(q, x, tx, T, grad=True)
-            return -(g @ w) + 2.0 * penalizer * q
-
-        hess = np.empty((4, 4))
-        for j in range(4):
-            h = 1e-5 * p[j]
-            up, dn = p.copy(), p.copy()
-            up[j] += h
-            dn[j] -= h
-            hess[:, j] = (grad(up) - grad(dn)) / (2.0 * h)
-        hess = 0.5 * (hess + hess.T)
-        try:
-            cov = np.linalg.inv(hess)
-            se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
-        except np.linalg.LinAlgError:
-            se = np.full(4, np.nan)
-        return dict(zip(PARAM_NAMES, (float(v) for v in se), strict=True))
-
-    def _params(self):
-        if self.params_ is None:
-            raise RuntimeError("the model is not fitted; call fit() first")
-        return (self.params_[k] for k in PARAM_NAMES)
+        (x, tx, T), w = pattern_data(frequency, recency, T, weights=weights)
+        check_frequency_recency_T(x, tx, T)
+        return self._fit((x, tx, T), w, penalizer, initial_params, maxiter, np.ones(4))
 
     # ------------------------------------------------------------------------- predictions
     def expected_purchases_new(self, t: ArrayLike) -> np.ndarray:
@@ -203,3 +146,14 @@ class BGNBD:
         xm1 = np.where(has, x - 1.0, 0.0)
         log_odds = np.log(a) - np.log(b + xm1) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
         return np.where(has, expit(-log_odds), 1.0)
+
+    def probability_of_purchases(self, x: ArrayLike, t: ArrayLike) -> np.ndarray:
+        """P(X(t) = x) for a customer new at time 0 (paper, eq. 8), computed in log space."""
+        r, alpha, a, b = self._params()
+        x, t = as_arrays(x, t)
+        lb = betaln(a, b)
+        first = betaln(a, b + x) - lb + nbd_log_pmf(x, r, alpha, t)
+        has = x > 0
+        xm1 = np.where(has, x - 1.0, 0.0)
+        second = np.where(has, betaln(a + 1.0, b + xm1) - lb + nbd_log_sf(x, r, alpha, t), -np.inf)
+        return np.exp(np.logaddexp(first, second))
