@@ -1,0 +1,131 @@
+"""The views as plain documents (dicts of JSON-ready rows) for the CLI and the web app.
+
+Each ``*_report`` opens the workspace's warehouse, takes the snapshot as of the given day (the
+latest activity when none), runs one view and returns ``{"as_of": …, <options>, "rows": […]}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+from archer.analytics.baskets import affinities, recommendations
+from archer.analytics.cohorts import cohorts
+from archer.analytics.funnel import funnel
+from archer.analytics.kpis import kpis
+from archer.config import Settings
+from archer.customers.facts import Snapshot
+from archer.warehouse import Warehouse
+
+
+@contextmanager
+def snapshot(settings: Settings, as_of: date | None) -> Iterator[Snapshot]:
+    with Warehouse.connect(settings.warehouse_url) as wh:
+        yield Snapshot.at(wh, as_of, settings.tz)
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows with plain Python values: NaN → None, dates → ISO text, numpy → int/float/bool."""
+    rows = []
+    for rec in df.to_dict(orient="records"):
+        rows.append({k: _plain(v) for k, v in rec.items()})
+    return rows
+
+
+def _plain(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, pd.Timestamp | datetime):
+        return v.date().isoformat() if v == v.normalize() else v.isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    if hasattr(v, "item"):  # numpy scalars
+        return _plain(v.item())
+    return v
+
+
+def funnel_report(settings: Settings, as_of: date | None = None, by: str | None = None) -> dict:
+    with snapshot(settings, as_of) as snap:
+        rows = records(funnel(snap, by).execute())
+        return {"as_of": snap.as_of.isoformat(), "by": by or "all", "rows": rows}
+
+
+def cohorts_report(
+    settings: Settings,
+    as_of: date | None = None,
+    by: str = "first_purchase",
+    months: int | None = None,
+) -> dict:
+    with snapshot(settings, as_of) as snap:
+        t = cohorts(snap, by)
+        if months is not None:
+            t = t.filter(t.months_since <= months)
+        rows = records(t.execute())
+        return {"as_of": snap.as_of.isoformat(), "by": by, "rows": rows}
+
+
+def affinities_report(
+    settings: Settings,
+    as_of: date | None = None,
+    level: str = "category",
+    scope: str = "order",
+    window_days: int = 30,
+    min_support: float = 0.001,
+    limit: int | None = None,
+) -> dict:
+    with snapshot(settings, as_of) as snap:
+        t = affinities(snap, level, scope, window_days, min_support)
+        if limit:
+            t = t.limit(limit)
+        doc = {
+            "as_of": snap.as_of.isoformat(),
+            "level": level,
+            "scope": scope,
+            "window_days": window_days if scope == "customer" else None,
+            "min_support": min_support,
+            "rows": records(t.execute()),
+        }
+        return doc
+
+
+def recommendations_report(
+    settings: Settings,
+    as_of: date | None = None,
+    k: int = 3,
+    scope: str = "customer",
+    window_days: int = 30,
+    min_support: float = 0.001,
+    customer: str | None = None,
+    limit: int | None = None,
+) -> dict:
+    with snapshot(settings, as_of) as snap:
+        t = recommendations(snap, k, scope, window_days, min_support)
+        if customer is not None:
+            t = t.filter(t.customer_id == customer)
+        if limit:
+            t = t.limit(limit)
+        return {
+            "as_of": snap.as_of.isoformat(),
+            "k": k,
+            "scope": scope,
+            "window_days": window_days if scope == "customer" else None,
+            "min_support": min_support,
+            "rows": records(t.execute()),
+        }
+
+
+def kpis_report(
+    settings: Settings, as_of: date | None = None, grain: str = "month", last: int | None = None
+) -> dict:
+    with snapshot(settings, as_of) as snap:
+        df = kpis(snap, grain).execute()
+        if last:
+            df = df.tail(last)
+        return {"as_of": snap.as_of.isoformat(), "grain": grain, "rows": records(df)}
