@@ -125,7 +125,7 @@ class MLEModel:
         # stationary point (finite-difference gradients): accept it only if the gradient is tiny.
         stationary = np.max(np.abs(objective(res.x)[1])) < 1e-5
         on_bound = np.any(np.abs(res.x) >= 30.0 - 1e-9)
-        self.converged_ = (
+        self.converged_ = bool(
             (bool(res.success) or ("ABNORMAL" in self.message_ and stationary))
             and bool(np.all(np.isfinite(res.x)))
             and np.isfinite(self.log_likelihood_)
