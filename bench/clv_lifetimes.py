@@ -1,0 +1,151 @@
+"""The ``lifetimes`` 0.11.3 contender of the CLV benchmark; runs in its own environment.
+
+``bench/clv.py`` starts it with the interpreter of the ``lifetimes`` environment (see
+``clv_env.py``), one task per process, and reads the JSON report on the last line of its
+output, as ``harness.py`` expects. It imports only ``lifetimes``, pandas and NumPy.
+
+    clv_lifetimes.py summary TRANSACTIONS.npz END_DATE
+    clv_lifetimes.py fit SUMMARY.npz [--weighted] [--timeout SECONDS]
+    clv_lifetimes.py predict SUMMARY.npz PARAMS_JSON T
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+warnings.simplefilter("ignore")  # lifetimes and old pandas are chatty; the figures matter here
+
+SAMPLE = 1000  # predictions reported for the first customers, to compare with Archer's
+
+
+class TimedOut(Exception):
+    pass
+
+
+def report(seconds: float, rows: int, **extra: object) -> None:
+    print(json.dumps({"seconds": round(seconds, 3), "rows": rows, **extra}), flush=True)
+
+
+def summary(path: str, end: str) -> None:
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    data = np.load(path)
+    start = np.datetime64("2025-01-01T00:00:00")
+    df = pd.DataFrame(
+        {
+            "customer": data["customer"],
+            "date": start + data["seconds"].astype("timedelta64[s]"),
+        }
+    )
+    t0 = time.perf_counter()
+    s = summary_data_from_transaction_data(
+        df, "customer", "date", observation_period_end=end, freq="D"
+    )
+    seconds = time.perf_counter() - t0
+    report(
+        seconds,
+        len(df),
+        customers=len(s),
+        frequency_sum=int(s["frequency"].sum()),
+        recency_sum=float(s["recency"].sum()),
+        T_sum=float(s["T"].sum()),
+    )
+
+
+def fit(path: str, weighted: bool, timeout: int) -> None:
+    from lifetimes import BetaGeoFitter
+
+    data = np.load(path)
+    df = pd.DataFrame({"frequency": data["x"], "recency": data["tx"], "T": data["T"]})
+
+    def on_alarm(signum, frame):
+        raise TimedOut
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(timeout)
+    t0 = time.perf_counter()
+    compress = 0.0
+    try:
+        if weighted:
+            # What the lifetimes docs suggest for large data: fit the distinct rows with counts.
+            c = df.groupby(["frequency", "recency", "T"]).size().reset_index(name="weights")
+            compress = time.perf_counter() - t0
+            m = BetaGeoFitter().fit(c["frequency"], c["recency"], c["T"], weights=c["weights"])
+            rows = len(c)
+        else:
+            m = BetaGeoFitter().fit(df["frequency"], df["recency"], df["T"])
+            rows = len(df)
+    except TimedOut:
+        report(time.perf_counter() - t0, len(df), timed_out=True, timeout=timeout)
+        return
+    seconds = time.perf_counter() - t0
+    signal.alarm(0)
+    params = {k: float(v) for k, v in m.params_.items()}
+    n = float(len(df))
+    report(
+        seconds,
+        len(df),
+        fitted_rows=rows,
+        compress_seconds=round(compress, 3),
+        params=params,
+        # lifetimes keeps the mean negative log-likelihood of its rescaled time; not comparable
+        mean_nll_scaled=float(m._negative_log_likelihood_),
+        n=n,
+    )
+
+
+def predict(path: str, params: str, t: float) -> None:
+    from lifetimes import BetaGeoFitter
+
+    data = np.load(path)
+    df = pd.DataFrame({"frequency": data["x"], "recency": data["tx"], "T": data["T"]})
+    m = BetaGeoFitter()
+    m.params_ = pd.Series(json.loads(params))
+    t0 = time.perf_counter()
+    y = m.conditional_expected_number_of_purchases_up_to_time(
+        t, df["frequency"], df["recency"], df["T"]
+    )
+    seconds = time.perf_counter() - t0
+    y = np.asarray(y, dtype=float)
+    report(
+        seconds,
+        len(df),
+        total=float(np.nansum(y)),
+        nan=int(np.isnan(y).sum()),
+        sample=[float(v) for v in y[:SAMPLE]],
+    )
+
+
+def main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="task", required=True)
+    s = sub.add_parser("summary")
+    s.add_argument("path")
+    s.add_argument("end")
+    f = sub.add_parser("fit")
+    f.add_argument("path")
+    f.add_argument("--weighted", action="store_true")
+    f.add_argument("--timeout", type=int, default=1800)
+    p = sub.add_parser("predict")
+    p.add_argument("path")
+    p.add_argument("params")
+    p.add_argument("t", type=float)
+    a = ap.parse_args(argv)
+    if a.task == "summary":
+        summary(a.path, a.end)
+    elif a.task == "fit":
+        fit(a.path, a.weighted, a.timeout)
+    else:
+        predict(a.path, a.params, a.t)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
