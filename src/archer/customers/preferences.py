@@ -8,7 +8,7 @@ channel.
   learned for — is the most bought (ties: score, then alphabetical);
 * **price band** — each paid line's unit price is placed in the distribution of paid unit prices
   of its category (percent rank, 0 cheapest … 1 dearest); the customer's ``price_position`` is
-  the mean over their lines: ``budget`` below 1/3, ``premium`` above 2/3, else ``mid``;
+  the median over their lines: ``budget`` below 1/3, ``premium`` above 2/3, else ``mid``;
 * **discount sensitivity** — share of paid orders with a discount or a coupon; sensitive above
   ``discount_share`` (more than half by default) with at least ``discount_min_orders`` paid
   orders;
@@ -110,7 +110,16 @@ def price_bands(s: Snapshot) -> ir.Table:
     lines = lines.filter(lines.category.notnull() & lines.unit_price.notnull())
     pr = ibis.percent_rank().over(ibis.window(group_by=lines.category, order_by=lines.unit_price))
     ranked = lines.mutate(_pr=pr)
-    g = ranked.group_by("customer_id").aggregate(price_position=ranked._pr.mean())
+    # The median of the customer's positions, written with a window so that every engine gives
+    # the same exact value: the middle line, or the mean of the two middle lines.
+    w = ibis.window(group_by=ranked.customer_id, order_by=[ranked._pr])
+    ranked = ranked.mutate(
+        _i=ibis.row_number().over(w), _n=ranked.count().over(ibis.window(group_by="customer_id"))
+    )
+    lo = ((ranked._n - 1) / 2).floor().cast("int64")
+    hi = ((ranked._n - 1) / 2).ceil().cast("int64")
+    mid = ranked.filter((ranked._i == lo) | (ranked._i == hi))
+    g = mid.group_by("customer_id").aggregate(price_position=mid._pr.mean())
     band = ibis.cases(
         (g.price_position < 1 / 3, "budget"),
         (g.price_position > 2 / 3, "premium"),
