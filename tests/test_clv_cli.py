@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 
 import pyarrow as pa
@@ -224,3 +226,33 @@ def test_help():
     for args in (["--help"], ["fit", "--help"], ["validate", "--help"]):
         r = invoke(*args)
         assert r.exit_code == 0 and "Usage" in r.output
+
+
+# -- docs/clv.md stays true ------------------------------------------------------------------------
+DOC = Path(__file__).resolve().parents[1] / "docs" / "clv.md"
+RUN = re.compile(r"<!-- run -->\s*\n```(sh|python)\n(.*?)```\n(?:\s*\n```\n(.*?)```)?", re.S)
+
+
+def test_doc_examples_run_and_print_what_the_page_shows(tmp_path, monkeypatch, capsys, cdnow_csv):
+    blocks = RUN.findall(DOC.read_text(encoding="utf-8"))
+    assert [lang for lang, _, _ in blocks] == ["sh", "python", "python"]
+    raw = str(shared("cdnow", "CDNOW_sample.txt"))
+    script = blocks[0][1].replace("../shared/data/cdnow/CDNOW_sample.txt", raw)
+    subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, check=True)
+    assert (tmp_path / "cdnow.csv").read_bytes() == cdnow_csv.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    for _, code, shown in blocks[1:]:
+        capsys.readouterr()
+        exec(compile(code, str(DOC), "exec"), {"__name__": "doc_example"})
+        assert capsys.readouterr().out == shown
+    assert (tmp_path / "clv-diagnostics" / "clv-p-alive.png").exists()
+
+
+def test_doc_json_example_is_what_fit_prints(fitted):
+    text = DOC.read_text(encoding="utf-8")
+    example = json.loads(
+        text.split("<!-- clv-fit-json -->")[1].split("```json\n")[1].split("```")[0]
+    )
+    assert list(example) == list(fitted)
+    for k, v in example["params"].items():
+        assert fitted["params"][k] == pytest.approx(v, rel=1e-6)

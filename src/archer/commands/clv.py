@@ -47,15 +47,16 @@ ModelOpt = Annotated[
 TransactionsOpt = Annotated[
     Path | None,
     typer.Option(
-        "--transactions", help="Transaction log (CSV or Parquet): customer, date, [amount]."
+        "--transactions",
+        help="Transaction log (CSV or Parquet): customer, date and optionally amount.",
     ),
 ]
 SummaryOpt = Annotated[
     Path | None,
     typer.Option(
         "--summary",
-        help="Summary (CSV or Parquet): frequency, recency, T (BG/BB: periods), "
-        "[monetary_value], [weights].",
+        help="Summary (CSV or Parquet): frequency, recency, T (BG/BB: periods); optionally "
+        "monetary_value and weights.",
     ),
 ]
 CustomerColOpt = Annotated[str, typer.Option("--customer-col", help="Customer id column.")]
