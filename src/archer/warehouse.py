@@ -292,6 +292,7 @@ def _spark_backend(url: str) -> ibis.BaseBackend:
     if "warehouse" in opts:
         builder = builder.config("spark.sql.warehouse.dir", opts["warehouse"][0])
     session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")  # Spark's warnings are not the user's business
     _register_saved_tables(session)
     return ibis.pyspark.connect(session)
 
