@@ -94,3 +94,36 @@ def test_cdnow_calibration_and_holdout():
     assert first["frequency_holdout"] == 1
     assert first["monetary_value_holdout"] == pytest.approx(26.48)
     assert (out["frequency_holdout"] >= 0).all() and out["frequency_holdout"].sum() > 0
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.xdist_group("spark")
+def test_same_summary_on_pyspark(tmp_path):
+    """The summary is one Ibis expression: PySpark gives DuckDB's answer."""
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.fail("PySpark needs a Java runtime (java on PATH); install openjdk-17-jre")
+    pytest.importorskip("pyspark")
+    import pyarrow as pa
+
+    from archer.warehouse import Warehouse
+
+    with Warehouse.connect(f"pyspark://local?warehouse={tmp_path / 'tables'}") as wh:
+        wh.con.create_table("summary_log", pa.table(LOG), overwrite=True)
+        out = calibration_holdout_summary(
+            wh.table("summary_log"),
+            customer_col="c",
+            date_col="d",
+            calibration_end=date(2024, 1, 15),
+            observation_end=date(2024, 2, 14),
+            unit="day",
+            amount_col="amount",
+        )
+        spark = {r["c"]: r for r in out.to_pyarrow().to_pylist()}
+    duck = _summary(amount_col="amount")
+    assert spark.keys() == duck.keys()
+    for c, row in duck.items():
+        for k, v in row.items():
+            assert spark[c][k] == (pytest.approx(v) if isinstance(v, float) else v), (c, k)
