@@ -146,16 +146,17 @@ def test_lapse_thresholds_are_shrunk_quantiles_of_purchase_gaps(shop):
     )
     cells = p[["customer_id", "main_category", "gender"]].copy()
     cells["gender"] = cells.gender.where(cells.gender.isin(["f", "m"]), "unknown")
-    g = gaps.merge(cells, on="customer_id").dropna(subset=["main_category"])
+    every = gaps.merge(cells, on="customer_id")
+    g = every.dropna(subset=["main_category"])
     th = con.df("select * from lapse_thresholds")
 
     def q(x):
         return float(np.quantile(x, rules.lapse_quantile, method="inverted_cdf"))
 
     k, floor = rules.lapse_prior_gaps, rules.lapse_min_days
-    shop_q = q(g.gap)
+    shop_q = q(every.gap)  # the shop counts every gap, with or without a category
     shop_row = th[(th.category == "all") & (th.gender == "all")].iloc[0]
-    assert shop_row.n_gaps == len(g) and shop_row.quantile_days == shop_q
+    assert shop_row.n_gaps == len(every) and shop_row.quantile_days == shop_q
     for cat, cg in g.groupby("main_category"):
         cat_t = max((len(cg) * q(cg.gap) + k * shop_q) / (len(cg) + k), floor)
         row = th[(th.category == cat) & (th.gender == "all")].iloc[0]

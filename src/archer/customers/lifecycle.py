@@ -123,12 +123,13 @@ def _quantile(gaps: ir.Table, by: list[str], q: float) -> ir.Table:
 def lapse_thresholds(gaps_by_cell: ir.Table, rules: ProfileRules) -> ir.Table:
     """The thresholds table: ``category, gender, n_gaps, quantile_days, threshold_days``.
 
-    ``gaps_by_cell`` has ``category, gender, gap_days``. Rows with ``category = 'all'`` and
+    ``gaps_by_cell`` has ``category, gender, gap_days`` (category NULL for buyers of nothing
+    with a category: they count for the shop only). Rows with ``category = 'all'`` and
     ``gender = 'all'`` are the shop; ``gender = 'all'`` rows are whole categories.
     """
     q, k, floor = rules.lapse_quantile, float(rules.lapse_prior_gaps), float(rules.lapse_min_days)
-    g = gaps_by_cell
-    shop = _quantile(g.mutate(_all=ibis.literal(ALL)), ["_all"], q)
+    shop = _quantile(gaps_by_cell.mutate(_all=ibis.literal(ALL)), ["_all"], q)
+    g = gaps_by_cell.filter(gaps_by_cell.category.notnull())
     cat = _quantile(g, ["category"], q)
     cell = _quantile(g, ["category", "gender"], q)
     shop_days = shop.select(shop_days=shop.q_days, shop_n=shop.n_gaps)
@@ -177,12 +178,15 @@ def threshold_for(p: ir.Table, thresholds: ir.Table) -> ir.FloatingValue:
     cat = t.filter((t.gender == ALL) & (t.category != ALL)).select(
         _ck="category", _t2="threshold_days"
     )
-    shop = t.filter(t.category == ALL).select(_t3="threshold_days")
+    # A left join on a constant, not a cross join: a shop without any repeat purchase has no
+    # threshold at all, and its customers must not vanish with it.
+    shop = t.filter(t.category == ALL).select(_k3=ibis.literal(ALL), _t3="threshold_days")
     g = gender_cell(p.gender)
     j = p.left_join(cell, (p.main_category == cell._cc) & (g == cell._cg))
-    j = j.left_join(cat, j.main_category == cat._ck).cross_join(shop)
+    j = j.left_join(cat, j.main_category == cat._ck)
+    j = j.left_join(shop, ibis.literal(ALL) == shop._k3)
     j = j.mutate(lapse_threshold_days=j._t1.coalesce(j._t2, j._t3))
-    return j.drop("_cc", "_cg", "_t1", "_ck", "_t2", "_t3")
+    return j.drop("_cc", "_cg", "_t1", "_ck", "_t2", "_k3", "_t3")
 
 
 def state_and_stage(p: ir.Table, rules: ProfileRules) -> ir.Table:

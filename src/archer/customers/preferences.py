@@ -186,6 +186,7 @@ def habits(s: Snapshot) -> ir.Table:
     e = s.events
     e = e.filter(e.customer_id.notnull())
     f = s.paid_orders()
+
     def when(t: ir.Table, ts: ir.TimestampValue) -> ir.Table:
         local = s.local(ts)
         return t.select(

@@ -135,7 +135,7 @@ def profile_tables(
     gaps = lc.purchase_gaps(s)
     cells = p.select(_cid="customer_id", category="main_category", gender=lc.gender_cell(p.gender))
     g = gaps.join(cells, gaps.customer_id == cells._cid)
-    g = g.filter(g.category.notnull()).select("category", "gender", "gap_days")
+    g = g.select("category", "gender", "gap_days")
     thresholds = stage(lc.lapse_thresholds(g, rules), "thresholds", 3)
 
     p = lc.threshold_for(p, thresholds)
