@@ -59,6 +59,7 @@ class Results:
     fit: tuple[Measured, Measured, Measured]
     predict: tuple[Measured, Measured, Measured]
     big: Measured
+    when: str = ""  # UTC start of the run
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -95,6 +96,7 @@ def write_summary(n: int, d: Path, name: str, seed: int) -> tuple[Path, Path]:
 
 
 def run(sizes: dict[str, int], tmp: Path, timeout: int, log) -> Results:
+    when = f"{house.now():%Y-%m-%d %H:%M} UTC"
     lt = str(clv_env.python(log))
     versions = clv_env.versions(Path(lt))
     lt_script = str(BENCH_DIR / "clv_lifetimes.py")
@@ -186,7 +188,7 @@ def run(sizes: dict[str, int], tmp: Path, timeout: int, log) -> Results:
         "fit-synthetic",
         str(sizes["big"]),
     )
-    return Results(sizes, versions, timeout, summary, fit, predict, big)
+    return Results(sizes, versions, timeout, summary, fit, predict, big, when)
 
 
 RESULTS = BENCH_DIR / "out" / "clv-results.json"
@@ -246,6 +248,7 @@ def rows_summary(r: Results) -> list[list[str]]:
             house.fmt_mb(m.peak_rss_mb),
             f"{m.cpu:.0f}",
             "" if m is a else ratio(a, m),
+            f"{m.load:.1f}",
         ]
         for m in (a, lt)
     ]
@@ -267,6 +270,7 @@ def rows_fit(r: Results) -> list[list[str]]:
                 f"{m.cpu:.0f}",
                 "" if m is a else ratio(a, m),
                 agree,
+                f"{m.load:.1f}",
             ]
         )
     return out
@@ -288,6 +292,7 @@ def rows_predict(r: Results) -> list[list[str]]:
                 f"{m.cpu:.0f}",
                 "" if m is a else ratio(a, m),
                 agree,
+                f"{m.load:.1f}",
             ]
         )
     return out
@@ -296,7 +301,7 @@ def rows_predict(r: Results) -> list[list[str]]:
 def rows_big(r: Results) -> list[list[str]]:
     m = r.big
     if not m.ok:
-        return [[m.label, "failed", "", "", house.fmt_mb(m.peak_rss_mb), ""]]
+        return [[m.label, "failed", "", "", house.fmt_mb(m.peak_rss_mb), "", f"{m.load:.1f}"]]
     return [
         [
             f"{m.rows:,} customers",
@@ -305,16 +310,17 @@ def rows_big(r: Results) -> list[list[str]]:
             f"{m.seconds:,.2f}",
             house.fmt_mb(m.peak_rss_mb),
             ", ".join(f"{k} {v:.4f}" for k, v in m.detail["params"].items()),
+            f"{m.load:.1f}",
         ]
     ]
 
 
-H_SUMMARY = ["contender", "seconds", "peak RSS", "CPU s", "Archer speed ÷ peer"]
+H_SUMMARY = ["contender", "seconds", "peak RSS", "CPU s", "Archer speed ÷ peer", "load"]
 H_FIT = ["contender", "rows fitted", "seconds", "peak RSS", "CPU s", "Archer speed ÷ peer",
-         "max rel. param diff"]  # fmt: skip
+         "max rel. param diff", "load"]  # fmt: skip
 H_PREDICT = ["contender", "seconds", "peak RSS", "CPU s", "Archer speed ÷ peer",
-             "max rel. diff (1,000 customers)"]  # fmt: skip
-H_BIG = ["customers drawn", "patterns", "draw + count s", "fit s", "peak RSS", "parameters"]
+             "max rel. diff (1,000 customers)", "load"]  # fmt: skip
+H_BIG = ["customers drawn", "patterns", "draw + count s", "fit s", "peak RSS", "parameters", "load"]
 
 
 def checks(r: Results) -> list[str]:
@@ -392,7 +398,8 @@ def section(r: Results, machine: house.Machine, command: str) -> str:
         BEGIN_MARK,
         "## CLV models: Archer against lifetimes 0.11.3",
         "",
-        f"- Command: `{command}` (written by `bench/clv.py`, which replaces only this section)",
+        f"- Run: {r.when or 'unknown'}, command `{command}` (written by `bench/clv.py`, which "
+        "replaces only this section; `--quick` runs a tenth of each size)",
         f"- Machine: {machine.cores} cores ({machine.cpu}), {machine.ram_gb:.1f} GB RAM, "
         f"Python {machine.python}, NumPy {machine.packages['numpy']}, "
         f"DuckDB {machine.packages['duckdb']}; code at commit {machine.commit}",
@@ -424,9 +431,11 @@ def section(r: Results, machine: house.Machine, command: str) -> str:
         "through Ibis, lifetimes' into pandas), untimed. Archer's fit and scoring include "
         "grouping the customers into distinct (frequency, recency, T) patterns in DuckDB; "
         "lifetimes' weighted fit includes its pandas `groupby(...).size()`. Peak RSS is the "
-        "whole contender process. lifetimes cannot hold 100 million customers in pandas and "
-        "fit them with autograd in this machine's memory and time, so that row is Archer's "
-        "alone: the customers are drawn 5 million at a time and only the pattern counts kept.",
+        "whole contender process; load is the 1-minute load average when the contender "
+        "started. lifetimes is not run at 100 million: its default fit works on one row per "
+        "customer in memory, so its time and memory grow with the customers, while Archer's "
+        "grow with the patterns. There the customers are drawn 5 million at a time and only "
+        "the pattern counts kept.",
         END_MARK,
     ]
     return "\n".join(lines)
@@ -464,14 +473,17 @@ def main(argv: list[str] | None = None) -> None:
     sizes = QUICK if args.quick else FULL
     out = args.out or (None if args.quick else DOCS)
     console = Console(stderr=True)
-    command = ".venv/bin/python bench/clv.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = ".venv/bin/python bench/clv.py" + (" --quick" if args.quick else "")
+    if args.timeout != 1800:
+        command += f" --timeout {args.timeout}"
     if args.report_only:
         r, machine, command = load()
+        command = re.sub(r" --out \S+", "", command)
     else:
         machine = house.machine()
         with tempfile.TemporaryDirectory(prefix="archer-bench-clv-") as tmp:
             r = run(sizes, Path(tmp), args.timeout, console.log)
-        save(r, machine, command.strip())
+        save(r, machine, command)
     wide = Console() if sys.stdout.isatty() else Console(width=160)
     wide.print(_table("Summary", H_SUMMARY, rows_summary(r)))
     wide.print(_table("BG/NBD fit", H_FIT, rows_fit(r)))
@@ -479,7 +491,7 @@ def main(argv: list[str] | None = None) -> None:
     wide.print(_table("Archer at scale", H_BIG, rows_big(r)))
     wide.print(" ".join(checks(r)))
     if out is not None:
-        write_section(section(r, machine, command.strip()), out)
+        write_section(section(r, machine, command), out)
         console.print(f"CLV section written to {out}")
 
 
