@@ -53,7 +53,7 @@ def cohorts(snap: Snapshot, by: str = "first_purchase") -> ir.Table:
     j = payments.join(acq, "customer_id")
     j = j.mutate(months_since=ibis.greatest(j.month - j.cohort, 0))
     act = j.group_by("cohort", "months_since").aggregate(
-        active=j.customer_id.nunique(), orders=j.count(), net_revenue=j.net.sum()
+        active=j.customer_id.nunique(), orders=j.count(), net_revenue=j.net.sum().round(2)
     )
 
     last = python_period_key(snap.as_of, "month")
@@ -78,6 +78,7 @@ def cohorts(snap: Snapshot, by: str = "first_purchase") -> ir.Table:
     )
     cum = rows.revenue_per_customer.cumsum(group_by="cohort", order_by="months_since")
     rows = rows.mutate(cumulative_revenue_per_customer=cum)
+    rows = rows.relocate("partial", after="cumulative_revenue_per_customer")
     return rows.order_by("cohort", "months_since")
 
 

@@ -121,7 +121,7 @@ def funnel(snap: Snapshot, by: str | None = None) -> ir.Table:
     both = members.union(others)
     g = both.group_by("group").aggregate(
         **{s: both[s].sum().cast("int64") for s in STEPS},
-        net_sales=both.net.sum(),
+        net_sales=both.net.sum().round(2),
     )
     conv = {f"{s}_rate": ratio(g[s], g[p]) for p, s in zip(STEPS, STEPS[1:], strict=False)}
     overall = {f"{s}_overall": ratio(g[s], g.visitors) for s in STEPS[1:]}

@@ -48,7 +48,7 @@ def kpis(snap: Snapshot, grain: str = "month") -> ir.Table:
     f = snap.order_facts()
     f = f.filter(f.is_paid).mutate(p=period_key(f.pay_day, grain))
     sales = f.group_by("p").aggregate(
-        orders=f.count(), gross_sales=f.amount.sum(), refunded=f.refunded.sum()
+        orders=f.count(), gross_sales=f.amount.sum().round(2), refunded=f.refunded.sum().round(2)
     )
 
     po = snap.paid_orders()
@@ -89,7 +89,7 @@ def kpis(snap: Snapshot, grain: str = "month") -> ir.Table:
         orders=count(g.orders),
         gross_sales=gross,
         refunded=refunded,
-        net_sales=gross - refunded,
+        net_sales=(gross - refunded).round(2),
         aov=ratio(gross, count(g.orders)),
         refund_rate=ratio(refunded, gross),
         partial=(g.p == last) & ibis.literal(not _period_closed(snap, grain)),
