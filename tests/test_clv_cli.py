@@ -167,15 +167,21 @@ def test_validate_writes_the_diagnostics(tmp_path, cdnow_csv, fitted):
     assert len(on_disk["tracking"]) == 78
 
 
-def test_validate_on_a_summary_prints_the_errors(tmp_path):
+@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd", "pareto-nbd", "bgbb"])
+def test_validate_on_a_summary_prints_the_errors(tmp_path, name):
+    if name not in models():
+        pytest.skip(f"{name} is not in archer.models.MODELS yet")
     path = tmp_path / "holdout.csv"
+    rows = [
+        (0, 0, 30, 0, 600), (0, 0, 30, 1, 40), (1, 10, 30, 0, 150), (1, 25, 30, 1, 90),
+        (2, 20, 25, 1, 60), (3, 28, 30, 2, 40), (5, 29, 30, 4, 20), (2, 5, 30, 0, 30),
+    ]  # fmt: skip
     path.write_text(
-        "frequency,recency,T,frequency_holdout,duration_holdout,weights\n"
-        "0,0,30,0,20,600\n0,0,30,1,20,40\n1,10,30,0,20,150\n1,25,30,1,20,90\n"
-        "2,20,25,1,20,60\n3,28,30,2,20,40\n5,29,30,4,20,20\n2,5,30,0,20,30\n"
+        "frequency,recency,T,periods,frequency_holdout,duration_holdout,weights\n"
+        + "".join(f"{x},{tx},{T},{T},{h},20,{w}\n" for x, tx, T, h, w in rows)
     )
     out = tmp_path / "diag"
-    r = invoke("validate", "--summary", path, "--out", out)
+    r = invoke("validate", "--model", name, "--summary", path, "--out", out)
     assert r.exit_code == 0, r.output
     assert "MAE" in r.stdout and "clv-p-alive.png" in r.stdout
     assert not (out / "clv-tracking.png").exists()  # no dates in a summary
