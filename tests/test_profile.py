@@ -294,3 +294,30 @@ def test_build_command_json(shop):
     assert doc["customers"] == len(truth) and doc["as_of"] == AS_OF.isoformat()
     assert doc["lifecycle"] == result.lifecycle  # the same data and day: the same answer
     assert doc["tables"]["customer_profile"] == len(truth)
+
+
+def test_model_scores_are_chosen_by_holdout_error_and_rank_who_is_alive(shop):
+    ws, truth, result, p, con = shop
+    models = result.models
+    assert models["chosen"] in ws.profile.clv_models and not models["notes"]
+    rmse = {name: c["holdout_rmse"] for name, c in models["candidates"].items()}
+    assert set(rmse) == set(ws.profile.clv_models)
+    assert models["chosen"] == min(rmse, key=rmse.get)
+    assert 0 < models["margin"] < 1  # learned from the unit costs of the lines sold
+    buyers = p[p.purchase_days > 0].merge(truth, on="customer_id")
+    assert buyers.p_alive.between(0, 1).all() and (buyers.expected_value_365d >= 0).all()
+    assert p[p.purchase_days == 0][["p_alive", "churn_risk"]].isna().all().all()
+    # Members still alive at the end have a higher p(alive), and the expected purchases follow
+    # the true future rate (λ while alive, 0 once dropped out).
+    alive = buyers.groupby("alive_at_end").p_alive.mean()
+    assert alive[True] - alive[False] > 0.15
+    future = buyers.lam * buyers.alive_at_end
+    assert buyers.expected_purchases_90d.corr(future, method="spearman") > 0.35
+    assert buyers.expected_purchases_90d.corr(future) > 0.5
+    rules = ws.profile
+    bands = np.where(
+        buyers.p_alive < rules.churn_high,
+        "high",
+        np.where(buyers.p_alive < rules.churn_medium, "medium", "low"),
+    )
+    assert (buyers.churn_risk.to_numpy() == bands).all()

@@ -27,12 +27,19 @@ from archer.customers import preferences as pref
 from archer.customers.facts import Snapshot
 from archer.customers.rfm import rfm
 from archer.customers.rules import ProfileRules
+from archer.customers.scores import ModelReport, clv_scores
 from archer.warehouse import Warehouse
 
 PROFILE = "customer_profile"
 CATEGORIES = "customer_categories"
 THRESHOLDS = "lapse_thresholds"
 
+SCORE_TYPES = {
+    "p_alive": "float64",
+    "expected_purchases_90d": "float64",
+    "expected_value_365d": "float64",
+    "churn_risk": "string",
+}
 Report = Callable[[str, int, int], None]
 
 
@@ -44,6 +51,7 @@ class BuildResult:
     lifecycle: dict[str, int] = field(default_factory=dict)
     stages: dict[str, int] = field(default_factory=dict)
     segments: dict[str, int] = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -54,6 +62,7 @@ class BuildResult:
             "lifecycle": self.lifecycle,
             "stages": self.stages,
             "rfm_segments": self.segments,
+            "models": self.models,
             "tables": self.tables,
         }
 
@@ -107,12 +116,12 @@ def _as_of_days(s: Snapshot) -> ir.IntegerScalar:
 
 def profile_tables(
     wh: Warehouse, s: Snapshot, rules: ProfileRules, report: Report
-) -> tuple[ir.Table, ir.Table, ir.Table, list[ir.Table]]:
+) -> tuple[ir.Table, ir.Table, ir.Table, list[ir.Table], ModelReport]:
     """The three tables as expressions over staged parts (returned for dropping)."""
     staged: list[ir.Table] = []
 
     def stage(expr: ir.Table, name: str, step: int) -> ir.Table:
-        report("profile", step, 9)
+        report("profile", step, 10)
         t = wh.stage(expr, name)
         staged.append(t)
         return t
@@ -154,7 +163,12 @@ def profile_tables(
     bands = stage(pref.price_bands(s), "bands", 5)
     fest = stage(pref.festival_buyers(s, rules), "festivals", 6)
     hab = stage(pref.habits(s), "habits", 7)
+    clv, models = clv_scores(s, rules)
+    if clv is None:
+        clv = p.select("customer_id", **{c: ibis.null(t) for c, t in SCORE_TYPES.items()})
+    clv = stage(clv, "clv", 8)
     p = _attach(p, scored, "rfm")
+    p = _attach(p, clv, "clv")
     p = _attach(p, bands, "pb")
     p = _attach(p, fest, "fb")
     p = _attach(p, hab, "h")
@@ -166,8 +180,7 @@ def profile_tables(
         festival_buyer=p.festival_buyer.fill_null(False),
         as_of=s.as_of_date,
     )
-    report("profile", 8, 9)
-    return p.select(*PROFILE_COLUMNS), scores, thresholds, staged
+    return p.select(*PROFILE_COLUMNS), scores, thresholds, staged, models
 
 
 def _flags(p: ir.Table, s: Snapshot, rules: ProfileRules) -> dict[str, ir.Value]:
@@ -208,6 +221,8 @@ PROFILE_COLUMNS = (
     "price_position", "price_band", "discount_share", "discount_sensitive",
     "festival_purchases", "festival_pvalue", "festival_buyer",
     "preferred_hour", "preferred_weekday", "preferred_channel",
+    # model scores
+    "p_alive", "expected_purchases_90d", "expected_value_365d", "churn_risk",
     "as_of",
 )  # fmt: skip
 
@@ -223,17 +238,20 @@ def build(
     with Warehouse.connect(settings.warehouse_url) as wh:
         wh.ensure_tables()
         s = Snapshot.at(wh, as_of, settings.tz)
-        profile, scores, thresholds, staged = profile_tables(wh, s, settings.profile, report)
+        profile, scores, thresholds, staged, models = profile_tables(
+            wh, s, settings.profile, report
+        )
         written = wh.save(PROFILE, profile)
         wh.save(CATEGORIES, scores)
         wh.save(THRESHOLDS, thresholds)
         for t in staged:
             wh.drop_stage(t)
-        report("profile", 9, 9)
+        report("profile", 10, 10)
         result = BuildResult(
             as_of=s.as_of,
             customers=int(written.count().execute()),
             seconds=0.0,
+            models=models.to_dict(),
             lifecycle=_counts(written, "lifecycle"),
             stages=_counts(written, "stage"),
             segments=_counts(written, "rfm_segment"),

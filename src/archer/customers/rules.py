@@ -58,11 +58,38 @@ class ProfileRules(BaseModel):
     festival_alpha: float = Field(
         0.05, gt=0, lt=0.5, description="significance of the festival-buyer test"
     )
+    # model scores
+    clv_models: list[str] = Field(
+        default_factory=lambda: ["bgnbd", "mbgnbd", "pareto-nbd"],
+        description="purchase models to choose from by holdout error; empty: no scores",
+    )
+    clv_holdout_days: int = Field(180, ge=7, description="holdout used to choose the model")
+    clv_discount_rate: float = Field(0.1, ge=0, lt=1, description="annual discount rate of CLV")
+    clv_margin: float | None = Field(
+        None, gt=0, le=1, description="gross margin of CLV; default: learned from unit costs"
+    )
+    churn_high: float = Field(0.3, ge=0, le=1, description="p(alive) below this: high risk")
+    churn_medium: float = Field(0.7, ge=0, le=1, description="p(alive) below this: medium risk")
     festivals: list[str] = Field(
         default_factory=lambda: [r.key for r in DEFAULT_FESTIVALS],
         description="festival keys from archer.festivals that count as festival windows",
     )
     custom_festivals: list[CustomFestival] = Field(default_factory=list)
+
+    @field_validator("clv_models")
+    @classmethod
+    def _known_models(cls, v: list[str]) -> list[str]:
+        allowed = ("bgnbd", "mbgnbd", "pareto-nbd")
+        unknown = [m for m in v if m not in allowed]
+        if unknown:
+            raise ValueError(f"unknown purchase model(s) {unknown}; known: {', '.join(allowed)}")
+        return v
+
+    @model_validator(mode="after")
+    def _bands(self) -> ProfileRules:
+        if self.churn_high > self.churn_medium:
+            raise ValueError("churn_high must not be above churn_medium")
+        return self
 
     @field_validator("festivals")
     @classmethod
