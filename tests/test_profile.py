@@ -4,7 +4,9 @@ and the generator's truth recovered."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -321,3 +323,19 @@ def test_model_scores_are_chosen_by_holdout_error_and_rank_who_is_alive(shop):
         np.where(buyers.p_alive < rules.churn_medium, "medium", "low"),
     )
     assert (buyers.churn_risk.to_numpy() == bands).all()
+
+
+def test_profile_md_documents_every_column_rule_state_and_segment():
+    from archer.customers.profile import PROFILE_COLUMNS, SHOP_TABLES
+    from archer.customers.rules import ProfileRules
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "profile.md").read_text("utf-8")
+    missing = [c for c in PROFILE_COLUMNS if f"`{c}`" not in text]
+    assert not missing, f"profile.md does not explain {missing}"
+    rules = text.split("<!-- rules:start -->")[1].split("<!-- rules:end -->")[0]
+    documented = re.findall(r"^\| `(\w+)` \|", rules, flags=re.M)
+    assert documented == list(ProfileRules.model_fields)
+    for name in (*LIFECYCLE_STATES, *STAGES, *SHOP_TABLES):
+        assert f"`{name}`" in text, name
+    for segment in SEGMENTS:
+        assert segment in text, segment

@@ -5,7 +5,9 @@ and writes three tables, each replaced whole:
 
 * ``customer_profile`` — one row per member (columns in :data:`PROFILE_COLUMNS`);
 * ``customer_categories`` — one row per member and category they touched, with scores;
-* ``lapse_thresholds`` — the learned thresholds per category and gender.
+* ``lapse_thresholds`` — the learned thresholds per category and gender;
+* the shop-level views of :data:`SHOP_TABLES` (KPIs by month, funnel by channel, cohorts,
+  category affinities, recommendations), as of the same day.
 
 Everything is an Ibis expression run in the warehouse; intermediate results are staged once
 so that no part is computed twice.
@@ -21,6 +23,7 @@ from datetime import date
 import ibis
 import ibis.expr.types as ir
 
+from archer import analytics
 from archer.config import Settings
 from archer.customers import lifecycle as lc
 from archer.customers import preferences as pref
@@ -33,6 +36,16 @@ from archer.warehouse import Warehouse
 PROFILE = "customer_profile"
 CATEGORIES = "customer_categories"
 THRESHOLDS = "lapse_thresholds"
+
+# The shop-level views a build keeps as tables, for the app and for SQL users; each is also a
+# function of archer.analytics that answers for any day and grouping on demand.
+SHOP_TABLES: dict[str, Callable[[Snapshot], ir.Table]] = {
+    "shop_kpis": lambda s: analytics.kpis(s, "month"),
+    "shop_funnel": lambda s: analytics.funnel(s, "channel"),
+    "shop_cohorts": lambda s: analytics.cohorts(s),
+    "category_affinities": lambda s: analytics.affinities(s, "category", "order"),
+    "customer_recommendations": lambda s: analytics.recommendations(s),
+}
 
 SCORE_TYPES = {
     "p_alive": "float64",
@@ -247,6 +260,10 @@ def build(
         for t in staged:
             wh.drop_stage(t)
         report("profile", 10, 10)
+        for i, (name, view) in enumerate(SHOP_TABLES.items()):
+            report("shop views", i, len(SHOP_TABLES))
+            wh.save(name, view(s))
+        report("shop views", len(SHOP_TABLES), len(SHOP_TABLES))
         result = BuildResult(
             as_of=s.as_of,
             customers=int(written.count().execute()),
@@ -257,7 +274,7 @@ def build(
             segments=_counts(written, "rfm_segment"),
             tables={
                 name: int(wh.table(name).count().execute())
-                for name in (PROFILE, CATEGORIES, THRESHOLDS)
+                for name in (PROFILE, CATEGORIES, THRESHOLDS, *SHOP_TABLES)
             },
         )
     result.seconds = time.perf_counter() - started
