@@ -79,15 +79,24 @@ def test_one_row_per_member_with_one_state_and_a_consistent_stage(shop):
 
 def test_states_of_members_who_never_paid_follow_their_rule(shop):
     ws, truth, result, p, con = shop
+    # A cart filled before signing in counts when an event links the device to the member.
     facts = con.df(
         f"""
+        with links as (
+          select anonymous_id, min(customer_id) as person from events
+          where anonymous_id is not null and customer_id is not null
+            and occurred_at < '{CUTOFF}' group by anonymous_id)
         select c.customer_id,
           exists(select 1 from orders o where o.customer_id = c.customer_id
                  and o.created_at < '{CUTOFF}') as ordered,
           exists(select 1 from orders o where o.customer_id = c.customer_id
                  and o.paid_at < '{CUTOFF}') as paid,
-          exists(select 1 from events e where e.customer_id = c.customer_id
-                 and e.type = 'cart_add' and e.occurred_at < '{CUTOFF}') as carted
+          exists(select 1 from events e where e.type = 'cart_add'
+                 and e.occurred_at < '{CUTOFF}'
+                 and (e.customer_id = c.customer_id
+                      or (e.customer_id is null and e.anonymous_id in (
+                          select anonymous_id from links l where l.person = c.customer_id))))
+            as carted
         from customers c"""
     )
     m = p.merge(facts, on="customer_id")

@@ -70,25 +70,6 @@ def month_label(key: ir.IntegerValue) -> ir.StringValue:
     return year.concat("-", month)
 
 
-def identities(snap: Snapshot) -> ir.Table:
-    """Anonymous ids that an event ties to a member (``anonymous_id`` → ``person``).
-
-    An event carrying both ids (the register event, a login) links them; when a device is
-    shared by several members the smallest member id is taken, so the answer is stable.
-    """
-    e = snap.events
-    both = e.filter(e.anonymous_id.notnull() & e.customer_id.notnull())
-    return both.group_by(anonymous_id=both.anonymous_id).aggregate(person=both.customer_id.min())
-
-
 def people(snap: Snapshot, events: ir.Table) -> ir.Table:
-    """``events`` with ``person`` (member id when known or linked) and ``anonymous`` (the
-    anonymous id of a visitor never linked to a member, else null)."""
-    ids = identities(snap)
-    j = events.left_join(ids, events.anonymous_id == ids.anonymous_id)
-    person = j.customer_id.coalesce(j.person)
-    return j.select(
-        *[j[c] for c in events.columns],
-        person=person,
-        anonymous=ibis.ifelse(person.isnull(), j.anonymous_id, ibis.null("string")),
-    )
+    """``events`` with ``person`` and ``anonymous``: see :meth:`Snapshot.people`."""
+    return snap.people(events)

@@ -134,6 +134,37 @@ class Snapshot:
         return r.filter(r.refunded_at < self.cut)
 
     # -- derived facts -----------------------------------------------------------------------
+    def identities(self) -> ir.Table:
+        """Anonymous ids that an event ties to a member (``anonymous_id`` → ``person``).
+
+        An event carrying both ids (the register event, a login) links them; when a device is
+        shared by several members the smallest member id is taken, so the answer is stable.
+        """
+        e = self.events
+        both = e.filter(e.anonymous_id.notnull() & e.customer_id.notnull())
+        return both.group_by(anonymous_id=both.anonymous_id).aggregate(
+            person=both.customer_id.min()
+        )
+
+    def people(self, events: ir.Table) -> ir.Table:
+        """``events`` with ``person`` (the member's id, given or linked through the anonymous
+        id) and ``anonymous`` (the anonymous id of a visitor never linked, else null)."""
+        ids = self.identities()
+        j = events.left_join(ids, events.anonymous_id == ids.anonymous_id)
+        person = j.customer_id.coalesce(j.person)
+        return j.select(
+            *[j[c] for c in events.columns],
+            person=person,
+            anonymous=ibis.ifelse(person.isnull(), j.anonymous_id, ibis.null("string")),
+        )
+
+    def member_events(self) -> ir.Table:
+        """Events of members, including those they made before signing in on a device that
+        an event later linked to them: the events' columns with ``customer_id`` filled in."""
+        p = self.people(self.events)
+        p = p.filter(p.person.notnull())
+        return p.mutate(customer_id=p.person).drop("person", "anonymous")
+
     def order_facts(self) -> ir.Table:
         """Every order created before the cut-off with ``is_paid``, ``pay_time``, ``amount``,
         ``refunded``, ``net``, ``discounted``, local ``day`` and ``pay_day``."""

@@ -75,9 +75,9 @@ def refund_summary(s: Snapshot) -> ir.Table:
 
 
 def behaviour_summary(s: Snapshot) -> ir.Table:
-    """Per member: carts, favourites, views, searches and the last activity, from events."""
-    e = s.events
-    e = e.filter(e.customer_id.notnull())
+    """Per member: carts, favourites, views, searches and the last activity, from events
+    (including those made before signing in, on a device linked to the member)."""
+    e = s.member_events()
 
     def n(kind: str) -> ir.IntegerScalar:
         return (e.type == kind).cast("int64").sum()

@@ -47,8 +47,8 @@ def category_scores(s: Snapshot, rules: ProfileRules) -> ir.Table:
         c=ibis.literal(0, "int32"),
         v=ibis.literal(0, "int32"),
     )
-    e = s.events
-    e = e.filter(e.customer_id.notnull() & e.type.isin(["favorite", "cart_add", "view"]))
+    e = s.member_events()
+    e = e.filter(e.type.isin(["favorite", "cart_add", "view"]))
     p = s.products.select(_pid="product_id", _pcat="category")
     e = e.left_join(p, e.product_id == p._pid)
     cat = e.category.coalesce(e._pcat)
@@ -183,8 +183,7 @@ def _mode(t: ir.Table, column: str, name: str) -> ir.Table:
 def habits(s: Snapshot) -> ir.Table:
     """Per customer: ``preferred_hour`` (0–23), ``preferred_weekday`` (0 = Monday) of their
     activity in local time, and ``preferred_channel`` of their paid orders."""
-    e = s.events
-    e = e.filter(e.customer_id.notnull())
+    e = s.member_events()
     f = s.paid_orders()
 
     def when(t: ir.Table, ts: ir.TimestampValue) -> ir.Table:
