@@ -208,6 +208,17 @@ def test_fit_errors_name_the_problem(cdnow_csv, args, message):
     assert message in r.stderr
 
 
+def test_fit_reads_yyyymmdd_numbers(tmp_path, cdnow_csv):
+    raw = tmp_path / "raw.csv"
+    lines = cdnow_csv.read_text().splitlines()
+    raw.write_text("\n".join(line.replace("-", "", 2) for line in lines) + "\n")
+    assert raw.read_text().splitlines()[1] == "0001,19970101,2,29.33"
+    assert_published(as_json(invoke("fit", "--transactions", raw, *CAL, "--json")))
+    raw.write_text("customer_id,date\n1,19970101\n2,19971345\n")
+    r = invoke("fit", "--transactions", raw)
+    assert r.exit_code == 1 and "'19971345'" in r.stderr
+
+
 def test_input_errors(tmp_path, cdnow_csv):
     bad = tmp_path / "bad.csv"
     bad.write_text("customer_id,date\n1,1997-01-01\n2,1997-13-45\n")
@@ -224,6 +235,10 @@ def test_input_errors(tmp_path, cdnow_csv):
     summary.write_text("frequency,recency\n1,2\n")
     r = invoke("fit", "--summary", summary)
     assert r.exit_code == 1 and "no column 'T'" in r.stderr and str(summary) in r.stderr
+    one = tmp_path / "one.csv"
+    one.write_text("customer_id,date\n1,2024-01-01\n")
+    r = invoke("fit", "--transactions", one)
+    assert r.exit_code == 1 and "nothing to fit" in r.stderr
     r = invoke("validate", "--transactions", cdnow_csv, "--out", tmp_path / "o")
     assert r.exit_code == 1 and "--calibration-end" in r.stderr
 

@@ -130,6 +130,8 @@ def _day(value: str | None, option: str) -> date | None:
 
 def _dates(src: Source, col: str):
     """The column as dates; a value that is not a date stops with the file, column and value."""
+    import ibis
+
     t = src.table
     c = t[col]
     if c.type().is_date():
@@ -137,23 +139,18 @@ def _dates(src: Source, col: str):
     if c.type().is_timestamp():
         return t.mutate(**{col: c.cast("date")})
     if c.type().is_integer():  # 19970101
-        parsed = c.cast("string").as_date("%Y%m%d")
         text = c.cast("string")
+        iso = text.substr(0, 4) + "-" + text.substr(4, 2) + "-" + text.substr(6, 2)
+        parsed = (text.length() == 8).ifelse(iso, ibis.null("string")).try_cast("date")
     elif c.type().is_string():
         parsed = c.try_cast("timestamp").cast("date")
         text = c
     else:
         fail(f"{src.path}: column {col!r} holds {c.type()}, not dates")
-    try:
-        bad = t.filter(c.notnull() & parsed.isnull()).select(v=text).limit(1).to_pyarrow()
-    except Exception:  # DuckDB refuses a malformed YYYYMMDD outright
-        bad = None
-        first = None
-    else:
-        first = bad.column("v")[0].as_py() if bad.num_rows else None
-    if bad is None or first is not None:
-        shown = f" such as {first!r}" if first is not None else ""
-        fail(f"{src.path}: column {col!r} has values that are not dates{shown}")
+    bad = t.filter(c.notnull() & parsed.isnull()).select(v=text).limit(1).to_pyarrow()
+    if bad.num_rows:
+        first = bad.column("v")[0].as_py()
+        fail(f"{src.path}: column {col!r} has values that are not dates, such as {first!r}")
     return t.mutate(**{col: parsed})
 
 
@@ -283,6 +280,8 @@ def _load(
         fail(f"{src.path}: {e}")
     if rows.empty:
         fail(f"{src.path}: no customers to fit")
+    if name not in SPEND_MODELS and not (rows[columns[2]] > 0).any():
+        fail(f"{src.path}: every customer was first seen at the end of the period; nothing to fit")
     return rows, src
 
 
