@@ -150,7 +150,11 @@ def profile_tables(
         c: p[c].fill_null(0)
         for c in ("cart_adds", "favorites", "views", "searches", "visits", "unpaid_orders")
     }
-    zero |= {c: p[c].fill_null(0.0) for c in ("total_spent", "total_refunded", "net_spent")}
+    # Money to the cent: sums of floats would otherwise show 1625.4999999999998.
+    zero |= {
+        c: p[c].fill_null(0.0).round(2) for c in ("total_spent", "total_refunded", "net_spent")
+    }
+    zero["largest_order"] = p.largest_order.round(2)
     p = p.mutate(**zero)
     p = stage(p, "base", 2)
 
@@ -161,7 +165,10 @@ def profile_tables(
     thresholds = stage(lc.lapse_thresholds(g, rules), "thresholds", 3)
 
     p = lc.threshold_for(p, thresholds)
-    p = p.mutate(days_since_last_purchase=s.days_before_as_of(p.last_purchase_day))
+    p = p.mutate(
+        days_since_last_purchase=s.days_before_as_of(p.last_purchase_day),
+        days_since_last_order=s.local_days_before(p.last_order_at),
+    )
     p = lc.state_and_stage(p, rules)
     p = p.mutate(**_birthday(p, s))
     p = p.mutate(**_flags(p, s, rules))
@@ -222,7 +229,8 @@ PROFILE_COLUMNS = (
     "has_open_cart", "has_unpaid_order", "unpaid_order_age_days", "has_favorites",
     "refunded_recently", "birthday_soon",
     # orders and money
-    "n_orders", "paid_orders", "purchase_days", "first_order_at", "first_purchase_day",
+    "n_orders", "paid_orders", "purchase_days", "first_order_at", "last_order_at",
+    "days_since_last_order", "first_purchase_day",
     "last_purchase_day", "total_spent", "total_refunded", "net_spent", "largest_order",
     "unpaid_orders",
     # behaviour

@@ -1,0 +1,306 @@
+"""Typed tree → Ibis: one ``compile_<node>`` per node, checking types and names on the way,
+so a query that names an unknown field, compares text with a number or refers to itself is
+refused before anything runs.
+
+Every leaf compiles to a boolean with NULL taken as false: ``not total_spent >= 500`` keeps the
+customers whose total is unknown. Behaviour predicates aggregate their rows per customer and
+keep the customers whose measures pass (``count >= 1`` unless said otherwise); a predicate that
+zero passes (``viewed(count < 3)``) keeps every customer who is not among those that fail, so
+customers without any such rows are in. Values go into the expression as bound literals, never
+into SQL text.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+
+from archer.audiences import catalog as cat
+from archer.audiences import tree as t
+from archer.audiences.grammar import AudienceError, parse
+from archer.customers.facts import Snapshot
+from archer.places import lookup_city, normalise_key, province_aliases
+
+Resolve = Callable[[str], str]
+OPS = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+PY_OPS = OPS  # the same lambdas work on Python numbers
+
+
+def suggest(name: str, known: list[str] | tuple[str, ...], n: int = 2) -> tuple[str, ...]:
+    lowered = {k.lower(): k for k in known}
+    hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
+    return tuple(lowered[h] for h in hits)
+
+
+@dataclass
+class Behaviour:
+    """A compiled behaviour predicate: per-customer measures and the condition on them."""
+
+    measures: ir.Table  # customer_id + count (+ amount)
+    condition: ir.BooleanValue  # over ``measures``
+    zero_passes: bool
+
+
+@dataclass
+class Compiler:
+    """Compiles queries against one snapshot and its base table ``base``."""
+
+    snap: Snapshot
+    base: ir.Table
+    resolve: Resolve | None = None
+    _types: dict[str, str] = field(default_factory=dict)
+    _values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    _stack: tuple[str, ...] = ()
+    behaviours: dict[t.Pos, Behaviour] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        schema = self.base.schema()
+        self._types = {n: cat.language_type(n, schema[n]) for n in schema.names}
+        self._types.pop("as_of", None)
+
+    # -- entry points ------------------------------------------------------------------------
+    def compile(self, node: t.Node) -> ir.BooleanValue:
+        method = getattr(self, f"compile_{type(node).__name__.lower()}", None)
+        if method is None:  # a node the compiler does not know is a bug, not a user error
+            raise TypeError(f"no compile rule for {type(node).__name__}")
+        return method(node)
+
+    def compile_text(self, text: str) -> tuple[t.Node, ir.BooleanValue]:
+        node = parse(text)
+        return node, self.compile(node)
+
+    # -- fields and values -------------------------------------------------------------------
+    @property
+    def field_names(self) -> list[str]:
+        return sorted([*self._types, *cat.ALIASES])
+
+    def field(self, f: t.Field) -> tuple[ir.Value, str]:
+        name = cat.ALIASES.get(f.name, f.name)
+        if name not in self._types:
+            raise AudienceError.at(
+                f.pos, f"unknown field '{f.name}'", suggest(f.name, self.field_names)
+            )
+        return self.base[name], self._types[name]
+
+    def known_values(self, name: str) -> tuple[str, ...] | None:
+        name = cat.ALIASES.get(name, name)
+        if name in cat.FIXED_VALUES:
+            return cat.FIXED_VALUES[name]
+        if name in cat.DATA_VALUES:
+            if name not in self._values:
+                col = self.base[name]
+                got = self.base.filter(col.notnull()).select(v=col).distinct().limit(5000)
+                self._values[name] = tuple(sorted(str(v) for v in got.execute().v))
+            return self._values[name]
+        return None
+
+    def text_value(self, field_name: str, lit: t.Literal) -> str:
+        """The literal as the stored value: places in canonical form, checked against the
+        values the field has."""
+        value = str(lit.value)
+        known = self.known_values(field_name)
+        if known is None or value in known:
+            return value
+        if field_name in ("province", "city"):
+            canon = self._place(field_name, value)
+            if canon in known:
+                return canon
+        by_case = {k.lower(): k for k in known}
+        if value.lower() in by_case:
+            return by_case[value.lower()]
+        raise AudienceError.at(
+            lit.pos,
+            f"no customer has {field_name} '{value}'",
+            suggest(value, known),
+        )
+
+    @staticmethod
+    def _place(kind: str, value: str) -> str:
+        """江苏省, 江苏 or jiangsu → Jiangsu; 南京 → Nanjing."""
+        if kind == "city":
+            hit = lookup_city(value)
+            return hit[1] if hit else value
+        return province_aliases().get(normalise_key(value), value)
+
+    def operand(self, field_name: str, ftype: str, op: str, v: t.Operand) -> ir.Value:
+        """The right-hand side of a comparison with a ``ftype`` field, type-checked."""
+        if isinstance(v, t.Field):
+            expr, vtype = self.field(v)
+            if _comparable(ftype, vtype):
+                return expr
+            raise AudienceError.at(
+                v.pos, f"{field_name} is {_a(ftype)} and {v.name} is {_a(vtype)}: not comparable"
+            )
+        kind = v.kind
+        if ftype in ("number", "days") and kind == "number":
+            return ibis.literal(v.value, "float64")
+        if ftype == "days" and kind == "duration":
+            return ibis.literal(v.value, "float64")
+        if ftype == "text" and kind == "string":
+            if op not in ("=", "!="):
+                raise AudienceError.at(v.pos, f"{field_name} is text: compare it with = or !=")
+            return ibis.literal(self.text_value(field_name, v), "string")
+        if ftype == "bool" and kind == "bool":
+            if op not in ("=", "!="):
+                raise AudienceError.at(v.pos, f"{field_name} is true or false: use = or !=")
+            return ibis.literal(v.value, "boolean")
+        if ftype in ("date", "timestamp") and kind == "date":
+            value = v.value if ftype == "date" else datetime.combine(v.value, datetime.min.time())
+            return ibis.literal(value, ftype)
+        raise AudienceError.at(
+            v.pos, f"{field_name} is {_a(ftype)}, but {_show(v)} is {_a(_lit_type(v))}"
+        )
+
+    # -- leaves ------------------------------------------------------------------------------
+    def compile_compare(self, n: t.Compare) -> ir.BooleanValue:
+        expr, ftype = self.field(n.field)
+        rhs = self.operand(n.field.name, ftype, n.op, n.value)
+        if ftype == "timestamp" and isinstance(n.value, t.Literal):
+            expr = self.snap.local(expr).date()  # a timestamp compared with a day: local day
+            rhs = ibis.literal(n.value.value, "date")
+        return OPS[n.op](expr, rhs).fill_null(False)
+
+    def compile_inlist(self, n: t.InList) -> ir.BooleanValue:
+        expr, ftype = self.field(n.field)
+        if not n.values:
+            raise AudienceError.at(n.pos, "an empty list: name at least one value")
+        values = [self.operand(n.field.name, ftype, "=", v) for v in n.values]
+        cond = expr.isin(values)
+        return (~cond if n.negated else cond).fill_null(False)
+
+    def compile_between(self, n: t.Between) -> ir.BooleanValue:
+        expr, ftype = self.field(n.field)
+        if ftype in ("text", "bool"):
+            raise AudienceError.at(n.pos, f"{n.field.name} is {_a(ftype)}: between needs numbers")
+        low = self.operand(n.field.name, ftype, ">=", n.low)
+        high = self.operand(n.field.name, ftype, "<=", n.high)
+        return expr.between(low, high).fill_null(False)
+
+    def compile_isnull(self, n: t.IsNull) -> ir.BooleanValue:
+        expr, _ = self.field(n.field)
+        return expr.notnull() if n.negated else expr.isnull()
+
+    def compile_within(self, n: t.Within) -> ir.BooleanValue:
+        expr, ftype = self.field(n.field)
+        days = float(n.duration.value)
+        name = cat.ALIASES.get(n.field.name, n.field.name)
+        if name == "birthday":  # anniversaries: the next birthday falls within
+            return self.base.days_to_birthday.between(0, days).fill_null(False)
+        if ftype == "timestamp":
+            since = self.snap.cutoff - timedelta(days=days)
+            return ((expr >= since) & (expr < self.snap.cutoff)).fill_null(False)
+        if ftype == "date":
+            first = self.snap.as_of - timedelta(days=max(int(days) - 1, 0))
+            return expr.between(first, self.snap.as_of).fill_null(False)
+        raise AudienceError.at(
+            n.pos, f"{n.field.name} is {_a(ftype)}: within needs a date or a time"
+        )
+
+    def compile_truthy(self, n: t.Truthy) -> ir.BooleanValue:
+        expr, ftype = self.field(n.field)
+        if ftype != "bool":
+            raise AudienceError.at(
+                n.pos,
+                f"{n.field.name} is {_a(ftype)}, not true or false: compare it with a value",
+            )
+        return expr.fill_null(False)
+
+    def compile_call(self, n: t.Call) -> ir.BooleanValue:
+        if n.name == cat.REFERENCE:
+            return self._reference(n)
+        spec = cat.PREDICATES.get(n.name)
+        if spec is None:
+            known = [*cat.PREDICATES, cat.REFERENCE]
+            raise AudienceError.at(
+                n.name_pos, f"unknown predicate '{n.name}'", suggest(n.name, known)
+            )
+        from archer.audiences.behaviour import compile_behaviour
+
+        b = compile_behaviour(self, spec, n)
+        self.behaviours[n.pos] = b
+        ids = b.measures
+        if b.zero_passes:
+            failing = ids.filter(~b.condition.fill_null(False)).customer_id
+            return ~self.base.customer_id.isin(failing)
+        return self.base.customer_id.isin(ids.filter(b.condition.fill_null(False)).customer_id)
+
+    def _reference(self, n: t.Call) -> ir.BooleanValue:
+        if len(n.args) != 1 or n.args[0].name or n.args[0].value.kind != "string":
+            raise AudienceError.at(n.pos, 'in_audience takes one audience name: in_audience("vip")')
+        name = str(n.args[0].value.value)
+        if self.resolve is None:
+            raise AudienceError.at(n.pos, "audience references need saved audiences")
+        if name in self._stack:
+            chain = " → ".join([*self._stack, name])
+            raise AudienceError.at(n.args[0].pos, f"audience '{name}' refers to itself ({chain})")
+        try:
+            text = self.resolve(name)
+        except KeyError as e:
+            known = e.args[1] if len(e.args) > 1 else ()
+            raise AudienceError.at(
+                n.args[0].pos, f"no saved audience '{name}'", suggest(name, known)
+            ) from None
+        inner = Compiler(self.snap, self.base, self.resolve, _stack=(*self._stack, name))
+        try:
+            return inner.compile(parse(text))
+        except AudienceError as e:
+            raise AudienceError.at(n.args[0].pos, f"in audience '{name}': {e}") from None
+
+    # -- combinations ------------------------------------------------------------------------
+    def compile_not(self, n: t.Not) -> ir.BooleanValue:
+        return ~self.compile(n.operand)
+
+    def compile_and(self, n: t.And) -> ir.BooleanValue:
+        out = self.compile(n.operands[0])
+        for op in n.operands[1:]:
+            out = out & self.compile(op)
+        return out
+
+    def compile_or(self, n: t.Or) -> ir.BooleanValue:
+        out = self.compile(n.operands[0])
+        for op in n.operands[1:]:
+            out = out | self.compile(op)
+        return out
+
+
+def _comparable(a: str, b: str) -> bool:
+    numeric = {"number", "days"}
+    return a == b or (a in numeric and b in numeric) or {a, b} == {"date", "timestamp"}
+
+
+def _lit_type(v: t.Literal) -> str:
+    return {"string": "text", "bool": "true or false"}.get(v.kind, v.kind)
+
+
+def _a(kind: str) -> str:
+    words = {
+        "number": "a number",
+        "days": "a number of days",
+        "text": "text",
+        "bool": "true or false",
+        "date": "a date",
+        "timestamp": "a time",
+        "duration": "a duration",
+        "true or false": "true or false",
+    }
+    return words.get(kind, kind)
+
+
+def _show(v: t.Literal) -> str:
+    if v.kind == "string":
+        return f'"{v.value}"'
+    if v.kind == "duration":
+        return f"a duration ({v.value:g} days)"
+    return str(v.value).lower() if v.kind == "bool" else str(v.value)

@@ -1,0 +1,188 @@
+"""Count, list and explain an audience over the built profile.
+
+An audience is evaluated over ``customer_profile`` joined with the contact columns of
+``customers``, as of the day the profile was built (behaviour windows such as ``within = 30d``
+end with that day too), so its answers agree with every other number of that build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from archer.audiences import catalog as cat
+from archer.audiences import tree as t
+from archer.audiences.compile import Compiler, Resolve
+from archer.audiences.grammar import AudienceError, parse
+from archer.config import Settings
+from archer.customers.facts import Snapshot
+from archer.customers.profile import PROFILE
+from archer.warehouse import Warehouse
+
+
+class NotBuilt(LookupError):
+    pass
+
+
+def base_table(wh: Warehouse) -> ir.Table:
+    """The profile with the contact columns of ``customers`` that it does not carry."""
+    if not wh.has_table(PROFILE):
+        raise NotBuilt("no customer profile yet: run `archer build` first")
+    p = wh.table(PROFILE)
+    c = wh.table("customers").select("customer_id", *cat.CUSTOMER_FIELDS)
+    c = c.rename(_cid="customer_id")
+    j = p.left_join(c, p.customer_id == c._cid)
+    return j.drop("_cid")
+
+
+def profile_as_of(wh: Warehouse) -> date:
+    v = wh.table(PROFILE).as_of.max().execute()
+    return v.date() if hasattr(v, "date") and callable(v.date) else v
+
+
+def compiler(wh: Warehouse, settings: Settings, resolve: Resolve | None = None) -> Compiler:
+    snap = Snapshot.at(wh, profile_as_of(wh), settings.tz)
+    return Compiler(snap, base_table(wh), resolve)
+
+
+@contextmanager
+def _open(settings: Settings, resolve: Resolve | None) -> Iterator[Compiler]:
+    with Warehouse.connect(settings.warehouse_url) as wh:
+        yield compiler(wh, settings, resolve)
+
+
+def compile_audience(wh: Warehouse, snap_settings: Settings, query: str, resolve=None) -> ir.Table:
+    """The members of ``query`` (``customer_id``) as an unexecuted table, e.g. for snapshots."""
+    c = compiler(wh, snap_settings, resolve)
+    cond = c.compile(parse(query))
+    return c.base.filter(cond).select("customer_id")
+
+
+def count(settings: Settings, query: str, *, resolve: Resolve | None = None) -> dict[str, Any]:
+    """How many customers the query selects, and how many each top-level clause alone does —
+    in one pass over the profile."""
+    node = parse(query)
+    with _open(settings, resolve) as c:
+        whole = c.compile(node)
+        parts = t.clauses(node)
+        conds = [whole] if len(parts) == 1 else [whole, *(c.compile(p) for p in parts)]
+        sums = {f"c{i}": cond.cast("int64").sum() for i, cond in enumerate(conds)}
+        row = c.base.aggregate(n=c.base.count(), **sums).execute().iloc[0]
+        as_of = c.snap.as_of
+    total = int(row.n)
+    clauses = [
+        {"clause": p.pos.text(query), "count": int(row[f"c{i + 1}"] if len(parts) > 1 else row.c0)}
+        for i, p in enumerate(parts)
+    ]
+    return {
+        "query": query,
+        "as_of": as_of.isoformat(),
+        "count": int(row.c0 or 0),
+        "customers": total,
+        "clauses": clauses,
+    }
+
+
+def members(
+    settings: Settings,
+    query: str,
+    *,
+    fields: list[str] | None = None,
+    limit: int | None = None,
+    resolve: Resolve | None = None,
+) -> pd.DataFrame:
+    """The selected customers, ordered by id, with the chosen fields."""
+    node = parse(query)
+    with _open(settings, resolve) as c:
+        cond = c.compile(node)
+        cols = []
+        for name in fields or []:
+            expr, _ = c.field(t.Field(name, t.Pos(1, 1, 0, len(name))))
+            cols.append(expr.name(name))
+        out = c.base.filter(cond).select(c.base.customer_id, *cols).order_by("customer_id")
+        if limit is not None:
+            out = out.limit(limit)
+        return out.execute()
+
+
+def explain(
+    settings: Settings, query: str, customer_id: str, *, resolve: Resolve | None = None
+) -> dict[str, Any]:
+    """Each comparison and predicate of the query with the customer's values and its result."""
+    node = parse(query)
+    with _open(settings, resolve) as c:
+        whole = c.compile(node)
+        leaves = t.leaves(node)
+        conds = [c.compile(leaf) for leaf in leaves]
+        shown: dict[str, ir.Value] = {}
+        for i, leaf in enumerate(leaves):
+            for name, expr in _values_of(c, leaf).items():
+                shown[f"v{i}_{name}"] = expr
+        b = c.base
+        sel = b.filter(b.customer_id == ibis.literal(customer_id, "string")).select(
+            member=whole, **{f"r{i}": cond for i, cond in enumerate(conds)}, **shown
+        )
+        rows = sel.to_pyarrow().to_pylist()
+        if not rows:
+            raise AudienceError(f"no customer '{customer_id}' in the profile")
+        row = rows[0]
+        out = []
+        for i, leaf in enumerate(leaves):
+            values = {k.split("_", 1)[1]: v for k, v in row.items() if k.startswith(f"v{i}_")}
+            if isinstance(leaf, t.Call) and leaf.pos in c.behaviours:
+                values = _measures(c.behaviours[leaf.pos].measures, customer_id)
+            text = leaf.pos.text(query)
+            result = bool(row[f"r{i}"])
+            out.append(
+                {
+                    "clause": text,
+                    "values": values,
+                    "result": result,
+                    "words": _words(text, values, result),
+                }
+            )
+    return {"customer_id": customer_id, "member": bool(row["member"]), "clauses": out}
+
+
+def _values_of(c: Compiler, leaf: t.Node) -> dict[str, ir.Value]:
+    fields: list[t.Field] = []
+    if isinstance(leaf, t.Compare | t.InList | t.Between | t.IsNull | t.Within | t.Truthy):
+        fields.append(leaf.field)
+    if isinstance(leaf, t.Compare) and isinstance(leaf.value, t.Field):
+        fields.append(leaf.value)
+    if (
+        isinstance(leaf, t.Within)
+        and cat.ALIASES.get(leaf.field.name, leaf.field.name) == "birthday"
+    ):
+        fields.append(t.Field("days_to_birthday", leaf.field.pos))
+    return {f.name: c.field(f)[0] for f in fields}
+
+
+def _measures(measures: ir.Table, customer_id: str) -> dict[str, Any]:
+    got = measures.filter(measures.customer_id == ibis.literal(customer_id, "string"))
+    rows = got.to_pyarrow().to_pylist()
+    if not rows:
+        return {"count": 0, "amount": 0.0}
+    return {"count": rows[0]["count"], "amount": rows[0]["amount"]}
+
+
+def _plain(v: Any) -> str:
+    if v is None:
+        return "unknown"
+    if isinstance(v, float):
+        return f"{v:,.2f}".rstrip("0").rstrip(".")
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return str(v)
+
+
+def _words(text: str, values: dict[str, Any], result: bool) -> str:
+    shown = ", ".join(f"{k} is {_plain(v)}" for k, v in values.items())
+    verdict = "true" if result else "false"
+    return f"{text}: {shown} → {verdict}" if shown else f"{text} → {verdict}"
