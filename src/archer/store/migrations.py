@@ -1,0 +1,61 @@
+"""The store's schema history: an ordered list of migrations, each applied once.
+
+Each migration is written against its own frozen table definitions, not against today's
+models, so that replaying history on an empty database always gives the same schema; the
+models in the concept modules describe the result (a test checks that they agree).
+
+To change the schema, append a migration with the next version number — never edit one that
+has shipped. :func:`archer.store.db.migrate` applies the pending ones in one transaction and
+records each in ``schema_version``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from archer.store.db import NAMING
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _v1_audiences(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING)
+    Table(
+        "audiences",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(100), nullable=False, unique=True),
+        Column("query", Text, nullable=False),
+        Column("description", Text, nullable=True),
+        Column("created_by", String(100), nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("updated_by", String(100), nullable=False),
+        Column("updated_at", DateTime, nullable=False),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "audiences: saved audience definitions with who and when", _v1_audiences),
+]
+
+for _i, _m in enumerate(MIGRATIONS, start=1):  # versions are 1, 2, 3, … in order
+    if _m.version != _i:
+        raise RuntimeError(f"migration {_m.description!r} has version {_m.version}, expected {_i}")
