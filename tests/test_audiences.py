@@ -3,7 +3,9 @@ independent SQL query selects; errors say where and what; hostile text changes n
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archer.audiences import AudienceError, count, explain, members, parse
+from archer.audiences import catalog as cat
 from archer.customers.profile import build
 from test_profile import load_sample
 
@@ -262,3 +265,45 @@ def test_any_token_soup_counts_or_gets_a_positioned_error(shop, text):
         assert 0 <= r["count"] <= r["customers"]
     except AudienceError as e:
         assert e.line >= 1 and e.column >= 1 and str(e)
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "audiences.md"
+
+
+def _block(name: str) -> str:
+    text = DOC.read_text(encoding="utf-8")
+    return text.split(f"<!-- {name}:start -->")[1].split(f"<!-- {name}:end -->")[0]
+
+
+def test_reference_names_every_field_with_its_type_and_a_working_example(shop):
+    from archer.audiences.evaluate import base_table
+    from archer.warehouse import Warehouse
+
+    rows = re.findall(r"^\| (`[^|]+`) \| (\w+) \| `(.+)` \|$", _block("fields"), flags=re.M)
+    documented = {}
+    for names, kind, example in rows:
+        for name in re.findall(r"`(\w+)`", names):
+            documented[name] = (kind, example)
+    with Warehouse.connect(shop.warehouse_url) as wh:
+        schema = base_table(wh).schema()
+    fields = {n: cat.language_type(n, schema[n]) for n in schema.names if n != "as_of"}
+    assert set(documented) == set(fields) | set(cat.ALIASES)
+    for name, (kind, example) in documented.items():
+        want = fields[cat.ALIASES.get(name, name)]
+        assert kind == {"timestamp": "time"}.get(want, want), name
+        assert count(shop, example)["count"] >= 0, example  # every example is a valid query
+
+
+def test_reference_names_every_predicate_with_its_arguments_and_working_examples(shop):
+    block = _block("predicates")
+    sections = dict(re.findall(r"^### `(\w+)`\n(.*?)(?=^### |\Z)", block, flags=re.M | re.S))
+    assert set(sections) == {*cat.PREDICATES, cat.REFERENCE}
+    for name, spec in cat.PREDICATES.items():
+        for arg in spec.args:
+            assert f"`{arg}`" in sections[name], (name, arg)
+        for example in re.findall(r"```\n(.*?)```", sections[name], flags=re.S):
+            for line in example.strip().splitlines():
+                try:
+                    count(shop, line)
+                except AudienceError as e:  # a brand or product the sample lacks is fine
+                    assert "no brand" in str(e) or "no customer has occupation" in str(e), e
