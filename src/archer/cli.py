@@ -204,7 +204,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     json_out: JsonOpt = False,
 ) -> None:
-    """The whole loop on a fresh sample shop: sample → import → status."""
+    """The whole loop on a fresh sample shop: sample → import → build → audiences."""
     from archer.demo import DemoError, run_demo
 
     home_dir = home or Path("demo-shop")
@@ -220,7 +220,7 @@ def demo(
     out.print(status_mod.summary_text(doc))
 
 
-from archer.commands import clv, profile, views  # noqa: E402,F401  (they register commands)
+from archer.commands import audience, clv, profile, views  # noqa: E402,F401  (they register commands)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,7 +1,7 @@
 """``archer demo``: the whole loop on a fresh synthetic shop.
 
-So far the loop is sample → import → status; later steps (build, audiences,
-campaigns, results) join it as they are built.
+So far the loop is sample → import → build the profile → count a few audiences; later steps
+(campaigns, results) join it as they are built.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import ibis
 
+from archer.audiences import count
 from archer.config import CONFIG_FILE, init_workspace
+from archer.customers.profile import build
 from archer.ingest.importer import import_file
 from archer.ingest.sample import generate
 from archer.schema import LOAD_ORDER
@@ -21,6 +23,14 @@ from archer.status import status
 from archer.warehouse import Warehouse
 
 MARKER = ".archer-demo"
+# What an operator might ask on the first day.
+DEMO_AUDIENCES = (
+    'lifecycle = "ordered_unpaid" and unpaid_order_age >= 1d',
+    'lifecycle in ("lapsing", "lost") and value_tier in ("top", "high") and email_reachable',
+    'bought(category = "chocolate", within = 90d) and not bought(category = "chocolate", '
+    "within = 14d)",
+    'birthday within 7d and stage = "loyal"',
+)
 DEMO_END = date(2026, 10, 31)
 
 
@@ -55,7 +65,7 @@ def run_demo(
     assert (home / CONFIG_FILE).exists()
     report = progress or (lambda *a: None)
 
-    say(f"1/3 Writing a synthetic shop of {customers:,} customers (seed {seed}) …")
+    say(f"1/4 Writing a synthetic shop of {customers:,} customers (seed {seed}) …")
     sample_dir = home / "sample"
     generate(
         sample_dir,
@@ -64,7 +74,7 @@ def run_demo(
         end=DEMO_END,
         progress=lambda stage, frac: report(f"sample: {stage}", int(frac * 100), 100),
     )
-    say("2/3 Importing it, table by table …")
+    say("2/4 Importing it, table by table …")
     now = datetime.combine(DEMO_END, datetime.max.time())
     imports = []
     for table in LOAD_ORDER:
@@ -82,10 +92,15 @@ def run_demo(
             f"    {table:<12} {r.inserted:>10,} rows in {r.seconds:.1f} s"
             + (f", {r.rejected:,} rejected" if r.rejected else "")
         )
-    say("3/3 Looking at what landed …")
+    say("3/4 Building the customer profile …")
+    built = build(settings, DEMO_END, report)
+    say(f"    {built.customers:,} profiles in {built.seconds:.1f} s")
+    say("4/4 Counting audiences …")
     doc = status(settings)
     doc["imports"] = imports
     doc["highlights"] = highlights(settings.warehouse_url, settings.currency)
+    doc["build"] = built.to_dict()
+    doc["audiences"] = [{"query": q, "count": count(settings, q)["count"]} for q in DEMO_AUDIENCES]
     return doc
 
 

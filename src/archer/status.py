@@ -40,7 +40,16 @@ def summary_text(doc: dict) -> str:
     lines.append(f"  rows rejected on import: {rejected:,}")
     for k, v in doc.get("highlights", {}).items():
         lines.append(f"  {k}: {v}")
+    if "build" in doc:
+        b = doc["build"]
+        states = ", ".join(f"{n:,} {k.replace('_', ' ')}" for k, n in b["lifecycle"].items())
+        lines.append(f"  lifecycle as of {b['as_of']}: {states}")
+        lines.append(f"  purchase model: {b['models'].get('chosen') or 'none'}")
+    for a in doc.get("audiences", []):
+        lines.append(f"  audience {a['count']:>6,}  {a['query']}")
+    home = doc["home"]
     lines.append(
-        "Next: `archer status --home {}` or open the workspace in Python.".format(doc["home"])
+        f"Next: `archer customer C0000006 --home {home}`, `archer funnel --home {home}` or "
+        f"`archer audience count '…' --home {home}`."
     )
     return "\n".join(lines)
