@@ -127,7 +127,7 @@ def import_(
 
 @app.command()
 def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    """Rows per table and the last imports."""
+    """Rows per table, the last imports and the last build."""
     from archer.warehouse import WarehouseError
 
     s = load_home(home)
@@ -153,6 +153,11 @@ def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
         )
     else:
         out.print("No imports yet: try `archer import orders FILE`.")
+    if doc["last_build"]:
+        b = doc["last_build"]
+        out.print(f"Profile: {b['customers']:,} customers as of {b['as_of']}.")
+    elif any(doc["tables"].values()):
+        out.print("No profile yet: run `archer build`.")
 
 
 @app.command()
@@ -220,7 +225,7 @@ def demo(
     out.print(status_mod.summary_text(doc))
 
 
-from archer.commands import audience, clv, profile, views  # noqa: E402,F401  (they register commands)
+from archer.commands import clv, profile, views  # noqa: E402,F401  (they register commands)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,4 +1,4 @@
-"""What is in the workspace: rows per table and the last imports."""
+"""What is in the workspace: rows per table, the last imports and the last build."""
 
 from __future__ import annotations
 
@@ -20,7 +20,18 @@ def status(settings: Settings, last: int = 5) -> dict:
             "currency": settings.currency,
             "tables": wh.counts(),
             "last_imports": wh.last_imports(last),
+            "last_build": _last_build(wh),
         }
+
+
+def _last_build(wh: Warehouse) -> dict | None:
+    """The as-of day and size of the profile in the warehouse, if one was built."""
+    if not wh.has_table("customer_profile"):
+        return None
+    p = wh.table("customer_profile")
+    row = p.aggregate(as_of=p.as_of.max(), customers=p.count()).to_pyarrow().to_pylist()[0]
+    as_of = row["as_of"]
+    return {"as_of": as_of.isoformat() if as_of else None, "customers": row["customers"]}
 
 
 def summary_text(doc: dict) -> str:
