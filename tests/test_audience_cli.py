@@ -5,28 +5,26 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import date
+import re
+from pathlib import Path
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from archer.audiences import count, members
 from archer.audiences import service as svc
 from archer.cli import app
 from archer.commands.audience import default_user
-from archer.customers.profile import build
-from test_audience_service import make_shop
+from test_audience_service import DAY1, TRAPS, built_shop
 
 runner = CliRunner()
-AS_OF = date(2026, 10, 31)
-TRAP = '=HYPERLINK("http://evil.example","x")'
+TRAP = TRAPS["C0000001"]
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    ws = make_shop(tmp_path_factory, "audience-cli", customers=300, traps={"C0000001": TRAP})
-    build(ws, AS_OF)
-    return ws
+    return built_shop(tmp_path_factory)
 
 
 @pytest.fixture
@@ -51,7 +49,7 @@ def test_count_json_has_the_size_and_each_clause(ws):
     q = 'total_spent >= 300 and gender = "f"'
     doc = json.loads(ok(ws, "count", q, "--json").stdout)
     assert doc == count(ws, q)
-    assert set(doc) >= {"query", "as_of", "count", "clauses"} and doc["as_of"] == "2026-10-31"
+    assert set(doc) >= {"query", "as_of", "count", "clauses"} and doc["as_of"] == DAY1.isoformat()
     assert [c["clause"] for c in doc["clauses"]] == ["total_spent >= 300", 'gender = "f"']
     human = ok(ws, "count", q).stdout
     assert f"{doc['count']:,} of" in human and "total_spent >= 300" in human
@@ -90,7 +88,7 @@ def test_save_list_show_members_delete(ws):
 
     shown = json.loads(ok(ws, "show", "big", "--json").stdout)
     assert shown["count"] == n and shown["query"] == "total_spent >= 300"
-    assert f"{n:,} as of 2026-10-31" in ok(ws, "show", "big").stdout
+    assert f"{n:,} as of {DAY1}" in ok(ws, "show", "big").stdout
 
     got = json.loads(
         ok(
@@ -171,31 +169,34 @@ def test_history_and_changes(ws):
     doc = json.loads(ok(ws, "history", "recent", "--json").stdout)
     assert doc == {
         "audience": "recent",
-        "history": [{"as_of": "2026-10-31", "size": n, "entered": n, "left": 0}],
+        "history": [{"as_of": DAY1.isoformat(), "size": n, "entered": n, "left": 0}],
     }
-    assert "2026-10-31" in ok(ws, "history", "recent").stdout
-    ch = json.loads(ok(ws, "changes", "recent", "--as-of", "2026-10-31", "--json").stdout)
+    assert DAY1.isoformat() in ok(ws, "history", "recent").stdout
+    ch = json.loads(ok(ws, "changes", "recent", "--as-of", DAY1.isoformat(), "--json").stdout)
     assert ch["previous"] is None and len(ch["entered"]) == n and ch["left"] == []
     assert f"+{n:,} entered" in ok(ws, "changes", "recent").stdout
     r = run(ws, "changes", "recent", "--as-of", "2026-10-01")
     assert r.exit_code == 1 and "no snapshot of 'recent' on 2026-10-01" in r.stderr
 
 
-@pytest.mark.parametrize(
-    "cmd",
-    [
-        "count",
-        "save",
-        "list",
-        "show",
-        "delete",
-        "members",
-        "export",
-        "explain",
-        "history",
-        "changes",
-    ],
-)
+COMMANDS = "count save list show delete members export explain history changes".split()
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
 def test_every_command_explains_itself(cmd):
     r = runner.invoke(app, ["audience", cmd, "--help"])
     assert r.exit_code == 0 and "--home" in r.stdout and "--json" in r.stdout
+
+
+def test_the_guide_names_every_command_option_and_function():
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "audiences-guide.md").read_text()
+    group = typer.main.get_command(app).commands["audience"]
+    assert sorted(group.commands) == sorted(COMMANDS)
+    for name, cmd in group.commands.items():
+        assert f"`archer audience {name}" in guide, name
+        for p in cmd.params:
+            for opt in p.opts:
+                if opt.startswith("--") and opt != "--help":
+                    assert opt in guide, (name, opt)
+    for fn in set(re.findall(r"service\.(\w+)\(", guide)):
+        assert callable(getattr(svc, fn)), fn

@@ -14,7 +14,7 @@ import pytest
 
 from archer.audiences import AudienceError, count, explain, members
 from archer.audiences import service as svc
-from archer.config import init_workspace, load_settings
+from archer.config import Settings, init_workspace, load_settings
 from archer.customers.profile import build
 from archer.ingest.importer import import_file
 from archer.ingest.sample import generate
@@ -52,11 +52,21 @@ def make_shop(tmp_path_factory, name: str, customers: int, traps: dict[str, str]
     return ws
 
 
+_built: dict[str, Settings] = {}
+
+
+def built_shop(tmp_path_factory) -> Settings:
+    """The sample shop built as of DAY1, made once per test process and shared with the CLI
+    tests (which only read its profile); each test gets its own store (``ws``)."""
+    if "shop" not in _built:
+        _built["shop"] = make_shop(tmp_path_factory, "audience-shop", customers=400, traps=TRAPS)
+        build(_built["shop"], DAY1)
+    return _built["shop"]
+
+
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
-    ws = make_shop(tmp_path_factory, "audience-service", customers=600, traps=TRAPS)
-    build(ws, DAY1)
-    return ws
+    return built_shop(tmp_path_factory)
 
 
 @pytest.fixture
