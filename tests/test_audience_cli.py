@@ -122,8 +122,9 @@ def test_unknown_and_referenced_audiences_are_refused(ws):
     assert r.exit_code == 1 and "used by 'big_women'" in r.stderr
     r = run(ws, "show", "bgi")
     assert r.exit_code == 1 and "no saved audience 'bgi'" in r.stderr and "'big'" in r.stderr
-    for cmd in ("members", "history", "delete"):
-        assert run(ws, cmd, "nobody").exit_code == 1
+    for cmd in ("members", "history", "delete", "explain"):
+        r = run(ws, cmd, "nobody", *(["C0000001"] if cmd == "explain" else []))
+        assert r.exit_code == 1 and "no saved audience 'nobody'" in r.stderr, cmd
 
 
 def test_export_csv_and_parquet(ws, tmp_path):

@@ -317,6 +317,13 @@ def test_snapshotting_a_day_again_replaces_it_and_skips_broken_audiences(two_day
         svc.history(ws, "stale")
 
 
+def test_the_build_hook_goes_on_when_the_store_cannot_be_read(shop, tmp_path):
+    bad = shop.model_copy(update={"database": "nosuchdb://x/y"})
+    with Warehouse.connect(shop.warehouse_url) as wh:
+        got = svc.on_build(bad, wh)
+    assert got["as_of"] == DAY1.isoformat() and "cannot use the database URL" in got["errors"][""]
+
+
 def test_history_of_unknown_and_of_new_audiences(two_days):
     ws, _, _, _ = two_days
     with pytest.raises(svc.UnknownAudience, match="did you mean 'recent'"):

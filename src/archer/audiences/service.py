@@ -30,8 +30,8 @@ from archer.audiences import tree as t
 from archer.audiences.evaluate import profile_as_of
 from archer.audiences.grammar import AudienceError
 from archer.config import Settings
+from archer.store import StoreError, session, utcnow
 from archer.store import audiences as store
-from archer.store import session, utcnow
 from archer.warehouse import Warehouse
 
 MEMBERSHIPS = "audience_memberships"
@@ -243,8 +243,14 @@ def _csv_safe(df: pd.DataFrame) -> pd.DataFrame:
 
 # -- membership snapshots ---------------------------------------------------------------------
 def on_build(settings: Settings, wh: Warehouse, now: datetime | None = None) -> dict[str, Any]:
-    """Hook for ``archer build``: snapshot every saved audience once the profile is written."""
-    return _snapshot(settings, wh, profile_as_of(wh), now or utcnow())
+    """Hook for ``archer build``: snapshot every saved audience once the profile is written.
+
+    The build goes on when the store cannot be read; the reason is under ``errors``.
+    """
+    try:
+        return _snapshot(settings, wh, profile_as_of(wh), now or utcnow())
+    except StoreError as e:
+        return {"as_of": profile_as_of(wh).isoformat(), "audiences": {}, "errors": {"": str(e)}}
 
 
 def snapshot_memberships(

@@ -81,7 +81,7 @@ def run(call: Callable[[], T], query: str | None = None, *, settings=None, name=
             query = _stored_query(settings, name)
         language_error(e, query)
     except (LookupError, ValueError, StoreError, WarehouseError, NotBuilt, OSError) as e:
-        fail(str(e).strip("'\""))
+        fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
