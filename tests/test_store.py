@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -9,6 +11,7 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
+import archer.store
 from archer.config import Settings
 from archer.store import (
     Base,
@@ -47,7 +50,11 @@ def test_a_new_workspace_gets_a_migrated_sqlite_file_in_wal_mode(ws):
 
 
 def test_the_models_describe_the_schema_the_migrations_build(ws):
+    for m in pkgutil.iter_modules(archer.store.__path__):  # every concept's models
+        importlib.import_module(f"archer.store.{m.name}")
+    assert {"audiences"} <= set(Base.metadata.tables)
     insp = inspect(engine(ws))
+    assert set(Base.metadata.tables) <= set(insp.get_table_names())
     for name, table in Base.metadata.tables.items():
         cols = {c["name"]: c for c in insp.get_columns(name)}
         assert set(cols) == set(table.columns.keys()), name
