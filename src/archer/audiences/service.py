@@ -276,6 +276,8 @@ def snapshot_memberships(
 
 def _snapshot(settings: Settings, wh: Warehouse, day: date, now: datetime) -> dict[str, Any]:
     defs = _definitions(settings)
+    if not defs and not wh.has_table(SNAPSHOTS):  # a shop without audiences: nothing to keep
+        return {"as_of": day.isoformat(), "audiences": {}, "errors": {}}
     resolve = _resolve_from(defs)
     parts: list[ir.Table] = []
     errors: dict[str, str] = {}
