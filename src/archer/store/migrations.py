@@ -52,8 +52,41 @@ def _v1_audiences(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v2_tracking(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING)
+    Table(
+        "tracking_sources",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(100), nullable=False, unique=True),
+        Column("key_hash", String(64), nullable=False, unique=True),
+        Column("key_hint", String(16), nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("revoked_at", DateTime, nullable=True),
+    )
+    Table(
+        "tracking_inbox",
+        md,
+        Column("seq", Integer, primary_key=True),
+        Column("source_id", Integer, nullable=False),
+        Column("message_id", String(200), nullable=False),
+        Column("received_at", DateTime, nullable=False),
+        Column("body", Text, nullable=False),
+    )
+    Table(
+        "tracking_message_ids",
+        md,
+        Column("source_id", Integer, primary_key=True),
+        Column("message_id", String(200), primary_key=True),
+        Column("received_at", DateTime, nullable=False, index=True),
+        sqlite_with_rowid=False,
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "audiences: saved audience definitions with who and when", _v1_audiences),
+    Migration(2, "tracking: sources with hashed write keys, the inbox, message ids", _v2_tracking),
 ]
 
 for _i, _m in enumerate(MIGRATIONS, start=1):  # versions are 1, 2, 3, … in order

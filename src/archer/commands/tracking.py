@@ -1,0 +1,143 @@
+"""``archer serve``, ``archer sync`` and ``archer source …``: the tracking API from the CLI."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table as RichTable
+
+from archer.cli_support import HomeOpt, JsonOpt, app, emit_json, fail, load_home, out
+
+source_app = typer.Typer(
+    help="Tracking sources: one write key per site or app.", no_args_is_help=True
+)
+app.add_typer(source_app, name="source")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    sync_every: Annotated[
+        float, typer.Option(help="Seconds between loads of the inbox into the warehouse; 0: never.")
+    ] = 5.0,
+    home: HomeOpt = None,
+) -> None:
+    """Serve the tracking API (and, to come, the web app) until stopped with Ctrl-C."""
+    import uvicorn
+
+    from archer.store import StoreError
+    from archer.store.db import engine
+    from archer.web import create_app
+
+    s = load_home(home)
+    try:
+        engine(s)  # migrated before the first request, and a bad store is told now
+    except StoreError as e:
+        fail(str(e))
+    shown = f"[{host}]" if ":" in host else host
+    out.print(
+        f"Archer serving [bold]{s.home.resolve()}[/] at [bold]http://{shown}:{port}[/] "
+        f"(tracking API: POST /v1/batch …, health: GET /health). Ctrl-C stops it.",
+        highlight=False,
+    )
+    application = create_app(s, sync_every=sync_every or None)
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def sync(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Load the tracking inbox into the warehouse now (the server also does it every few s)."""
+    from archer.ingest.tracking import sync as run_sync
+    from archer.store import StoreError
+    from archer.warehouse import WarehouseError
+
+    s = load_home(home)
+    try:
+        r = run_sync(s)
+    except (StoreError, WarehouseError) as e:
+        fail(str(e))
+    if json_out:
+        emit_json(r.to_dict())
+        return
+    out.print(f"{r.read:,} tracked events loaded ({r.seconds:.1f} s); {r.pending:,} waiting.")
+    for name, t in r.tables.items():
+        out.print(
+            f"  {name:<12} {t.inserted:>9,} inserted {t.updated:>7,} updated "
+            f"{t.unchanged:>7,} unchanged"
+        )
+    for note, n in r.notes.most_common(8):
+        out.print(f"  {n:>8,} × {note}", highlight=False)
+
+
+@source_app.command("create")
+def source_create(
+    name: Annotated[str, typer.Argument(help="A name for the site or app, e.g. web or ios.")],
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Make a source and print its write key (shown this once; only its hash is kept)."""
+    from archer.store import sources, utcnow
+    from archer.store.db import StoreError, session
+
+    s = load_home(home)
+    try:
+        with session(s, write=True) as db:
+            src, key = sources.create(db, name, now=utcnow())
+            doc = {**src.to_dict(), "write_key": key}
+    except (sources.SourceError, StoreError) as e:
+        fail(str(e))
+    if json_out:
+        emit_json(doc)
+        return
+    out.print(f"Source [bold]{name}[/] created. Its write key, shown only now:", highlight=False)
+    out.print(key, highlight=False, markup=False)
+
+
+@source_app.command("list")
+def source_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """The sources, with the start of their keys and whether they are revoked."""
+    from archer.store import sources
+    from archer.store.db import StoreError, session
+
+    s = load_home(home)
+    try:
+        with session(s) as db:
+            docs = [x.to_dict() for x in sources.all_sources(db)]
+    except StoreError as e:
+        fail(str(e))
+    if json_out:
+        emit_json(docs)
+        return
+    if not docs:
+        out.print("No sources yet: `archer source create web` makes one.")
+        return
+    t = RichTable()
+    for c in ("name", "key", "created", "revoked"):
+        t.add_column(c)
+    for d in docs:
+        t.add_row(d["name"], d["key_hint"], d["created_at"][:19], (d["revoked_at"] or "")[:19])
+    out.print(t)
+
+
+@source_app.command("revoke")
+def source_revoke(
+    name: Annotated[str, typer.Argument(help="The source whose key to refuse from now on.")],
+    home: HomeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Refuse a source's write key from now on (its events already received are kept)."""
+    from archer.store import sources, utcnow
+    from archer.store.db import StoreError, session
+
+    s = load_home(home)
+    try:
+        with session(s, write=True) as db:
+            doc = sources.revoke(db, name, now=utcnow()).to_dict()
+    except (sources.SourceError, StoreError) as e:
+        fail(str(e))
+    if json_out:
+        emit_json(doc)
+        return
+    out.print(f"Source [bold]{name}[/] revoked: its key is refused from now on.", highlight=False)
