@@ -121,4 +121,4 @@ def authenticate(s: Session, key: str) -> Caller | None:
 
 
 def names_by_id(s: Session) -> dict[int, str]:
-    return dict(s.execute(select(Source.id, Source.name)).tuples().all())
+    return {i: n for i, n in s.execute(select(Source.id, Source.name))}
