@@ -278,3 +278,109 @@ def test_recovers_simulated_parameters():
         se = m.standard_errors_[name]
         assert abs(m.params_[name] - value) < 4 * se, (name, m.params_[name], se)
         assert se < 0.35 * value
+
+
+# -- the fit's fast path: distinct values, exact Hessian, warm start + Newton ----------------------
+
+
+def awkward_patterns(rng, n=3000):
+    """Patterns with repeated values, x = 0, t_x = T, very large x and T, and a zero weight."""
+    T = rng.integers(1, 60, n) / 7.0 * 7.0
+    x = rng.integers(0, 15, n).astype(float)
+    tx = np.where(x > 0, np.floor(rng.uniform(0, 1, n) * T * 7.0) / 7.0, 0.0)
+    x[:4], tx[:4], T[:4] = [1000, 1, 0, 3], [4999, 0, 0, 20], [5000, 5000, 5000, 20]
+    w = rng.integers(1, 50, n).astype(float)
+    w[5] = 0.0
+    return x, tx, T, w
+
+
+@pytest.mark.parametrize("shift", [0, 1])
+@pytest.mark.parametrize(
+    "params", [(0.243, 4.414, 0.793, 2.426), (1.7, 0.3, 2.5, 0.6), (0.05, 40.0, 0.2, 9.0)]
+)
+def test_distinct_value_likelihood_equals_the_per_pattern_sum(params, shift):
+    from archer.models import mbgnbd
+    from archer.models.bgnbd import BGLikelihood, _loglik_terms
+
+    terms = _loglik_terms if shift == 0 else mbgnbd._loglik_terms
+    x, tx, T, w = awkward_patterns(np.random.default_rng(3))
+    p = np.array(params)
+    ll, g = terms(p, x, tx, T, grad=True)
+    lik = BGLikelihood(x, tx, T, w, shift=shift)
+    value, grad, hess = lik.hessian(p)
+    assert value == pytest.approx(w @ ll, rel=1e-12)
+    scale = np.abs(g) @ w  # the gradient is a sum of terms of both signs
+    np.testing.assert_array_less(np.abs(grad - g @ w), 1e-12 * scale)
+    assert lik(p) == (value, None)
+    np.testing.assert_array_equal(lik(p, grad=True)[1], grad)
+    num = np.empty((4, 4))
+    for k in range(4):
+        h = 1e-6 * p[k]
+        up, dn = p.copy(), p.copy()
+        up[k] += h
+        dn[k] -= h
+        num[:, k] = (lik(up, grad=True)[1] - lik(dn, grad=True)[1]) / (2 * h)
+    np.testing.assert_allclose(hess, num, rtol=1e-6, atol=1e-6 * np.abs(num).max())
+    np.testing.assert_array_equal(hess, hess.T)
+
+
+def test_warm_start_and_newton_give_the_lbfgsb_optimum(cdnow, fitted, monkeypatch):
+    """The fit on a weighted sample of patterns then Newton on all, the fit by L-BFGS-B then
+    Newton, and L-BFGS-B alone (no Hessian) reach the same optimum."""
+    from archer.models import base
+    from archer.models.bgnbd import BGLikelihood
+
+    _, pats = cdnow
+    args = (pats["frequency"], pats["recency"], pats["T"], pats["weights"])
+    assert "NEWTON" in fitted.message_
+    monkeypatch.setattr(base, "WARM_START_PATTERNS", 100)  # CDNOW has ~1,000 patterns
+    sampled = BGNBD().fit(*args)
+    assert sampled.converged_ and "NEWTON" in sampled.message_
+
+    class NoHessian(BGNBD):
+        @classmethod
+        def _total(cls, data, w):
+            lik = BGLikelihood(*data, w, shift=0)
+            return lambda p, grad=False: lik(p, grad)
+
+    plain = NoHessian().fit(*args)
+    assert plain.converged_ and "NEWTON" not in plain.message_
+    for name, value in fitted.params_.items():
+        assert sampled.params_[name] == pytest.approx(value, rel=1e-7)
+        assert plain.params_[name] == pytest.approx(value, rel=1e-6)
+        se = plain.standard_errors_[name]
+        assert fitted.standard_errors_[name] == pytest.approx(se, rel=1e-4)
+    assert sampled.log_likelihood_ == pytest.approx(fitted.log_likelihood_, abs=1e-7)
+
+
+def test_sample_patterns_is_an_unbiased_weighted_sample():
+    from archer.models.base import sample_patterns
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(1, 4, 50_000).astype(float)
+    w[:100] = 10_000.0
+    v = rng.uniform(0, 1, w.size)
+    assert sample_patterns([v], w[:1000], 1000) is None
+    (sv,), sw = sample_patterns([v], w, 2000)
+    assert sv.size < 4000 and np.all(sw >= 1.0)
+    assert np.all(np.isin(w[:100], w))  # the heavy patterns are always kept
+    assert sw @ sv == pytest.approx(w @ v, rel=0.02)
+
+
+def test_newton_declines_where_the_hessian_is_not_positive_definite():
+    from archer.models.base import newton
+
+    def concave(p):  # LL = +|log p|^2: a minimum of the likelihood, not a maximum
+        t = np.log(p)
+        return float(t @ t), 2 * t / p, np.diag((2 - 2 * t) / p**2)
+
+    assert newton(concave, np.full(4, 0.5), 0.0, 1.0) is None
+
+
+def test_single_threaded_blas_restores_the_thread_counts():
+    from archer.models.base import _openblas_thread_controls, single_threaded_blas
+
+    before = [get() for get, _ in _openblas_thread_controls()]
+    with single_threaded_blas():
+        assert all(get() == 1 for get, _ in _openblas_thread_controls())
+    assert [get() for get, _ in _openblas_thread_controls()] == before

@@ -173,3 +173,22 @@ def test_penalizer_shrinks_parameters(cdnow, fitted):
     m = MBGNBD().fit(p["frequency"], p["recency"], p["T"], p["weights"], penalizer=50.0)
     assert sum(v**2 for v in m.params_.values()) < sum(v**2 for v in fitted.params_.values())
     assert m.log_likelihood_ < fitted.log_likelihood_
+
+
+def test_newton_fit_on_distinct_values_equals_the_plain_per_pattern_fit(cdnow, fitted):
+    """The default fit (distinct-value likelihood, exact Hessian, Newton) against L-BFGS-B on
+    the per-pattern terms summed directly, as the fit was first written."""
+    from archer.models.base import MLEModel
+
+    class Plain(MBGNBD):
+        _total = classmethod(MLEModel._total.__func__)
+
+    _, p = cdnow
+    plain = Plain().fit(p["frequency"], p["recency"], p["T"], p["weights"])
+    assert "NEWTON" in fitted.message_ and "NEWTON" not in plain.message_
+    for name, value in plain.params_.items():
+        assert fitted.params_[name] == pytest.approx(value, rel=1e-6)
+        assert fitted.standard_errors_[name] == pytest.approx(
+            plain.standard_errors_[name], rel=1e-4
+        )
+    assert fitted.log_likelihood_ == pytest.approx(plain.log_likelihood_, abs=1e-8)

@@ -147,3 +147,20 @@ def test_non_convergence_warns_with_the_optimiser_message(cdnow):
     with pytest.warns(UserWarning, match="Pareto/NBD fit did not converge: .*ITERATIONS"):
         m = ParetoNBD().fit(p["frequency"], p["recency"], p["T"], p["weights"], maxiter=2)
     assert m.converged_ is False
+
+
+@pytest.mark.parametrize(
+    "params", [(0.55, 10.58, 0.61, 11.67), (0.55, 11.67, 0.61, 10.58), (2.0, 0.5, 1.5, 30.0)]
+)
+def test_distinct_pair_likelihood_equals_the_per_pattern_sum(params):
+    """The fit's likelihood (tails once per distinct (x, T) and (x, t_x)) against the sum."""
+    from archer.models.pareto_nbd import ParetoLikelihood, _loglik_terms
+    from test_bgnbd import awkward_patterns
+
+    x, tx, T, w = awkward_patterns(np.random.default_rng(5))
+    p = np.array(params)
+    lik = ParetoLikelihood(x, tx, T, w)
+    assert lik(p)[0] == pytest.approx(w @ _loglik_terms(p, x, tx, T), rel=1e-12)
+    assert lik.xT[0].size < 0.5 * x.size  # the tails are computed on fewer values
+    with pytest.raises(ValueError, match="no analytic gradient"):
+        lik(p, grad=True)

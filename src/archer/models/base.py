@@ -12,15 +12,19 @@ log-likelihood instead; its cost is a few more likelihood evaluations, never a w
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize
+from scipy.optimize import OptimizeResult, minimize
 from scipy.stats import nbinom
 
 Terms = Callable[..., "np.ndarray | tuple[np.ndarray, np.ndarray]"]
+Total = Callable[..., "tuple[float, np.ndarray | None]"]
 
 
 def as_arrays(*values: ArrayLike) -> list[np.ndarray]:
@@ -55,6 +59,146 @@ def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, rel: float
     return g
 
 
+@functools.cache
+def _openblas_thread_controls() -> tuple[tuple[Callable, Callable], ...]:
+    """``(get, set)`` number-of-threads functions of every OpenBLAS loaded (NumPy's, SciPy's)."""
+    controls = []
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({ln.split()[-1] for ln in maps if "openblas" in ln.lower()})
+    except OSError:
+        return ()
+    for path in paths:
+        if not path.startswith("/"):
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("openblas", "scipy_openblas"):
+            for suffix in ("", "64_"):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    put.argtypes = [ctypes.c_int]
+                    controls.append((get, put))
+    return tuple(controls)
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run OpenBLAS on one thread inside the block (Linux; elsewhere a no-op).
+
+    SciPy's L-BFGS-B (a C translation since SciPy 1.15) makes BLAS calls on vectors of four
+    numbers at every step; with OpenBLAS' worker threads awake this made a BG/NBD fit 2-3x
+    slower on a busy machine, the spinning threads taking CPU from the likelihood
+    (scipy/scipy#22438, OpenMathLib/OpenBLAS#5383). The likelihoods make no BLAS call worth a
+    thread, so a fit loses nothing. The previous thread counts are restored on exit.
+    """
+    controls = _openblas_thread_controls()
+    before = [get() for get, _ in controls]
+    for _, put in controls:
+        put(1)
+    try:
+        yield
+    finally:
+        for (_, put), n in zip(controls, before, strict=True):
+            put(n)
+
+
+WARM_START_PATTERNS = 20_000
+GTOL = 1e-9  # on the gradient of the objective per customer, in log-parameters
+
+
+def _lbfgsb(objective, start, maxiter):
+    return minimize(
+        objective,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(-30.0, 30.0)] * len(start),
+        options={"maxiter": maxiter, "ftol": 1e-14, "gtol": GTOL},
+    )
+
+
+def sample_patterns(data: Sequence[np.ndarray], w: np.ndarray, m: int, seed: int = 0):
+    """About ``m`` patterns drawn with probability ``min(1, m w / sum(w))``, each weighted by
+    ``w`` over that probability, so that any weighted total is estimated without bias; None
+    when there are fewer than ``2 m`` patterns (fit them all)."""
+    if w.size < 2 * m:
+        return None
+    prob = np.minimum(1.0, w * (m / w.sum()))
+    keep = np.random.default_rng(seed).random(w.size) < prob
+    return [v[keep] for v in data], w[keep] / prob[keep]
+
+
+def newton(hessian, theta, penalizer: float, n: float, max_steps: int = 50):
+    """Newton's method on f = (-LL + penalizer |p|^2) / n over theta = log p, from ``theta``.
+
+    Each step solves with the exact Hessian and is halved until f decreases (Armijo) or, where
+    the decrease is below f's rounding, the gradient halves. Stops with success when the largest
+    gradient component is at most :data:`GTOL`, or when no step decreases f any more while the
+    gradient is within 100 GTOL (rounding); returns None when
+    the Hessian is not positive definite, a bound exp(+-30) would be crossed or the steps run
+    out, so that the caller falls back to L-BFGS-B.
+    """
+
+    last = {}
+
+    def fgh(th):
+        p = np.exp(th)
+        ll, g, h = hessian(p)
+        gp = -g + 2.0 * penalizer * p
+        hp = -h + 2.0 * penalizer * np.eye(p.size)
+        last[th.tobytes()] = (ll, hp)
+        f = (-ll + penalizer * np.sum(p**2)) / n
+        return f, gp * p / n, (hp * np.outer(p, p) + np.diag(gp * p)) / n
+
+    def done(th, f, g, step_no, message):
+        ll, hp = last[th.tobytes()]
+        return OptimizeResult(
+            x=th,
+            fun=f,
+            jac=g,
+            nit=step_no,
+            success=True,
+            message=message,
+            log_likelihood=ll,
+            hessian=hp,
+        )
+
+    f, g, h = fgh(theta)
+    for step_no in range(max_steps):
+        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+            return None
+        if np.max(np.abs(g)) <= GTOL:
+            return done(theta, f, g, step_no, f"CONVERGENCE: NEWTON, GRADIENT <= {GTOL:g}")
+        try:
+            np.linalg.cholesky(h)  # positive definite, or LinAlgError
+            step = -np.linalg.solve(h, g)
+        except np.linalg.LinAlgError:
+            return None
+        t = 1.0
+        while True:
+            trial = theta + t * step
+            if np.any(np.abs(trial) >= 30.0):
+                return None
+            f_new, g_new, h_new = fgh(trial)
+            if f_new <= f + 1e-4 * t * (g @ step):
+                break
+            # near the optimum the predicted decrease is below f's rounding: judge by the gradient
+            if f_new <= f + 1e-13 * abs(f) and np.max(np.abs(g_new)) <= 0.5 * np.max(np.abs(g)):
+                break
+            t *= 0.5
+            if t < 1e-3:
+                if np.max(np.abs(g)) <= 100.0 * GTOL:
+                    message = "CONVERGENCE: NEWTON, NO DECREASE AT ROUNDING LEVEL"
+                    return done(theta, f, g, step_no, message)
+                return None
+        theta, f, g, h = trial, f_new, g_new, h_new
+    return None
+
+
 class MLEModel:
     """Base class: subclasses set ``NAME``, ``PARAM_NAMES``, ``terms`` and ``ANALYTIC_GRADIENT``.
 
@@ -79,78 +223,130 @@ class MLEModel:
         return f"{type(self).__name__}({inner})"
 
     # ----------------------------------------------------------------------------- fitting
-    def _objective(self, data, w, penalizer: float, scale: float):
+    @classmethod
+    def _total(cls, data, w) -> Total:
+        """``(params, grad=False) -> (LL, gradient or None)``: the weighted total over the patterns.
+
+        The default sums :attr:`terms`; a model whose likelihood repeats work across patterns
+        overrides it to do that work once per fit (see :func:`archer.models.bgnbd.bg_total`).
+        """
+        terms = cls.terms
+
+        def total(p, grad=False):
+            if not grad:
+                return float(w @ terms(p, *data)), None
+            ll, g = terms(p, *data, grad=True)
+            return float(w @ ll), g @ w
+
+        return total
+
+    def _objective(self, total: Total, penalizer: float, scale: float):
         """``theta -> (f, grad f)`` with f = (-LL + penalizer * |p|^2) / scale, p = exp(theta)."""
-        terms = type(self).terms
 
         def value(theta):
             p = np.exp(theta)
-            return (-(w @ terms(p, *data)) + penalizer * np.sum(p**2)) / scale
+            return (-total(p)[0] + penalizer * np.sum(p**2)) / scale
 
         if not self.ANALYTIC_GRADIENT:
             return lambda theta: (value(theta), numeric_gradient(value, theta))
 
         def both(theta):
             p = np.exp(theta)
-            ll, g = terms(p, *data, grad=True)
-            f = -(w @ ll) + penalizer * np.sum(p**2)
-            grad = (-(g @ w) + 2.0 * penalizer * p) * p  # chain rule for log-parameters
+            ll, g = total(p, grad=True)
+            f = -ll + penalizer * np.sum(p**2)
+            grad = (-g + 2.0 * penalizer * p) * p  # chain rule for log-parameters
             return f / scale, grad / scale
 
         return both
+
+    def _optimise(self, total: Total, objective, data, w, penalizer, start, maxiter):
+        """Minimise the objective over log-parameters; an ``OptimizeResult``.
+
+        A likelihood with an exact ``hessian`` (BG/NBD, MBG/NBD) is first fitted by L-BFGS-B on
+        a weighted sample of about :data:`WARM_START_PATTERNS` patterns (an unbiased estimate of
+        the total), then polished by Newton steps on all the patterns, which converge
+        quadratically where L-BFGS-B, which starts without curvature, needs some twenty
+        evaluations even from a good start. Should a Newton step fail (a Hessian not positive
+        definite, no decrease, a bound reached), L-BFGS-B runs on all the patterns instead, as
+        it does for every other model.
+        """
+        n = float(w.sum())
+        hessian = getattr(total, "hessian", None)
+        if hessian is not None:
+            sample = sample_patterns(data, w, WARM_START_PATTERNS)
+            if sample is not None:
+                warm = _lbfgsb(self._objective(self._total(*sample), penalizer, n), start, maxiter)
+                if warm.success:
+                    polished = newton(hessian, warm.x, penalizer, n)
+                    if polished is not None:
+                        return polished
+                    start = warm.x
+        res = _lbfgsb(objective, start, maxiter)
+        if hessian is not None and res.success:
+            polished = newton(hessian, res.x, penalizer, n)
+            if polished is not None:
+                return polished
+        return res
 
     def _fit(self, data, w, penalizer, initial_params, maxiter, default_start):
         if penalizer < 0:
             raise ValueError("penalizer must be >= 0")
         n = float(w.sum())
-        objective = self._objective(data, w, penalizer, n)  # per-customer scale: sane tolerances
+        total = self._total(data, w)
+        objective = self._objective(total, penalizer, n)  # per-customer scale: sane tolerances
         start = np.log(
             np.asarray(default_start if initial_params is None else initial_params, float)
         )
-        with np.errstate(all="ignore"):
-            res = minimize(
-                objective,
-                start,
-                jac=True,
-                method="L-BFGS-B",
-                bounds=[(-30.0, 30.0)] * len(start),
-                options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-9},
-            )
+        with np.errstate(all="ignore"), single_threaded_blas():
+            res = self._optimise(total, objective, data, w, penalizer, start, maxiter)
         p = np.exp(res.x)
         names = self.PARAM_NAMES
         self.params_ = dict(zip(names, (float(v) for v in p), strict=True))
-        self.log_likelihood_ = total_log_likelihood(type(self).terms, p, data, w)
+        # a Newton fit carries the log-likelihood and Hessian at its last point
+        newton_ll, newton_hessian = res.get("log_likelihood"), res.get("hessian")
+        self.log_likelihood_ = total(p)[0] if newton_ll is None else newton_ll
         self.message_ = str(res.message)
+        self.n_customers_ = n
+        self.aic_ = 2.0 * len(names) - 2.0 * self.log_likelihood_
+        self.standard_errors_ = self._standard_errors(p, total, penalizer, newton_hessian)
         # L-BFGS-B stops on ABNORMAL when the line search cannot improve an already
-        # stationary point (finite-difference gradients): accept it only if the gradient is tiny.
-        stationary = np.max(np.abs(objective(res.x)[1])) < 1e-5
+        # stationary point (finite-difference gradients): accept it only if the gradient is tiny
+        # and the Hessian there is positive definite (every standard error finite), not a point
+        # far along a flat ridge of parameters the data do not identify.
+        stationary = (
+            "ABNORMAL" in self.message_
+            and np.max(np.abs(objective(res.x)[1])) < 1e-5
+            and all(np.isfinite(v) for v in self.standard_errors_.values())
+        )
         on_bound = np.any(np.abs(res.x) >= 30.0 - 1e-9)
         self.converged_ = bool(
-            (bool(res.success) or ("ABNORMAL" in self.message_ and stationary))
+            (bool(res.success) or stationary)
             and bool(np.all(np.isfinite(res.x)))
             and np.isfinite(self.log_likelihood_)
             and not on_bound
         )
         if on_bound:
             self.message_ += " (a parameter reached the bound exp(+-30))"
-        self.n_customers_ = n
-        self.aic_ = 2.0 * len(names) - 2.0 * self.log_likelihood_
-        self.standard_errors_ = self._standard_errors(p, data, w, penalizer)
         if not self.converged_:
             warnings.warn(f"{self.NAME} fit did not converge: {self.message_}", stacklevel=3)
         return self
 
-    def _standard_errors(self, p, data, w, penalizer) -> dict[str, float]:
-        """Inverse Hessian of -LL (+ penalty) in natural parameters, by finite differences."""
-        terms = type(self).terms
+    def _standard_errors(self, p, total: Total, penalizer, hessian=None) -> dict[str, float]:
+        """Inverse Hessian of -LL (+ penalty) in natural parameters: ``hessian`` when given (the
+        one of the last Newton step), the model's exact one when it has it, else by finite
+        differences."""
         k = p.size
         hess = np.empty((k, k))
+        exact = getattr(total, "hessian", None)
         with np.errstate(all="ignore"):
-            if self.ANALYTIC_GRADIENT:
+            if hessian is not None:
+                hess = np.array(hessian, dtype=float)
+            elif exact is not None:
+                hess = -exact(p)[2] + 2.0 * penalizer * np.eye(k)
+            elif self.ANALYTIC_GRADIENT:
 
                 def grad(q):
-                    _, g = terms(q, *data, grad=True)
-                    return -(g @ w) + 2.0 * penalizer * q
+                    return -total(q, grad=True)[1] + 2.0 * penalizer * q
 
                 for j in range(k):
                     h = 1e-5 * p[j]
@@ -161,7 +357,7 @@ class MLEModel:
             else:
 
                 def f(q):
-                    return -(w @ terms(q, *data)) + penalizer * np.sum(q**2)
+                    return -total(q)[0] + penalizer * np.sum(q**2)
 
                 steps = 1e-4 * p
                 for i in range(k):

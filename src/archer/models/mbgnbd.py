@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike
 from scipy.special import betaln, digamma, expit, gammaln
 
 from archer.models.base import MLEModel, as_arrays, nbd_log_pmf, nbd_log_sf, pattern_data
-from archer.models.bgnbd import BGNBD, check_frequency_recency_T
+from archer.models.bgnbd import BGNBD, BGLikelihood, check_frequency_recency_T
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 
@@ -75,6 +75,10 @@ class MBGNBD(MLEModel):
     NAME = "MBG/NBD"
     PARAM_NAMES = PARAM_NAMES
     terms = staticmethod(_loglik_terms)
+
+    @classmethod
+    def _total(cls, data, w):
+        return BGLikelihood(*data, w, shift=1)
 
     def fit(
         self,

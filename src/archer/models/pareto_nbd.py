@@ -34,7 +34,7 @@ from scipy.integrate import quad
 from scipy.special import expit, gammaln, hyp2f1
 
 from archer.models.base import MLEModel, as_arrays, pattern_data
-from archer.models.bgnbd import check_frequency_recency_T
+from archer.models.bgnbd import _dot, check_frequency_recency_T, distinct
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 
@@ -71,6 +71,51 @@ def _loglik_terms(params, x, tx, T):
     return head + np.logaddexp(alive, died)
 
 
+class ParetoLikelihood:
+    """Weighted total Pareto/NBD log-likelihood, the hypergeometric tails computed once per
+    distinct ``(x, T)`` and ``(x, t_x)`` pair (a million customers in 187,000 patterns have
+    about 7,000 of each) and the gamma-function head once per distinct x.
+    ``lik(params) -> (LL, None)`` equals the weighted sum of :func:`_loglik_terms` to rounding.
+    """
+
+    def __init__(self, x, tx, T, w) -> None:
+        ix, self.ux = distinct(x)
+        self.w_x = np.bincount(ix, weights=w, minlength=self.ux.size)
+        self.n_w = float(w.sum())
+        self.x, self.w = x, w
+        self.iT, self.uT = distinct(T)
+        self.ixT, self.xT = self._pairs(ix, self.iT, self.uT)
+        itx, utx = distinct(tx)
+        self.ixtx, self.xtx = self._pairs(ix, itx, utx)
+
+    def _pairs(self, ix, it, ut):
+        """Codes of the distinct (x, t) pairs, and their x and t values."""
+        codes, pairs = distinct(ix * float(ut.size) + it)
+        px = pairs // ut.size
+        return codes, (self.ux[px.astype(np.intp)], ut[(pairs - px * ut.size).astype(np.intp)])
+
+    def __call__(self, params, grad: bool = False):
+        if grad:
+            raise ValueError("the Pareto/NBD likelihood has no analytic gradient")
+        r, alpha, s, beta = (float(v) for v in params)
+        head = gammaln(r + self.ux) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        g_T = np.take(log_tail(r, alpha, s, beta, *self.xT), self.ixT)
+        g_tx = np.take(log_tail(r, alpha, s, beta, *self.xtx), self.ixtx)
+        la_T = np.take(np.log(alpha + self.uT), self.iT)
+        lb_T = np.take(np.log(beta + self.uT), self.iT)
+        alive = -(r + self.x) * la_T - s * lb_T
+        with np.errstate(divide="ignore"):  # t_x = T: the customer cannot have died in between
+            died = np.log(s) + g_tx + np.log(-np.expm1(np.minimum(g_T - g_tx, 0.0)))
+        # logaddexp(alive, died) = max + log(1 + exp(-|alive - died|)), written out (faster)
+        top = np.maximum(alive, died)
+        gap = np.abs(alive - died)
+        np.negative(gap, out=gap)
+        np.exp(gap, out=gap)
+        gap += 1.0
+        top += np.log(gap)
+        return float(self.w_x @ head) + _dot(self.w, top), None
+
+
 def log_likelihood(params, frequency, recency, T, weights=None) -> float:
     """Total Pareto/NBD log-likelihood for natural parameters ``(r, alpha, s, beta)``."""
     (x, tx, T), w = pattern_data(frequency, recency, T, weights=weights)
@@ -88,6 +133,10 @@ class ParetoNBD(MLEModel):
     PARAM_NAMES = PARAM_NAMES
     ANALYTIC_GRADIENT = False
     terms = staticmethod(_loglik_terms)
+
+    @classmethod
+    def _total(cls, data, w):
+        return ParetoLikelihood(*data, w)
 
     def fit(
         self,
