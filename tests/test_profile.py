@@ -348,3 +348,16 @@ def test_profile_md_documents_every_column_rule_state_and_segment():
         assert f"`{name}`" in text, name
     for segment in SEGMENTS:
         assert segment in text, segment
+
+
+def test_a_build_snapshots_every_saved_audience(shop):
+    from archer.audiences import count
+    from archer.audiences.service import history, save
+
+    ws, truth, result, p, con = shop
+    query = 'stage = "loyal" and email_reachable'
+    save(ws, "loyal_mail", query, user="test")
+    again = build(ws, AS_OF)
+    assert again.audiences["audiences"] == {"loyal_mail": count(ws, query)["count"]}
+    days = history(ws, "loyal_mail")
+    assert [d["as_of"] for d in days] == [AS_OF.isoformat()]

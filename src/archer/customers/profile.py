@@ -7,7 +7,9 @@ and writes three tables, each replaced whole:
 * ``customer_categories`` — one row per member and category they touched, with scores;
 * ``lapse_thresholds`` — the learned thresholds per category and gender;
 * the shop-level views of :data:`SHOP_TABLES` (KPIs by month, funnel by channel, cohorts,
-  category affinities, recommendations), as of the same day.
+  category affinities, recommendations), as of the same day;
+
+and adds the day's members of every saved audience to ``audience_memberships``.
 
 Everything is an Ibis expression run in the warehouse; intermediate results are staged once
 so that no part is computed twice.
@@ -65,6 +67,7 @@ class BuildResult:
     stages: dict[str, int] = field(default_factory=dict)
     segments: dict[str, int] = field(default_factory=dict)
     models: dict = field(default_factory=dict)
+    audiences: dict = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -76,6 +79,7 @@ class BuildResult:
             "stages": self.stages,
             "rfm_segments": self.segments,
             "models": self.models,
+            "audiences": self.audiences,
             "tables": self.tables,
         }
 
@@ -272,11 +276,16 @@ def build(
             report("shop views", i, len(SHOP_TABLES))
             wh.save(name, view(s))
         report("shop views", len(SHOP_TABLES), len(SHOP_TABLES))
+        # Saved audiences are snapshotted on the new profile, so their history grows per build.
+        from archer.audiences.service import on_build
+
+        audiences = on_build(settings, wh)
         result = BuildResult(
             as_of=s.as_of,
             customers=int(written.count().execute()),
             seconds=0.0,
             models=models.to_dict(),
+            audiences=audiences,
             lifecycle=_counts(written, "lifecycle"),
             stages=_counts(written, "stage"),
             segments=_counts(written, "rfm_segment"),
