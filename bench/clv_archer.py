@@ -62,9 +62,10 @@ def summary(path: str, end: str) -> None:
 def fit(path: str) -> None:
     con, customers, load = _load(path, "customers")
     t0 = time.perf_counter()
-    pats = patterns(customers).to_pandas()
+    pats = patterns(customers).to_pyarrow()  # Arrow columns straight to NumPy, no pandas
+    cols = {k: pats[k].to_numpy() for k in ("frequency", "recency", "T", "weights")}
     grouped = time.perf_counter() - t0
-    m = BGNBD().fit(pats["frequency"], pats["recency"], pats["T"], weights=pats["weights"])
+    m = BGNBD().fit(cols["frequency"], cols["recency"], cols["T"], weights=cols["weights"])
     seconds = time.perf_counter() - t0
     report(
         seconds,

@@ -91,7 +91,8 @@ class BGLikelihood:
         # values are spread with np.repeat and per-frequency sums taken with np.add.reduceat
         mix = np.flatnonzero((x > 0) | (shift > 0))
         mix = mix[np.argsort(ix[mix], kind="stable")]
-        m_ix = ix[mix]
+        self.m_ix = m_ix = ix[mix]
+        self._work: np.ndarray | None = None
         self.x_start = np.flatnonzero(np.r_[True, m_ix[1:] != m_ix[:-1]]) if mix.size else mix
         self.x_used = m_ix[self.x_start]
         self.x_count = np.diff(np.r_[self.x_start, mix.size])
@@ -116,8 +117,11 @@ class BGLikelihood:
     def _evaluate(self, params, order: int):
         r, alpha, a, b = (float(v) for v in params)
         ux, uT, utx, k = self.ux, self.uT, self.utx, self.shift
-        m_iT, itx, m_w = self.m_iT, self.itx, self.m_w
+        m_iT, itx, m_ix, m_w = self.m_iT, self.itx, self.m_ix, self.m_w
         n_w, w_x, w_T = self.n_w, self.w_x, self.w_T
+        if self._work is None:  # per-pattern work arrays, reused: no page faults per call
+            self._work = np.empty((10, m_w.size))
+        ratio, rx, u, e, d, tmp, s, d_inv, du_alpha, q = self._work
         take = np.take
         la_T = np.log(alpha + uT)
         la_tx = np.log(alpha + utx)
@@ -127,33 +131,33 @@ class BGLikelihood:
         head -= gammaln(abx)
         inv_bk = 1.0 / (b + self.xk)
         odds0 = np.log(a) + np.log(inv_bk)  # log-odds without the (r+x) log ratio, per x
-        ratio = take(la_T, m_iT)
-        ratio -= take(la_tx, itx)  # log((alpha+T) / (alpha+t_x)) >= 0
-        rx = r + self.m_x
-        u = rx * ratio
-        u += np.repeat(odds0[self.x_used], self.x_count)
+        take(la_T, m_iT, out=ratio)
+        ratio -= take(la_tx, itx, out=tmp)  # log((alpha+T) / (alpha+t_x)) >= 0
+        np.add(self.m_x, r, out=rx)
+        np.multiply(rx, ratio, out=u)
+        u += take(odds0, m_ix, out=tmp)
         w_rT = r * w_T + self.wx_T  # sum of w (r+x) per T
         # softplus(u) = max(u, 0) + log(1 + e), e = exp(-|u|) <= 1: no overflow for any u, and
         # an absolute error below 1e-16, the rounding of the pattern's log-likelihood
-        e = np.abs(u)
+        np.abs(u, out=e)
         np.negative(e, out=e)
         np.exp(e, out=e)
-        one_e = 1.0 + e
-        softplus = np.log(one_e)
-        softplus += np.maximum(u, 0.0)
-        ll = float(w_x @ head + n_w * r * log_alpha - w_rT @ la_T + _dot(m_w, softplus))
+        np.add(e, 1.0, out=d)
+        np.log(d, out=tmp)
+        tmp += np.maximum(u, 0.0, out=s)
+        ll = float(w_x @ head + n_w * r * log_alpha - w_rT @ la_T + _dot(m_w, tmp))
         if order == 0:
             return ll, None
-        d = np.reciprocal(one_e, out=one_e)  # 1 / (1 + e)
-        s = np.minimum(u, 0.0)
+        np.reciprocal(d, out=d)  # 1 / (1 + e)
+        np.minimum(u, 0.0, out=s)
         np.exp(s, out=s)
         s *= d  # expit(u) = exp(min(u, 0)) / (1 + exp(-|u|))
         s *= m_w  # weight times the share of the 'dropped out' term
         inv_T = 1.0 / (alpha + uT)
         inv_tx = 1.0 / (alpha + utx)
-        d_inv = take(inv_T, m_iT)
-        d_inv -= take(inv_tx, itx)
-        du_alpha = rx * d_inv  # d u / d alpha; d u / d r is the ratio
+        take(inv_T, m_iT, out=d_inv)
+        d_inv -= take(inv_tx, itx, out=tmp)
+        np.multiply(rx, d_inv, out=du_alpha)  # d u / d alpha; d u / d r is the ratio
         s_x = self._per_x(s)
         dg_ab = digamma(a + b) - digamma(abx)
         grad = np.array(
@@ -170,15 +174,15 @@ class BGLikelihood:
         if order == 1:
             return ll, grad, None
         # softplus'' = expit(u) expit(-u) = e / (1 + e)^2
-        q = e * d
+        np.multiply(e, d, out=q)
         q *= d
         q *= m_w
-        q_r = q * ratio
-        q_alpha = q * du_alpha
+        q_r = np.multiply(q, ratio, out=e)  # e, rx and u are free from here on
+        q_alpha = np.multiply(q, du_alpha, out=rx)
         q_x, qr_x, qa_x = self._per_x(q), self._per_x(q_r), self._per_x(q_alpha)
         # d2 u / d alpha2 = rx (inv_tx^2 - inv_T^2) = -du_alpha (inv_T + inv_tx)
-        inv_sum = take(inv_T, m_iT)
-        inv_sum += take(inv_tx, itx)
+        inv_sum = take(inv_T, m_iT, out=u)
+        inv_sum += take(inv_tx, itx, out=tmp)
         h = np.empty((4, 4))
         tg_ab = polygamma(1, a + b) - polygamma(1, abx)
         h[0, 0] = w_x @ (polygamma(1, r + ux) - polygamma(1, r)) + _dot(q_r, ratio)
