@@ -79,16 +79,20 @@ class ThreadServer:
 class ProcessServer:
     """``archer serve`` in its own process, so a test can kill it like a crash would."""
 
-    def __init__(self, ws: Settings, port: int):
-        self.ws, self.port = ws, port
+    def __init__(self, ws: Settings, port: int, *, cli: bool = True):
+        self.ws, self.port, self.cli = ws, port, cli
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         env = {**os.environ, "ARCHER_HOME": str(self.ws.home)}
+        if self.cli:
+            args = ["archer.cli", "serve", "--port", str(self.port), "--sync-every", "0"]
+        else:  # lighter: the app factory straight under uvicorn (it loads every 5 s)
+            args = ["uvicorn", "--factory", "archer.web:from_environment", "--port", str(self.port)]
+            args += ["--log-level", "warning", "--no-access-log"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "archer.cli", "serve", "--port", str(self.port)]
-            + ["--sync-every", "0"],
+            [sys.executable, "-m", *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
