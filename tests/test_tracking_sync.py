@@ -274,3 +274,15 @@ def test_the_server_loads_the_inbox_on_its_own(ws):
 )
 def test_event_names_and_their_types(name, kind):
     assert event_type(name) == kind
+
+
+def test_docs_tracking_md_lists_every_mapping():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "tracking.md").read_text()
+    table = doc.lower()
+    for name, kind in tracking.SPEC_TYPES.items():
+        assert name in table, name
+        assert f"`{kind}`" in doc, kind
+    for kind in set(tracking.CALL_TYPES.values()):
+        assert f"`{kind}`" in doc, kind

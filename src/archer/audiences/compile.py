@@ -256,7 +256,14 @@ class Compiler:
         try:
             return inner.compile(parse(text))
         except AudienceError as e:
-            raise AudienceError.at(n.args[0].pos, f"in audience '{name}': {e}") from None
+            # The place is the reference in this query; the inner message says what is wrong
+            # (and, for a chain of references, already names the inner audiences).
+            if e.message.startswith("audience '") and "refers to itself" in e.message:
+                raise AudienceError.at(n.args[0].pos, e.message, e.suggestions) from None
+            where = f" (at {e.line}:{e.column} of its query)"
+            raise AudienceError.at(
+                n.args[0].pos, f"in audience '{name}': {e.message}{where}", e.suggestions
+            ) from None
 
     # -- combinations ------------------------------------------------------------------------
     def compile_not(self, n: t.Not) -> ir.BooleanValue:
