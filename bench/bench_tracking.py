@@ -144,7 +144,7 @@ def main() -> None:
                 if time.monotonic() > deadline or srv.poll() is not None:
                     raise RuntimeError("archer serve did not start") from None
                 time.sleep(0.1)
-        asyncio.run(load("w", port, key, 3, args.connections))  # warm-up, not counted
+        warm, _ = asyncio.run(load("w", port, key, 3, args.connections))  # not counted
         load_avg = os.getloadavg()[0]
         cpu0 = _cpu(srv.pid)
         t0 = time.perf_counter()
@@ -155,7 +155,8 @@ def main() -> None:
         srv.terminate()
         srv.wait(30)
     stored = _stored(home)
-    warm = stored - acked
+    if stored != acked + warm:  # every acknowledged event must be in the inbox, once
+        raise SystemExit(f"inbox holds {stored:,} events; {acked + warm:,} were acknowledged")
     res = {
         "events": acked,
         "seconds": round(wall, 1),
