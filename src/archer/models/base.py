@@ -262,25 +262,27 @@ class MLEModel:
     def _optimise(self, total: Total, objective, data, w, penalizer, start, maxiter):
         """Minimise the objective over log-parameters; an ``OptimizeResult``.
 
-        A likelihood with an exact ``hessian`` (BG/NBD, MBG/NBD) is first fitted by L-BFGS-B on
-        a weighted sample of about :data:`WARM_START_PATTERNS` patterns (an unbiased estimate of
-        the total), then polished by Newton steps on all the patterns, which converge
-        quadratically where L-BFGS-B, which starts without curvature, needs some twenty
-        evaluations even from a good start. Should a Newton step fail (a Hessian not positive
-        definite, no decrease, a bound reached), L-BFGS-B runs on all the patterns instead, as
-        it does for every other model.
+        With more than twice :data:`WARM_START_PATTERNS` patterns, L-BFGS-B first fits a
+        weighted sample of about that many (an unbiased estimate of the total, see
+        :func:`sample_patterns`) for a start near the optimum. A likelihood with an exact
+        ``hessian`` (BG/NBD, MBG/NBD) is then polished by Newton steps on all the patterns, which
+        converge quadratically where L-BFGS-B, starting without curvature, needs some twenty
+        evaluations even from a good start; should a Newton step fail (a Hessian not positive
+        definite, no decrease, a bound reached), or without a Hessian, L-BFGS-B finishes on all
+        the patterns. The answer is always the optimum of the full likelihood: the sample only
+        chooses where the search starts.
         """
         n = float(w.sum())
         hessian = getattr(total, "hessian", None)
-        if hessian is not None:
-            sample = sample_patterns(data, w, WARM_START_PATTERNS)
-            if sample is not None:
-                warm = _lbfgsb(self._objective(self._total(*sample), penalizer, n), start, maxiter)
-                if warm.success:
+        sample = sample_patterns(data, w, WARM_START_PATTERNS)
+        if sample is not None:
+            warm = _lbfgsb(self._objective(self._total(*sample), penalizer, n), start, maxiter)
+            if warm.success:
+                if hessian is not None:
                     polished = newton(hessian, warm.x, penalizer, n)
                     if polished is not None:
                         return polished
-                    start = warm.x
+                start = warm.x
         res = _lbfgsb(objective, start, maxiter)
         if hessian is not None and res.success:
             polished = newton(hessian, res.x, penalizer, n)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.integrate import quad
-from scipy.special import expit, gammaln, hyp2f1
+from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from archer.models.base import MLEModel, as_arrays, pattern_data
 from archer.models.bgnbd import _dot, check_frequency_recency_T, distinct
@@ -75,7 +75,11 @@ class ParetoLikelihood:
     """Weighted total Pareto/NBD log-likelihood, the hypergeometric tails computed once per
     distinct ``(x, T)`` and ``(x, t_x)`` pair (a million customers in 187,000 patterns have
     about 7,000 of each) and the gamma-function head once per distinct x.
-    ``lik(params) -> (LL, None)`` equals the weighted sum of :func:`_loglik_terms` to rounding.
+    ``lik(params, grad=False) -> (LL, gradient)``: LL equals the weighted sum of
+    :func:`_loglik_terms` to rounding; the gradient is exact but for the derivatives of the
+    tails (a Gauss hypergeometric function in its parameters), taken by central differences on
+    the distinct tails alone, so it costs about four likelihood evaluations less than central
+    differences of the whole likelihood (eight).
     """
 
     def __init__(self, x, tx, T, w) -> None:
@@ -94,18 +98,23 @@ class ParetoLikelihood:
         px = pairs // ut.size
         return codes, (self.ux[px.astype(np.intp)], ut[(pairs - px * ut.size).astype(np.intp)])
 
+    def _tails(self, r, alpha, s, beta):
+        """log G at the distinct (x, T) and at the distinct (x, t_x) pairs."""
+        return log_tail(r, alpha, s, beta, *self.xT), log_tail(r, alpha, s, beta, *self.xtx)
+
     def __call__(self, params, grad: bool = False):
-        if grad:
-            raise ValueError("the Pareto/NBD likelihood has no analytic gradient")
-        r, alpha, s, beta = (float(v) for v in params)
+        r, alpha, s, beta = p = np.array([float(v) for v in params])
         head = gammaln(r + self.ux) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-        g_T = np.take(log_tail(r, alpha, s, beta, *self.xT), self.ixT)
-        g_tx = np.take(log_tail(r, alpha, s, beta, *self.xtx), self.ixtx)
+        t_T, t_tx = self._tails(r, alpha, s, beta)
+        g_T, g_tx = np.take(t_T, self.ixT), np.take(t_tx, self.ixtx)
         la_T = np.take(np.log(alpha + self.uT), self.iT)
         lb_T = np.take(np.log(beta + self.uT), self.iT)
-        alive = -(r + self.x) * la_T - s * lb_T
-        with np.errstate(divide="ignore"):  # t_x = T: the customer cannot have died in between
-            died = np.log(s) + g_tx + np.log(-np.expm1(np.minimum(g_T - g_tx, 0.0)))
+        rx = r + self.x
+        alive = -rx * la_T - s * lb_T
+        # 1 - G(T)/G(t_x): 0 when t_x = T, where the customer cannot have died in between
+        gone = -np.expm1(np.minimum(g_T - g_tx, 0.0))
+        with np.errstate(divide="ignore"):
+            died = np.log(s) + g_tx + np.log(gone)
         # logaddexp(alive, died) = max + log(1 + exp(-|alive - died|)), written out (faster)
         top = np.maximum(alive, died)
         gap = np.abs(alive - died)
@@ -113,7 +122,44 @@ class ParetoLikelihood:
         np.exp(gap, out=gap)
         gap += 1.0
         top += np.log(gap)
-        return float(self.w_x @ head) + _dot(self.w, top), None
+        ll = float(self.w_x @ head) + _dot(self.w, top)
+        if not grad:
+            return ll, None
+        # d log G / d params by central differences on the distinct tails only (cheap: a few
+        # thousand values); everything else by the chain rule, exactly
+        d_T, d_tx = np.empty((4, t_T.size)), np.empty((4, t_tx.size))
+        for j in range(4):
+            h = 1e-5 * p[j]
+            up, dn = p.copy(), p.copy()
+            up[j] += h
+            dn[j] -= h
+            (u_T, u_tx), (l_T, l_tx) = self._tails(*up), self._tails(*dn)
+            d_T[j], d_tx[j] = (u_T - l_T) / (2.0 * h), (u_tx - l_tx) / (2.0 * h)
+        with np.errstate(over="ignore"):
+            w_died = self.w / (1.0 + np.exp(alive - died))  # weight times the 'died' share
+        w_alive = self.w - w_died
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k = np.where(gone > 0.0, w_died * (1.0 - gone) / gone, 0.0)  # w_died G(T)/(G(t_x)-G(T))
+        inv_aT = np.take(1.0 / (alpha + self.uT), self.iT)
+        inv_bT = np.take(1.0 / (beta + self.uT), self.iT)
+        d_alive = (-la_T, -rx * inv_aT, -lb_T, -s * inv_bT)
+        d_head = (
+            self.w_x @ (digamma(r + self.ux) - digamma(r)) + self.n_w * np.log(alpha),
+            self.n_w * r / alpha,
+            self.n_w * np.log(beta),
+            self.n_w * s / beta,
+        )
+        out = np.empty(4)
+        for j in range(4):
+            dj_T, dj_tx = np.take(d_T[j], self.ixT), np.take(d_tx[j], self.ixtx)
+            out[j] = (
+                d_head[j]
+                + _dot(w_alive, d_alive[j])
+                + _dot(w_died, dj_tx)
+                - _dot(k, dj_T - dj_tx)
+                + (w_died.sum() / s if j == 2 else 0.0)
+            )
+        return ll, out
 
 
 def log_likelihood(params, frequency, recency, T, weights=None) -> float:
@@ -131,7 +177,7 @@ class ParetoNBD(MLEModel):
 
     NAME = "Pareto/NBD"
     PARAM_NAMES = PARAM_NAMES
-    ANALYTIC_GRADIENT = False
+    ANALYTIC_GRADIENT = True  # from ParetoLikelihood: differences on the distinct tails only
     terms = staticmethod(_loglik_terms)
 
     @classmethod
