@@ -5,9 +5,11 @@ traits) and ``truth.json`` (population parameters and settings). Everything is v
 with NumPy; the same seed gives byte-identical files. Timestamps are shop-local
 (Asia/Shanghai) and naive, as a shop platform's export writes them.
 
-Purchases follow BG/NBD: after a first order a member buys at rate λ ~ Gamma(r, α) per day
-(warped by the festival calendar) and drops out after each purchase with p ~ Beta(a, b);
-order values follow Gamma-Gamma (mean spend p/ν with ν ~ Gamma(q, γ)).
+Purchases follow BG/NBD: after a first order a member makes repeat purchases at rate
+λ ~ Gamma(r, α) per day (their number exact, their times bent by the festival calendar) and
+drops out after each repeat purchase with p ~ Beta(a, b); each order's goods amount follows
+Gamma-Gamma (Gamma(p, ν) with ν ~ Gamma(q, γ)). See docs/sample.md and
+tests/test_sample_truth.py: fits on the paid orders recover the parameters.
 """
 
 from __future__ import annotations
@@ -235,11 +237,13 @@ def _write_truth(
         "format": fmt,
         "bgnbd": dict(BGNBD), "gamma_gamma": dict(GAMMA_GAMMA),
         "notes": {
-            "lam": "lambda: purchases per day after the first, ~ Gamma(r, alpha), warped by "
-                   "the festival calendar (festival buyers buy almost only in windows)",
-            "p_dropout": "probability of dropping out after each purchase, ~ Beta(a, b)",
-            "mean_spend": "expected goods per order (yuan) = p / nu * category price factor, "
-                          "nu ~ Gamma(q, gamma)",
+            "lam": "lambda: repeat purchases per day after the first, ~ Gamma(r, alpha); "
+                   "their number is Poisson(lambda * days), their times bent by the festival "
+                   "calendar (festival buyers buy almost only in windows)",
+            "p_dropout": "probability of dropping out after each repeat purchase (not the "
+                         "first, as in BG/NBD), ~ Beta(a, b)",
+            "mean_spend": "expected goods amount per order (yuan) = p / nu, nu ~ Gamma(q, "
+                          "gamma); each order's goods amount ~ Gamma(p, nu)",
             "n_purchases": "purchases drawn in the period (first included), paid or not",
             "timestamps": "shop-local time (Asia/Shanghai), naive",
         },

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 # BG/NBD population (time unit: day) and Gamma-Gamma spend population (yuan).
 BGNBD = {"r": 0.5, "alpha": 45.0, "a": 1.1, "b": 2.6}
 GAMMA_GAMMA = {"p": 6.0, "q": 3.5, "gamma": 60.0}
+# How strongly big spenders lean to the dearer categories (per standard deviation of spend).
+PREF_SPEND_TILT = 0.5
 
 
 @dataclass(frozen=True)

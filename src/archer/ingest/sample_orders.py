@@ -85,16 +85,15 @@ def timeline(rng: np.random.Generator, cal: Calendar, cust: Customers) -> Timeli
     b = np.flatnonzero(buyer)
     t0, fest = first[b], cust.festival[b]
     end = np.full(len(b), float(cal.days))
-    expo = cal.exposure(fest, t0, end)
-    m = rng.poisson(cust.lam[b] * expo)
-    k = rng.geometric(cust.pdrop[b])  # purchases made before dropping out, first included
+    m = rng.poisson(cust.lam[b] * (end - t0))
+    k = rng.geometric(cust.pdrop[b])  # repeat purchases made before dropping out
     owner = np.repeat(np.arange(len(b)), m)
     u = np.sort(owner + rng.random(len(owner))) - owner
-    keep = _group_rank(owner) < (k[owner] - 1)
+    keep = _group_rank(owner) < k[owner]
     owner, u = owner[keep], u[keep]
     t_rep = cal.between(fest[owner], t0[owner], end[owner], u)
     n_rep = np.bincount(owner, minlength=len(b))
-    churned_b = k - 1 <= m
+    churned_b = k <= m
     last = t0.copy()
     if len(owner):
         ends = np.cumsum(n_rep) - 1
@@ -137,7 +136,8 @@ def _lines(
     o_cust: np.ndarray,
     o_created: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
-    """Order lines: categories by preference/affinity/festival gifts, tier by price band."""
+    """Order lines: categories by preference/affinity/festival gifts, products and quantities
+    filling the order value drawn from Gamma-Gamma (goods amount = that value)."""
     ncat = len(sd.CATEGORIES)
     guest = o_cust < 0
     c = np.where(guest, 0, o_cust)
@@ -162,23 +162,30 @@ def _lines(
     rule = cal.rule_of(o_created)[lo]  # -1 picks the empty last row
     gift = gifts[rule, (rng.random(nl) * np.maximum(n_gifts[rule], 1)).astype(np.int64)]
     cat = np.where((gift >= 0) & (rng.random(nl) < 0.3), gift, cat)
-    band = np.where(guest, 1, cust.band[c])[lo]
-    tier = np.where((rng.random(nl) < 0.7) & ~guest[lo], band, rng.integers(0, 3, nl))
-    product = prods.pick(rng, cat, tier)
-    # One line per product in an order.
-    _, first_idx = np.unique(lo.astype(np.int64) * prods.n + product, return_index=True)
+    # The basket fills the order's value: each line gets an equal share of it and takes the
+    # product of its category whose price (after any promotion cut) fits that share best.
+    max_q = np.array([x.max_quantity for x in sd.CATEGORIES])
+    want_q = np.minimum(1 + rng.poisson(0.3, nl), max_q[cat])
+    big = np.isin(rule, [RULE_KEYS.index(k) for k in sd.BIG_SALES])
+    p_promo = np.where(big, 0.45, np.where(rule >= 0, 0.25, 0.1))
+    cut = np.where(rng.random(nl) < p_promo, rng.uniform(0.7, 0.95, nl), 1.0)
+    share = z[lo] / n_lines[lo]
+    product = prods.nearest(rng, cat, share / (want_q * cut))
+    # One line per product in an order (lines that chose the same product pool their shares).
+    _, first_idx, same = np.unique(
+        lo.astype(np.int64) * prods.n + product, return_index=True, return_inverse=True
+    )
+    pooled = np.bincount(same, weights=share)[np.argsort(first_idx)]
     keep = np.sort(first_idx)
-    lo, product = lo[keep], product[keep]
+    lo, product, cut, share = lo[keep], product[keep], cut[keep], pooled
     pos = _group_rank(lo)
-    n_lines = np.bincount(lo, minlength=len(c))
-    price = prods.price[product]
-    target = z[lo] / n_lines[lo]
-    max_q = np.array([x.max_quantity for x in sd.CATEGORIES])[prods.category[product]]
-    qty = np.clip(np.floor(target / price + rng.random(len(lo))), 1, max_q).astype(np.int64)
-    big = np.isin(rule[keep], [RULE_KEYS.index(k) for k in sd.BIG_SALES])
-    p_promo = np.where(big, 0.45, np.where(rule[keep] >= 0, 0.25, 0.1))
-    factor = np.where(rng.random(len(lo)) < p_promo, rng.uniform(0.7, 0.95, len(lo)), 1.0)
-    unit = np.maximum(np.round(price * factor / 10).astype(np.int64) * 10, 10)
+    price = prods.price[product] * cut
+    # Big budgets in cheap categories stock up beyond the usual quantity.
+    qty = np.clip(np.round(share / price), 1, 3 * max_q[prods.category[product]]).astype(np.int64)
+    # What is left between the basket and the order's value is a small price change of its
+    # lines (the same factor for all), so the goods amount is the drawn value to the cent.
+    nominal = np.bincount(lo, weights=qty * price, minlength=len(c))
+    unit = np.maximum(np.round(price * (z / nominal)[lo]).astype(np.int64), 1)
     return lo, pos + 1, product, qty, unit, prods.cost[product]
 
 

@@ -17,6 +17,7 @@ from archer.ingest import sample_io as io
 from archer.ingest.sample_calendar import Calendar
 
 BGNBD, GAMMA_GAMMA = sd.BGNBD, sd.GAMMA_GAMMA
+PRICE_STRIDE = 10**10  # cents: above any list price
 
 
 @dataclass
@@ -36,12 +37,25 @@ class Products:
     nouns: list[str]
     group_cum: np.ndarray  # (category, tier) group + within-group cumulative popularity
     group_idx: np.ndarray  # products sorted by group
+    price_key: np.ndarray  # category * PRICE_STRIDE + price, sorted
+    price_idx: np.ndarray  # products in that order
 
     def pick(self, rng: np.random.Generator, category: np.ndarray, tier: np.ndarray):
         """A product of each (category, tier), by popularity within the group."""
         g = category.astype(np.int64) * 3 + tier
         pos = np.searchsorted(self.group_cum, g + rng.random(len(g)) * 0.999999)
         return self.group_idx[np.minimum(pos, self.n - 1)]
+
+    def nearest(self, rng: np.random.Generator, category: np.ndarray, price: np.ndarray):
+        """A product of each category priced next to ``price`` (cents): the one just below or
+        just above it, at random, or the category's cheapest or dearest beyond its range."""
+        g = category.astype(np.int64)
+        key = g * PRICE_STRIDE + np.clip(price, 0, PRICE_STRIDE - 1)
+        lo = np.searchsorted(self.price_key, g * PRICE_STRIDE)
+        hi = np.searchsorted(self.price_key, (g + 1) * PRICE_STRIDE) - 1
+        above = np.searchsorted(self.price_key, key)
+        pos = np.clip(above - (rng.random(len(key)) < 0.5), lo, hi)
+        return self.price_idx[pos]
 
 
 @dataclass
@@ -117,17 +131,54 @@ def make_products(rng: np.random.Generator, n: int) -> Products:
     before = np.where(start_idx > 0, cum[start_idx - 1], 0.0)
     total = np.bincount(g_sorted, weights=p_sorted, minlength=len(cats) * 3)[g_sorted]
     group_cum = g_sorted + (cum - before) / total
+    by_price = np.lexsort((np.arange(n), price, category))
+    price_key = category[by_price].astype(np.int64) * PRICE_STRIDE + price[by_price]
     return Products(n, category, tier, brand, noun, names, price, cost, stock, brands, nouns,
-                    group_cum, order)  # fmt: skip
+                    group_cum, order, price_key, by_price)  # fmt: skip
 
 
-def _channels(rng: np.random.Generator, lam: np.ndarray, pdrop: np.ndarray) -> np.ndarray:
-    """Acquisition channel tilted by the latent traits' quantiles (marginals stay exact)."""
-    zl = special.ndtri(np.clip(special.gammainc(BGNBD["r"], BGNBD["alpha"] * lam), 1e-9, 1 - 1e-9))
-    zp = special.ndtri(np.clip(special.betainc(BGNBD["a"], BGNBD["b"], pdrop), 1e-9, 1 - 1e-9))
+def _normal_scores(lam: np.ndarray, pdrop: np.ndarray, nu: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Normal scores of the latent traits' population quantiles (high spend = low ν)."""
+
+    def z(u: np.ndarray) -> np.ndarray:
+        return special.ndtri(np.clip(u, 1e-9, 1 - 1e-9))
+
+    return (
+        z(special.gammainc(BGNBD["r"], BGNBD["alpha"] * lam)),
+        z(special.betainc(BGNBD["a"], BGNBD["b"], pdrop)),
+        z(special.gammaincc(GAMMA_GAMMA["q"], GAMMA_GAMMA["gamma"] * nu)),
+    )
+
+
+def _channels(
+    rng: np.random.Generator, zl: np.ndarray, zp: np.ndarray, converts: np.ndarray
+) -> np.ndarray:
+    """Acquisition channel tilted by the latent traits' quantiles and by conversion.
+
+    Conversion is drawn first, independently of the traits, and the channel is chosen given it
+    (odds times the channel's conversion rate, or one minus it): channels keep their conversion
+    rates while the buyers' λ and p stay exactly Gamma(r, α) and Beta(a, b), as for everyone.
+    """
+    conv = np.array(sd.CHANNEL_CONVERT)
     logits = (np.log(sd.CHANNEL_SHARE) + np.outer(zl, sd.CHANNEL_LAM_TILT)
-              + np.outer(zp, sd.CHANNEL_DROP_TILT))  # fmt: skip
+              + np.outer(zp, sd.CHANNEL_DROP_TILT)
+              + np.where(converts[:, None], np.log(conv), np.log1p(-conv)))  # fmt: skip
     return np.argmax(logits + rng.gumbel(size=logits.shape), axis=1).astype(np.int8)
+
+
+def _preferred(rng: np.random.Generator, zs: np.ndarray) -> np.ndarray:
+    """Preferred category, the big spenders leaning to the dearer categories.
+
+    Spend itself stays exactly Gamma-Gamma; the category follows it (odds tilted by the spend
+    quantile times the category's log price level), not the other way round.
+    """
+    pop = np.array([c.popularity for c in sd.CATEGORIES])
+    level = np.log(np.array([c.median_price for c in sd.CATEGORIES]))
+    level = (level - np.average(level, weights=pop)) / np.sqrt(
+        np.average((level - np.average(level, weights=pop)) ** 2, weights=pop)
+    )
+    logits = np.log(pop / pop.sum()) + sd.PREF_SPEND_TILT * np.outer(zs, level)
+    return np.argmax(logits + rng.gumbel(size=logits.shape), axis=1)
 
 
 def make_customers(
@@ -137,16 +188,24 @@ def make_customers(
     reg = np.sort(cal.sample("register", rng.random(n)))
     lam = rng.gamma(BGNBD["r"], 1.0 / BGNBD["alpha"], n)
     pdrop = rng.beta(BGNBD["a"], BGNBD["b"], n)
-    channel = _channels(rng, lam, pdrop)
-    pop = np.array([c.popularity for c in sd.CATEGORIES])
-    pref = rng.choice(len(pop), n, p=pop / pop.sum())
     nu = rng.gamma(GAMMA_GAMMA["q"], 1.0 / GAMMA_GAMMA["gamma"], n)
-    medians = np.array([c.median_price for c in sd.CATEGORIES])
-    cat_factor = np.sqrt(medians / np.average(medians, weights=pop))
-    mean_spend = GAMMA_GAMMA["p"] / nu * cat_factor[pref]
-    # Price band follows spend, loosely: the big spenders mostly buy the premium tier.
-    q = np.argsort(np.argsort(mean_spend)) / max(n - 1, 1) + rng.normal(0, 0.2, n)
-    band = np.where(q < 0.35, 0, np.where(q > 0.75, 2, 1)).astype(np.int8)
+    zl, zp, zs = _normal_scores(lam, pdrop, nu)
+    share = np.array(sd.CHANNEL_SHARE)
+    converts = rng.random(n) < share @ np.array(sd.CHANNEL_CONVERT) / share.sum()
+    channel = _channels(rng, zl, zp, converts)
+    pref = _preferred(rng, zs)
+    mean_spend = GAMMA_GAMMA["p"] / nu
+    # Price band: where a typical line of the member (the order value over the basket) ranks
+    # among the members of the same preferred category, in thirds; orders take products priced
+    # to fit their value, so the band shows in the prices paid within the category.
+    basket = np.minimum(1.0 + rng.gamma(1.2, 0.6, n), 4.0)
+    score = mean_spend / basket
+    order = np.lexsort((score, pref))
+    start = np.searchsorted(pref[order], pref[order])
+    size = np.bincount(pref, minlength=len(sd.CATEGORIES))[pref[order]]
+    q = np.empty(n)
+    q[order] = (np.arange(n) - start + 0.5) / size
+    band = np.where(q < 1 / 3, 0, np.where(q > 2 / 3, 2, 1)).astype(np.int8)
     ch_discount = np.array(sd.CHANNEL_DISCOUNT)[channel]
     ch_fest = np.array(sd.CHANNEL_FESTIVAL)[channel]
     place = places.draw(rng, n)
@@ -163,9 +222,9 @@ def make_customers(
         band=band,
         discount=rng.random(n) < ch_discount,
         festival=rng.random(n) < ch_fest,
-        basket=np.minimum(1.0 + rng.gamma(1.2, 0.6, n), 4.0),
+        basket=basket,
         engagement=rng.gamma(1.5, 1 / 1.5, n),
-        converts=rng.random(n) < np.array(sd.CHANNEL_CONVERT)[channel],
+        converts=converts,
         order_channel=rng.choice(3, n, p=sd.ORDER_CHANNEL_SHARE).astype(np.int8),
         place=place,
         remote=places.remote[place],
