@@ -291,10 +291,25 @@ def _spark_backend(url: str) -> ibis.BaseBackend:
     )
     if "warehouse" in opts:
         builder = builder.config("spark.sql.warehouse.dir", opts["warehouse"][0])
+        _stop_session_elsewhere(SparkSession, opts["warehouse"][0])
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")  # Spark's warnings are not the user's business
     _register_saved_tables(session)
     return ibis.pyspark.connect(session)
+
+
+def _stop_session_elsewhere(spark_session, where: str) -> None:
+    """Stop a running session whose warehouse is another folder.
+
+    The warehouse folder is fixed when a session starts; reusing a session made for another
+    warehouse would write this warehouse's tables into that one's folder.
+    """
+    active = spark_session.getActiveSession()
+    if active is None:
+        return
+    current = active.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
+    if Path(current).resolve() != Path(where.removeprefix("file:")).resolve():
+        active.stop()
 
 
 def _register_saved_tables(session) -> None:
