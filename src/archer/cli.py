@@ -225,7 +225,7 @@ def demo(
     out.print(status_mod.summary_text(doc))
 
 
-from archer.commands import audience, clv, profile, tracking, views  # noqa: E402,F401  (they register commands)
+from archer.commands import audience, clv, profile, tracking, users, views  # noqa: E402,F401  (they register commands)
 
 
 def main() -> None:  # pragma: no cover

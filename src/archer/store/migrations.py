@@ -84,9 +84,36 @@ def _v2_tracking(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v3_users_apikeys(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING)
+    Table(
+        "users",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("username", String(100), nullable=False, unique=True),
+        Column("password_hash", String(200), nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("last_login_at", DateTime, nullable=True),
+    )
+    Table(
+        "api_keys",
+        md,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(100), nullable=False, unique=True),
+        Column("key_hash", String(64), nullable=False, unique=True),
+        Column("prefix", String(16), nullable=False),
+        Column("created_by", String(100), nullable=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("last_used_at", DateTime, nullable=True),
+        Column("revoked_at", DateTime, nullable=True),
+    )
+    md.create_all(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "audiences: saved audience definitions with who and when", _v1_audiences),
     Migration(2, "tracking: sources with hashed write keys, the inbox, message ids", _v2_tracking),
+    Migration(3, "users and API keys: operator accounts, hashed REST API keys", _v3_users_apikeys),
 ]
 
 for _i, _m in enumerate(MIGRATIONS, start=1):  # versions are 1, 2, 3, … in order

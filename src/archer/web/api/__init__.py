@@ -1,0 +1,20 @@
+"""The REST API under ``/api/``: profiles, audiences, the shop's views, imports and builds.
+
+Each module is one resource family with its routes and its Pydantic models (``AudienceCreate``,
+``AudienceUpdate``, ``AudiencePublic`` …); the routes parse, call one core function and answer.
+Every route needs an API key or a signed-in session (:data:`archer.web.auth.ApiPrincipal`);
+errors are problem details (:mod:`.problems`); lists are paginated (:mod:`.pages`).
+"""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+
+def install(app: FastAPI) -> None:
+    """Add the API's routers to ``app`` (sign-in and problem handlers come from auth.install)."""
+    from archer.web.api import account
+    from archer.web.auth import require_api
+
+    for module in (account,):
+        app.include_router(module.router, prefix="/api", dependencies=[Depends(require_api)])
