@@ -9,6 +9,7 @@ figures but writes the report only when ``--out`` is given.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -92,8 +93,18 @@ def main(argv: list[str] | None = None) -> None:
     if out is not None:
         text = report.markdown(m, started, report.command_line(), imp, sample, commit_at_end)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        out.write_text(text + _kept_sections(out), encoding="utf-8")
         console.print(f"report written to {out}")
+
+
+def _kept_sections(path: Path) -> str:
+    """The sections other benchmarks wrote between ``<!-- name:start/end -->`` markers (CLV,
+    build, tracking …), kept as they are: this run rewrites only its own part of the page."""
+    if not path.exists():
+        return ""
+    old = path.read_text(encoding="utf-8")
+    marked = re.finditer(r"<!-- (\w+):start -->.*?<!-- \1:end -->", old, flags=re.S)
+    return "".join(f"\n{m.group(0)}\n" for m in marked)
 
 
 def _table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
