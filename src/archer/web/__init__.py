@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from archer.config import Settings
 from archer.store.db import engine
 from archer.store.inbox import InboxWriter
-from archer.web import auth, tracking
+from archer.web import auth, tracking, ui
 
 log = logging.getLogger(__name__)
 SYNC_EVERY_SECONDS = 5.0
@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, sync_every: float | None = SYNC_EVERY_SECO
     app.state.settings = settings
     tracking.install(app)
     auth.install(app)  # sign-in, credentials on every request, the REST API
+    ui.install(app)  # the operator's pages, their JSON endpoints and /static
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:

@@ -1,0 +1,26 @@
+"""The operator's pages: server-rendered HTML (Jinja2) over the core, with charts drawn in the
+browser by the vendored Apache ECharts (no internet needed).
+
+``/`` overview · ``/customers`` search and profiles · ``/audiences`` the live editor, saved
+audiences, members, exports and history · ``/data`` imports, rejected rows and builds. Two small
+JSON endpoints serve the pages' scripts: ``POST /ui/audiences/count`` (counts as you type) and
+``GET /ui/build/progress``. Every route needs a signed-in operator (:mod:`archer.web.auth`);
+every unsafe one its CSRF token.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from archer.web.ui import audiences, customers, data, overview
+from archer.web.ui.jobs import BuildJob
+from archer.web.ui.render import STATIC_DIR
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages, their JSON endpoints and ``/static`` to ``app``."""
+    app.state.ui_build = BuildJob()
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for module in (overview, customers, audiences, data):
+        app.include_router(module.router)

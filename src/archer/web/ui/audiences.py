@@ -1,0 +1,208 @@
+"""``/audiences``: write a query and watch it count, save it, see its members, export them and
+how the audience grew over the builds."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Form, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from starlette.background import BackgroundTask
+
+from archer.audiences import AudienceError, NotBuilt, count
+from archer.audiences import service as svc
+from archer.web.auth import CsrfProtected, CurrentUser
+from archer.web.ui import charts
+from archer.web.ui.customers_data import LIST_FIELDS, PAGE_SIZE
+from archer.web.ui.errors import placed
+from archer.web.ui.render import page, urlpart, user_name
+
+router = APIRouter(include_in_schema=False)
+EXAMPLES = (
+    'lifecycle in ("lapsing", "lost") and net_spent >= 300',
+    'stage = "loyal" and email_reachable',
+    'bought(category = "tea", within = 90d) and not bought(within = 14d)',
+    "has_open_cart and not has_unpaid_order",
+)
+
+
+def _listing(settings) -> list[dict[str, Any]]:
+    out = []
+    for a in svc.list_audiences(settings):
+        try:
+            n = svc.count_of(settings, a["name"])["count"]
+            problem = None
+        except (AudienceError, NotBuilt, KeyError) as e:
+            n, problem = None, str(e)
+        out.append({**a, "count": n, "problem": problem})
+    return out
+
+
+def _editor(
+    request: Request,
+    user: Any,
+    *,
+    name: str = "",
+    query: str = "",
+    description: str = "",
+    error: dict | None = None,
+    status_code: int = 200,
+):
+    settings = request.app.state.settings
+    return page(
+        request,
+        "audiences.html",
+        user,
+        section="audiences",
+        status_code=status_code,
+        audiences=_listing(settings),
+        name=name,
+        query=query,
+        description=description,
+        error=error,
+        examples=EXAMPLES,
+    )
+
+
+@router.get("/audiences", response_class=HTMLResponse)
+def audiences_page(request: Request, user: CurrentUser, q: str = ""):
+    """The saved audiences and the editor (pre-filled with ``q``)."""
+    return _editor(request, user, query=q)
+
+
+@router.post("/ui/audiences/count")
+def count_json(
+    request: Request,
+    user: CurrentUser,
+    _csrf: CsrfProtected,
+    query: Annotated[str, Body(embed=True, max_length=20_000)],
+) -> JSONResponse:
+    """The editor's live count: ``{count, customers, clauses}``, or 422 ``{error}`` with the
+    place of the mistake in the query."""
+    settings = request.app.state.settings
+    try:
+        doc = count(settings, query, resolve=svc.resolver(settings))
+    except AudienceError as e:
+        return JSONResponse({"error": placed(query, e)}, status_code=422)
+    except NotBuilt as e:
+        return JSONResponse({"error": {"message": str(e), "not_built": True}}, status_code=409)
+    return JSONResponse(doc)
+
+
+@router.post("/audiences", response_class=HTMLResponse)
+def save_audience(
+    request: Request,
+    user: CurrentUser,
+    _csrf: CsrfProtected,
+    name: Annotated[str, Form()] = "",
+    query: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+):
+    """Save (or update) an audience; a mistake comes back in the editor, at its place."""
+    settings = request.app.state.settings
+    keep = {"name": name, "query": query, "description": description}
+    try:
+        svc.save(settings, name, query, user=user_name(user), description=description or None)
+    except AudienceError as e:
+        return _editor(request, user, **keep, error=placed(query, e), status_code=422)
+    except (ValueError, NotBuilt, LookupError) as e:
+        return _editor(request, user, **keep, error={"message": str(e)}, status_code=422)
+    return RedirectResponse(f"/audiences/{urlpart(name)}", status_code=303)
+
+
+@router.get("/audiences/{name:path}/export.{fmt}")
+def export_audience(request: Request, user: CurrentUser, name: str, fmt: str):
+    """The members as a download: ``.csv`` (safe for spreadsheets) or ``.parquet``."""
+    if fmt not in ("csv", "parquet"):
+        return _missing(request, user, f"exports are .csv or .parquet, not .{fmt}", 404)
+    settings = request.app.state.settings
+    tmp = Path(tempfile.mkdtemp(prefix="export-", dir=_tmp(settings)))
+    out = tmp / f"audience.{fmt}"
+    try:
+        svc.export(settings, name, out, fields=LIST_FIELDS)
+    except svc.UnknownAudience as e:
+        out.parent.rmdir()
+        return _missing(request, user, str(e), 404)
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/vnd.apache.parquet"
+    return FileResponse(
+        out,
+        media_type=media,
+        filename=f"{name}.{fmt}",
+        background=BackgroundTask(_remove, tmp),
+    )
+
+
+@router.post("/audiences/{name:path}/delete")
+def delete_audience(request: Request, user: CurrentUser, _csrf: CsrfProtected, name: str):
+    """Delete the audience (refused while another one uses it)."""
+    try:
+        svc.delete(request.app.state.settings, name)
+    except (svc.UnknownAudience, svc.AudienceInUse) as e:
+        return _missing(request, user, str(e), 409, title="Not deleted")
+    return RedirectResponse("/audiences", status_code=303)
+
+
+@router.get("/audiences/{name:path}", response_class=HTMLResponse)
+def audience_page(
+    request: Request,
+    user: CurrentUser,
+    name: str,
+    page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
+):
+    """One audience: definition, count per clause, history over the builds, members."""
+    settings = request.app.state.settings
+    try:
+        a = svc.get(settings, name)
+    except svc.UnknownAudience as e:
+        return _missing(request, user, str(e), 404)
+    counted, members, problem, pages = None, [], None, 1
+    try:
+        counted = svc.count_of(settings, name)
+        pages = max(1, -(-counted["count"] // PAGE_SIZE))
+        page_no = min(page_no, pages)
+        df = svc.members_of(settings, name, fields=LIST_FIELDS, limit=page_no * PAGE_SIZE)
+        members = df.iloc[(page_no - 1) * PAGE_SIZE :].to_dict(orient="records")
+    except (AudienceError, NotBuilt, KeyError) as e:
+        problem = str(e)
+    history = svc.history(settings, name)
+    return page(
+        request,
+        "audience.html",
+        user,
+        section="audiences",
+        a=a,
+        counted=counted,
+        members=members,
+        problem=problem,
+        page_no=page_no,
+        pages=pages,
+        history=history,
+        history_spec=charts.history(history),
+    )
+
+
+def _missing(request: Request, user: Any, message: str, status: int, title: str = "Not found"):
+    return page(
+        request,
+        "missing.html",
+        user,
+        section="audiences",
+        status_code=status,
+        title=title,
+        message=message,
+        back="/audiences",
+    )
+
+
+def _tmp(settings) -> Path:
+    d = settings.home / "tmp"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _remove(folder: Path) -> None:
+    for f in folder.iterdir():
+        f.unlink(missing_ok=True)
+    folder.rmdir()

@@ -1,0 +1,77 @@
+"""``/customers``: find customers with the audience language; one customer's whole story."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from archer.audiences import AudienceError, NotBuilt
+from archer.customers import describe
+from archer.web.auth import CurrentUser
+from archer.web.ui import customers_data as data
+from archer.web.ui.errors import placed
+from archer.web.ui.render import page
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/customers", response_class=HTMLResponse)
+def customer_list(
+    request: Request,
+    user: CurrentUser,
+    q: str = "",
+    page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
+):
+    """A page of the customers the query selects (everyone without one)."""
+    settings = request.app.state.settings
+    result, error, not_built = None, None, None
+    try:
+        result = data.search(settings, q, page_no)
+    except AudienceError as e:
+        error = placed(q, e)
+    except NotBuilt as e:
+        not_built = str(e)
+    status = 422 if error else 200
+    return page(
+        request,
+        "customers.html",
+        user,
+        section="customers",
+        status_code=status,
+        q=q,
+        result=result,
+        error=error,
+        not_built=not_built,
+    )
+
+
+@router.get("/customers/{customer_id:path}", response_class=HTMLResponse)
+def customer_page(request: Request, user: CurrentUser, customer_id: str):
+    """State, stage, RFM, preferences, scores, timeline, and the audiences with their why."""
+    settings = request.app.state.settings
+    try:
+        profile = describe.load_profile(settings, customer_id)
+    except (describe.UnknownCustomer, describe.NotBuilt) as e:
+        return page(
+            request,
+            "missing.html",
+            user,
+            section="customers",
+            status_code=404,
+            title="No such customer",
+            message=str(e),
+            back="/customers",
+        )
+    return page(
+        request,
+        "customer.html",
+        user,
+        section="customers",
+        p=profile,
+        words=describe.sentences(profile, settings.currency),
+        contact=data.contact(settings, customer_id),
+        timeline=data.timeline(settings, customer_id),
+        audiences=data.audiences_of(settings, customer_id),
+    )

@@ -1,0 +1,139 @@
+"""``/data``: upload a file for import (the CLI's rules: table, preset, mapping, quarantine),
+the last imports with their rejected rows, and a build to start and watch."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+
+from archer.config import Settings
+from archer.ingest.importer import import_file
+from archer.ingest.presets import PRESETS
+from archer.schema import LOAD_ORDER
+from archer.warehouse import Warehouse, WarehouseError
+from archer.web.auth import CsrfProtected, CurrentUser
+from archer.web.ui.render import page, user_name
+
+router = APIRouter(include_in_schema=False)
+UPLOADS = "uploads"
+SHOWN_IMPORTS = 15
+
+
+def last_imports(settings: Settings) -> list[dict[str, Any]]:
+    """The newest imports, each with the file name of its quarantine (if rows were rejected)."""
+    with Warehouse.connect(settings.warehouse_url) as wh:
+        rows = wh.last_imports(SHOWN_IMPORTS)
+    for r in rows:
+        q = r.get("quarantine")
+        r["quarantine_file"] = Path(q).name if q and Path(q).is_file() else None
+        r["source_name"] = _shown_name(r.get("source") or "")
+    return rows
+
+
+def _shown_name(source: str) -> str:
+    """An uploaded file's own name, without the prefix that keeps uploads apart."""
+    name = Path(source).name
+    return re.sub(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{6}-", "", name)
+
+
+def _data_page(request: Request, user: Any, status_code: int = 200, **context: Any):
+    settings = request.app.state.settings
+    ctx = {
+        "tables": LOAD_ORDER,
+        "presets": {name: p.description for name, p in PRESETS.items()},
+        "imports": last_imports(settings),
+        "result": None,
+        "error": None,
+        "form": {"table": "customers", "preset": "", "mapping": ""},
+        "build": request.app.state.ui_build.to_dict(),
+        **context,
+    }
+    return page(request, "data.html", user, section="data", status_code=status_code, **ctx)
+
+
+@router.get("/data", response_class=HTMLResponse)
+def data_page(request: Request, user: CurrentUser):
+    return _data_page(request, user)
+
+
+def _safe_filename(name: str) -> str:
+    """The uploaded file's base name with only harmless characters (its suffix decides how it
+    is read, so it is kept)."""
+    base = Path(name.replace("\\", "/")).name or "upload"
+    base = re.sub(r"[^\w.\-]+", "_", base, flags=re.UNICODE).lstrip(".") or "upload"
+    return base[-120:]
+
+
+@router.post("/data/import", response_class=HTMLResponse)
+def import_upload(
+    request: Request,
+    user: CurrentUser,
+    _csrf: CsrfProtected,
+    file: Annotated[UploadFile, File()],
+    table: Annotated[str, Form()],
+    preset: Annotated[str, Form()] = "",
+    mapping: Annotated[str, Form()] = "",
+):
+    """Import the uploaded file; rejected rows go to the quarantine, as with ``archer import``."""
+    settings: Settings = request.app.state.settings
+    form = {"table": table, "preset": preset, "mapping": mapping}
+    folder = settings.home / UPLOADS
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    path = folder / f"{stamp}-{uuid.uuid4().hex[:6]}-{_safe_filename(file.filename or '')}"
+    with path.open("wb") as out:
+        shutil.copyfileobj(file.file, out, length=1024 * 1024)
+    lines = [m.strip() for m in mapping.splitlines() if m.strip()]
+    try:
+        r = import_file(settings, table, path, preset=preset or None, mapping=lines or None)
+    except (ValueError, WarehouseError) as e:  # ImportError_, SourceError, KeyError texts
+        path.unlink(missing_ok=True)
+        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        return _data_page(request, user, 422, error=msg, form=form)
+    result = r.to_dict()
+    result["quarantine_file"] = Path(r.quarantine).name if r.quarantine else None
+    result["by"] = user_name(user)
+    return _data_page(request, user, result=result, form=form)
+
+
+@router.get("/data/quarantine/{filename}")
+def quarantine_file(request: Request, user: CurrentUser, filename: str):
+    """One quarantine file (the rejected rows of an import, with line numbers and reasons)."""
+    settings: Settings = request.app.state.settings
+    folder = settings.quarantine_dir.resolve()
+    target = (folder / filename).resolve()
+    if target.parent != folder or not target.is_file() or target.suffix != ".csv":
+        return page(
+            request,
+            "missing.html",
+            user,
+            section="data",
+            status_code=404,
+            title="No such file",
+            message=f"no quarantine file {filename!r}",
+            back="/data",
+        )
+    return FileResponse(target, media_type="text/csv; charset=utf-8", filename=target.name)
+
+
+@router.post("/data/build")
+def start_build(request: Request, user: CurrentUser, _csrf: CsrfProtected):
+    """Start a build in the background (one at a time); the page polls its progress."""
+    job = request.app.state.ui_build
+    started = job.start(request.app.state.settings, user_name(user))
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"started": started, **job.to_dict()}, status_code=202)
+    return RedirectResponse("/data#build", status_code=303)
+
+
+@router.get("/ui/build/progress")
+def build_progress(request: Request, user: CurrentUser) -> JSONResponse:
+    """``{state, stage, done, total, result, error …}`` of the latest build from the app."""
+    return JSONResponse(request.app.state.ui_build.to_dict())
