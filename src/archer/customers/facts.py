@@ -77,6 +77,8 @@ class Snapshot:
     tz: ZoneInfo
     cutoff: datetime  # naive UTC, exclusive
     offset: int  # seconds to add to UTC for local time
+    # The anonymous-id → member map, once computed and staged by a build (see identities()).
+    identity_map: ir.Table | None = None
 
     @classmethod
     def at(cls, wh: Warehouse, as_of: date | None, tz: ZoneInfo) -> Snapshot:
@@ -140,6 +142,8 @@ class Snapshot:
         An event carrying both ids (the register event, a login) links them; when a device is
         shared by several members the smallest member id is taken, so the answer is stable.
         """
+        if self.identity_map is not None:
+            return self.identity_map
         e = self.events
         both = e.filter(e.anonymous_id.notnull() & e.customer_id.notnull())
         return both.group_by(anonymous_id=both.anonymous_id).aggregate(

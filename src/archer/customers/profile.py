@@ -143,6 +143,8 @@ def profile_tables(
         staged.append(t)
         return t
 
+    # Every part that reads events links devices to members: compute that small map once.
+    s.identity_map = stage(s.identities(), "identities", 0)
     scores = stage(pref.category_scores(s, rules), "categories", 1)
     p = _members(s)
     p = _attach(p, lc.order_summary(s), "o")
@@ -269,13 +271,14 @@ def build(
         written = wh.save(PROFILE, profile)
         wh.save(CATEGORIES, scores)
         wh.save(THRESHOLDS, thresholds)
-        for t in staged:
-            wh.drop_stage(t)
         report("profile", 10, 10)
         for i, (name, view) in enumerate(SHOP_TABLES.items()):
             report("shop views", i, len(SHOP_TABLES))
             wh.save(name, view(s))
         report("shop views", len(SHOP_TABLES), len(SHOP_TABLES))
+        for t in staged:  # the views above use the staged identity map too
+            wh.drop_stage(t)
+        s.identity_map = None
         # Saved audiences are snapshotted on the new profile, so their history grows per build.
         from archer.audiences.service import on_build
 
