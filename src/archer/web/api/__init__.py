@@ -13,8 +13,8 @@ from fastapi import Depends, FastAPI
 
 def install(app: FastAPI) -> None:
     """Add the API's routers to ``app`` (sign-in and problem handlers come from auth.install)."""
-    from archer.web.api import account
+    from archer.web.api import account, audiences, builds, customers, imports, views
     from archer.web.auth import require_api
 
-    for module in (account,):
+    for module in (account, customers, audiences, views, imports, builds):
         app.include_router(module.router, prefix="/api", dependencies=[Depends(require_api)])

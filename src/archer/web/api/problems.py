@@ -98,7 +98,8 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no API endpoint at {path}: see /docs for the list"
     elif exc.status_code == 405:
-        detail = f"{request.method} is not allowed on {path}: see /docs for the methods"
+        allowed = (getattr(exc, "headers", None) or {}).get("Allow", "")
+        detail = f"{request.method} is not allowed on {path}; it takes {allowed or 'see /docs'}"
     return Problem(exc.status_code, detail, headers=getattr(exc, "headers", None)).response(path)
 
 

@@ -1,0 +1,260 @@
+"""Audiences: list, create, read, update, delete; count a query while it is typed; members,
+explain, export download, history and changes of a saved audience."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from archer.audiences import count
+from archer.audiences import service as svc
+from archer.web.api.common import (
+    Cursor,
+    Limit,
+    Page,
+    core,
+    offset_of,
+    page,
+    page_of_list,
+    plain,
+)
+from archer.web.api.customers import _members_page, fields_of
+from archer.web.api.problems import Problem
+from archer.web.auth import ApiPrincipal
+
+router = APIRouter(tags=["audiences"])
+QUERY_MAX = 20_000
+NAME_MAX = 100
+Query_ = Annotated[str, Field(min_length=1, max_length=QUERY_MAX)]
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
+
+
+class AudienceCreate(BaseModel):
+    name: Name
+    query: Query_
+    description: Annotated[str | None, Field(max_length=2000)] = None
+
+
+class AudienceUpdate(BaseModel):
+    query: Query_ | None = None
+    description: Annotated[str | None, Field(max_length=2000)] = None
+
+
+class AudiencePublic(BaseModel):
+    name: str
+    query: str
+    description: str | None = None
+    created_by: str
+    created_at: str
+    updated_by: str
+    updated_at: str
+
+
+class AudienceSaved(AudiencePublic):
+    count: int
+    as_of: str
+
+
+class CountRequest(BaseModel):
+    query: Query_
+
+
+class ClauseCount(BaseModel):
+    clause: str
+    count: int
+
+
+class AudienceCount(BaseModel):
+    query: str
+    as_of: str
+    count: int
+    customers: int
+    clauses: list[ClauseCount]
+
+
+class HistoryDay(BaseModel):
+    as_of: str
+    size: int
+    entered: int
+    left: int
+
+
+class AudienceChanges(BaseModel):
+    audience: str
+    as_of: str
+    previous: str | None
+    size: int
+    entered: list[str]
+    left: list[str]
+
+
+def _settings(request: Request):
+    return request.app.state.settings
+
+
+@router.get("/audiences")
+async def list_audiences(
+    request: Request, limit: Limit = 100, cursor: Cursor = None
+) -> Page[AudiencePublic]:
+    """The saved audiences, by name."""
+    everything = await core(svc.list_audiences, _settings(request))
+    return page_of_list(request, everything, cursor, limit)
+
+
+@router.post("/audiences", status_code=201)
+async def create_audience(
+    request: Request, body: AudienceCreate, who: ApiPrincipal, response: Response
+) -> AudienceSaved:
+    """Save a new audience (checked by counting it first); 409 if the name is taken."""
+    settings = _settings(request)
+    if "/" in body.name:
+        raise Problem(
+            422,
+            f"audience name {body.name!r} contains '/': names are part of URLs here",
+            kind="invalid-value",
+        )
+    names = {a["name"] for a in await core(svc.list_audiences, settings)}
+    if body.name in names:
+        raise Problem(
+            409,
+            f"an audience named {body.name!r} exists already: change it with "
+            f"PUT /api/audiences/{{name}} or choose another name",
+            kind="exists",
+        )
+    doc = await core(
+        svc.save, settings, body.name, body.query, user=who.actor, description=body.description
+    )
+    response.headers["Location"] = f"/api/audiences/{body.name}"
+    return AudienceSaved(**doc)
+
+
+@router.post("/audiences/count")
+async def count_query(request: Request, body: CountRequest) -> AudienceCount:
+    """How many customers a query selects and how many each top-level clause does (fast
+    enough to call while the query is typed). A query that cannot be read is a 400 with its
+    ``line``, ``column`` and ``suggestions``."""
+    settings = _settings(request)
+    resolve = await core(svc.resolver, settings)
+    return AudienceCount(**await core(count, settings, body.query, resolve=resolve))
+
+
+@router.get("/audiences/{name}")
+async def get_audience(request: Request, name: str) -> AudiencePublic:
+    return AudiencePublic(**await core(svc.get, _settings(request), name))
+
+
+@router.put("/audiences/{name}")
+async def update_audience(
+    request: Request, name: str, body: AudienceUpdate, who: ApiPrincipal
+) -> AudienceSaved:
+    """Change the query and/or the description of a saved audience."""
+    settings = _settings(request)
+    current = await core(svc.get, settings, name)
+    doc = await core(
+        svc.save,
+        settings,
+        name,
+        body.query if body.query is not None else current["query"],
+        user=who.actor,
+        description=body.description,
+    )
+    return AudienceSaved(**doc)
+
+
+@router.delete("/audiences/{name}")
+async def delete_audience(request: Request, name: str) -> AudiencePublic:
+    """Delete a saved audience (409 while another refers to it); its history is kept."""
+    return AudiencePublic(**await core(svc.delete, _settings(request), name))
+
+
+@router.get("/audiences/{name}/count")
+async def count_audience(request: Request, name: str) -> AudienceCount:
+    doc = await core(svc.count_of, _settings(request), name)
+    doc.pop("audience", None)
+    return AudienceCount(**doc)
+
+
+@router.get("/audiences/{name}/members")
+async def audience_members(
+    request: Request,
+    name: str,
+    fields: Annotated[str | None, Query(max_length=2000)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> Page[dict[str, Any]]:
+    """The members of a saved audience, by id, with the fields asked for."""
+    offset = offset_of(cursor)
+    settings = _settings(request)
+    a = await core(svc.get, settings, name)
+    rows, more = await core(_members_page, settings, a["query"], fields_of(fields), offset, limit)
+    return page(request, rows, offset, limit, more)
+
+
+@router.get("/audiences/{name}/explain/{customer_id}")
+async def explain_member(request: Request, name: str, customer_id: str) -> dict[str, Any]:
+    """Why a customer is in the audience or not: each clause with their values."""
+    settings = _settings(request)
+    await core(svc.get, settings, name)  # an unknown audience is a 404 before anything else
+    try:
+        doc = await core(svc.explain_member, settings, name, customer_id)
+    except Problem as p:
+        if p.kind == "audience-language" and "no customer" in p.detail:
+            raise Problem(
+                404, f"no customer {customer_id!r} in the profile", kind="not-found"
+            ) from None
+        raise
+    return plain(doc)
+
+
+def _export(settings, name: str, fmt: str, fields: list[str] | None) -> tuple[Path, dict]:
+    work = Path(tempfile.mkdtemp(prefix="export-", dir=settings.home))
+    try:
+        doc = svc.export(settings, name, work / f"members.{fmt}", fields=fields or None)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return work, doc
+
+
+@router.get("/audiences/{name}/export", response_class=FileResponse)
+async def export_audience(
+    request: Request,
+    name: str,
+    format: Literal["csv", "parquet"] = "csv",
+    fields: Annotated[str | None, Query(max_length=2000)] = None,
+) -> FileResponse:
+    """Download the members as CSV (UTF-8 with BOM, formula-safe) or Parquet."""
+    work, doc = await core(_export, _settings(request), name, format, fields_of(fields))
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/vnd.apache.parquet"
+    return FileResponse(
+        doc["path"],
+        media_type=media,
+        filename=f"{name}.{format}",
+        headers={"X-Rows": str(doc["rows"])},
+        background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
+    )
+
+
+@router.get("/audiences/{name}/history")
+async def audience_history(
+    request: Request, name: str, limit: Limit = 100, cursor: Cursor = None
+) -> Page[HistoryDay]:
+    """Size per build day, with how many entered and left since the build before."""
+    days = await core(svc.history, _settings(request), name)
+    return page_of_list(request, days, cursor, limit)
+
+
+@router.get("/audiences/{name}/changes")
+async def audience_changes(
+    request: Request, name: str, as_of: date | None = None
+) -> AudienceChanges:
+    """Who entered and who left on a build day (default: the latest)."""
+    return AudienceChanges(**await core(svc.changes, _settings(request), name, as_of))

@@ -1,0 +1,157 @@
+"""What the API's routes share: calling the core off the event loop with its errors turned into
+problem details, plain JSON values, and pagination.
+
+Pagination: every list takes ``limit`` (page size) and ``cursor`` (opaque, from the previous
+page's ``next``) and answers ``{"items": [...], "limit", "next"}``; ``next`` is the URL of the
+following page, ``null`` on the last one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from archer.audiences import AudienceError, NotBuilt
+from archer.audiences.service import AudienceInUse, UnknownAudience
+from archer.customers.describe import NotBuilt as ProfileNotBuilt
+from archer.customers.describe import UnknownCustomer
+from archer.store import StoreError
+from archer.warehouse import WarehouseError
+from archer.web.api.problems import Problem
+
+T = TypeVar("T")
+MAX_PAGE = 1000
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page (1 to 1000).")]
+Cursor = Annotated[str | None, Query(max_length=64, description="From the previous page's `next`.")]
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: its items, the page size, and the URL of the next page (or null)."""
+
+    items: list[T]
+    limit: int
+    next: str | None = None
+
+
+def language_problem(e: AudienceError, status: int = 400) -> Problem:
+    return Problem(
+        status,
+        str(e),
+        kind="audience-language",
+        title="The audience cannot be read",
+        message=e.message,
+        line=e.line,
+        column=e.column,
+        start=e.start,
+        end=e.end,
+        suggestions=list(e.suggestions),
+    )
+
+
+def problem_of(e: Exception) -> Problem | None:
+    """The answer for an error the core raises for bad input or a missing thing, else None."""
+    if isinstance(e, Problem):
+        return e
+    if isinstance(e, AudienceError):
+        return language_problem(e)
+    if isinstance(e, UnknownAudience | UnknownCustomer):
+        return Problem(404, str(e), kind="not-found")
+    if isinstance(e, NotBuilt | ProfileNotBuilt):
+        return Problem(
+            409,
+            "no customer profile yet: start a build (POST /api/builds, or `archer build`)",
+            kind="not-built",
+        )
+    if isinstance(e, AudienceInUse):
+        return Problem(409, str(e), kind="in-use")
+    if isinstance(e, StoreError | WarehouseError):
+        return Problem(503, f"the shop's data cannot be read now: {e}", kind="unavailable")
+    if isinstance(e, LookupError):
+        return Problem(404, str(e).strip("'\""), kind="not-found")
+    if isinstance(e, ValueError):
+        return Problem(422, str(e), kind="invalid-value", title="Invalid value")
+    return None
+
+
+async def core(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a worker thread; the core's input errors become problems."""
+    try:
+        return await run_in_threadpool(fn, *args, **kwargs)
+    except Exception as e:
+        p = problem_of(e)
+        if p is None:
+            raise
+        raise p from None
+
+
+def plain(v: Any) -> Any:
+    """A value JSON can carry: NaN → null, dates as ISO text, numpy scalars as Python ones."""
+    if isinstance(v, dict):
+        return {str(k): plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [plain(x) for x in v]
+    if isinstance(v, float):
+        return None if math.isnan(v) or math.isinf(v) else v
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if hasattr(v, "item") and callable(v.item):  # numpy scalar
+        return plain(v.item())
+    if hasattr(v, "isoformat"):  # pandas Timestamp
+        return v.isoformat()
+    return v
+
+
+# -- pagination -----------------------------------------------------------------------------------
+def offset_of(cursor: str | None) -> int:
+    """The position a cursor stands for; a cursor this API did not give is a 400."""
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        kind, _, n = text.partition(":")
+        if kind == "o" and n.isdigit():
+            return int(n)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise Problem(
+        400,
+        f"the cursor {cursor!r} is not one this API gave: start again without a cursor",
+        kind="invalid-cursor",
+    )
+
+
+def cursor_for(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode("ascii")).decode("ascii").rstrip("=")
+
+
+def next_url(request: Request, offset: int) -> str:
+    url = request.url.include_query_params(cursor=cursor_for(offset))
+    return url.path + "?" + url.query
+
+
+def page(request: Request, items: list[Any], offset: int, limit: int, more: bool) -> dict:
+    """A page of ``items`` (already cut to ``limit``) that started at ``offset``."""
+    return {
+        "items": items,
+        "limit": limit,
+        "next": next_url(request, offset + limit) if more else None,
+    }
+
+
+def page_of_list(request: Request, everything: list[Any], cursor: str | None, limit: int) -> dict:
+    """A page of a list the core gives whole (small lists: audiences, history, views' rows)."""
+    offset = offset_of(cursor)
+    chunk = everything[offset : offset + limit]
+    return page(request, chunk, offset, limit, offset + limit < len(everything))
