@@ -378,9 +378,14 @@ def test_newton_declines_where_the_hessian_is_not_positive_definite():
 
 
 def test_single_threaded_blas_restores_the_thread_counts():
-    from archer.models.base import _openblas_thread_controls, single_threaded_blas
+    from threadpoolctl import threadpool_info
 
-    before = [get() for get, _ in _openblas_thread_controls()]
+    from archer.models.base import single_threaded_blas
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
     with single_threaded_blas():
-        assert all(get() == 1 for get, _ in _openblas_thread_controls())
-    assert [get() for get, _ in _openblas_thread_controls()] == before
+        assert all(n == 1 for n in blas_threads())
+    assert blas_threads() == before

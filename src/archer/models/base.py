@@ -12,8 +12,6 @@ log-likelihood instead; its cost is a few more likelihood evaluations, never a w
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import OptimizeResult, minimize
 from scipy.stats import nbinom
+from threadpoolctl import threadpool_limits
 
 Terms = Callable[..., "np.ndarray | tuple[np.ndarray, np.ndarray]"]
 Total = Callable[..., "tuple[float, np.ndarray | None]"]
@@ -59,51 +58,18 @@ def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, rel: float
     return g
 
 
-@functools.cache
-def _openblas_thread_controls() -> tuple[tuple[Callable, Callable], ...]:
-    """``(get, set)`` number-of-threads functions of every OpenBLAS loaded (NumPy's, SciPy's)."""
-    controls = []
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted({ln.split()[-1] for ln in maps if "openblas" in ln.lower()})
-    except OSError:
-        return ()
-    for path in paths:
-        if not path.startswith("/"):
-            continue
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("openblas", "scipy_openblas"):
-            for suffix in ("", "64_"):
-                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    put.argtypes = [ctypes.c_int]
-                    controls.append((get, put))
-    return tuple(controls)
-
-
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """Run OpenBLAS on one thread inside the block (Linux; elsewhere a no-op).
+    """Run BLAS on one thread inside the block (threadpoolctl; restored on exit).
 
     SciPy's L-BFGS-B (a C translation since SciPy 1.15) makes BLAS calls on vectors of four
     numbers at every step; with OpenBLAS' worker threads awake this made a BG/NBD fit 2-3x
     slower on a busy machine, the spinning threads taking CPU from the likelihood
     (scipy/scipy#22438, OpenMathLib/OpenBLAS#5383). The likelihoods make no BLAS call worth a
-    thread, so a fit loses nothing. The previous thread counts are restored on exit.
+    thread, so a fit loses nothing.
     """
-    controls = _openblas_thread_controls()
-    before = [get() for get, _ in controls]
-    for _, put in controls:
-        put(1)
-    try:
+    with threadpool_limits(limits=1, user_api="blas"):
         yield
-    finally:
-        for (_, put), n in zip(controls, before, strict=True):
-            put(n)
 
 
 WARM_START_PATTERNS = 20_000
