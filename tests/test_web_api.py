@@ -370,3 +370,19 @@ def test_a_build_runs_in_the_background_and_reports_progress(shop):
     assert changes == svc.changes(shop.ws, "grown")
     assert b["id"] in [x["id"] for x in walk(shop, "/api/builds")]
     problem(shop.get("/api/builds/unknown"), 404)
+
+
+def test_the_reference_at_docs_lists_every_endpoint_and_needs_no_internet(shop):
+    r = shop.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    for _, path in ROUTES:
+        if path.startswith("/api/"):
+            assert re.sub(r"/(x|C0000001)\b.*", "/{", path) in r.text
+    assert "AudienceCreate" in r.text and "<script" not in r.text and "https://cdn" not in r.text
+    anon = TestClient(shop.app, follow_redirects=False)
+    assert (
+        anon.get("/docs", headers={"accept": "text/html"})
+        .headers["location"]
+        .startswith("/login?next=/docs")
+    )
+    assert shop.get("/redoc").status_code == 404

@@ -51,7 +51,6 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_EXACT = frozenset({"/login", "/logout", "/health", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/v1/", "/static/")
-API_PREFIXES = ("/api/", "/docs", "/openapi.json", "/redoc")
 MAX_FORM_BYTES = 64 * 1024  # sign-in and other forms
 MAX_JSON_BYTES = 1024 * 1024  # API bodies: queries and names are short
 MAX_UPLOAD_BYTES = 1024**3  # POST /api/imports: one file of the shop's export
@@ -268,7 +267,8 @@ def is_public(path: str) -> bool:
 
 
 def _wants_problem(path: str, headers: Headers) -> bool:
-    if path.startswith(API_PREFIXES) or path == "/api":
+    """401 problem details for the API and non-browsers; a browser gets the sign-in page."""
+    if path.startswith(("/api/", "/openapi.json")) or path == "/api":
         return True
     return "text/html" not in headers.get("accept", "")
 

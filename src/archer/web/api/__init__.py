@@ -13,8 +13,9 @@ from fastapi import Depends, FastAPI
 
 def install(app: FastAPI) -> None:
     """Add the API's routers to ``app`` (sign-in and problem handlers come from auth.install)."""
-    from archer.web.api import account, audiences, builds, customers, imports, views
+    from archer.web.api import account, audiences, builds, customers, imports, reference, views
     from archer.web.auth import require_api
 
     for module in (account, customers, audiences, views, imports, builds):
         app.include_router(module.router, prefix="/api", dependencies=[Depends(require_api)])
+    reference.install(app)
