@@ -237,3 +237,11 @@ def test_cli_makes_users_and_keys(ws):
     assert run(cli, ["apikey", "revoke", "crm", *home]).exit_code == 0
     assert c.get("/api/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
     assert run(cli, ["apikey", "revoke", "nope", *home]).exit_code == 1
+
+
+def test_sign_in_waits_after_many_wrong_passwords(web):
+    for _ in range(auth.LOGIN_FAILURES):
+        assert sign_in(web, password="guess-guess").status_code == 401
+    r = sign_in(web)  # the right password, too late
+    assert r.status_code == 429 and "Too many" in r.text and int(r.headers["retry-after"]) > 60
+    assert sign_in(web, username="bob").status_code == 401  # another name is not held back

@@ -21,7 +21,9 @@ from __future__ import annotations
 import html
 import os
 import secrets
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -426,6 +428,45 @@ def safe_next(value: str | None) -> str:
 
 # -- the sign-in routes ---------------------------------------------------------------------------
 router = APIRouter(tags=["sign-in"], include_in_schema=False)
+LOGIN_FAILURES = 10  # wrong passwords for one name from one address …
+LOGIN_WINDOW = 15 * 60  # … within this many seconds, then sign-in waits for the window
+
+
+class Throttle:
+    """Failed sign-ins per (address, user name) in a sliding window, in the server's memory."""
+
+    def __init__(self, limit: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW) -> None:
+        self.limit, self.window = limit, window
+        self._fails: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until ``key`` may try again (0: now)."""
+        with self._lock:
+            q = self._fails.get(key)
+            if not q:
+                return 0.0
+            while q and now - q[0] > self.window:
+                q.popleft()
+            return 0.0 if len(q) < self.limit else self.window - (now - q[0])
+
+    def fail(self, key: str, now: float) -> None:
+        with self._lock:
+            if len(self._fails) > 100_000:  # a flood of names: forget the oldest half
+                for k in list(self._fails)[:50_000]:
+                    del self._fails[k]
+            self._fails.setdefault(key, deque()).append(now)
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._fails.pop(key, None)
+
+
+def _throttle(request: Request) -> Throttle:
+    t = getattr(request.app.state, "login_throttle", None)
+    if t is None:
+        t = request.app.state.login_throttle = Throttle()
+    return t
 
 
 def _login_page(
@@ -489,6 +530,20 @@ async def login(request: Request) -> Response:
             status=403,
         )
     settings: Settings = request.app.state.settings
+    throttle = _throttle(request)
+    who = f"{request.client.host if request.client else '?'}|{username.casefold()}"
+    wait = throttle.wait(who, time.monotonic())
+    if wait > 0:
+        minutes = max(1, round(wait / 60))
+        page = _login_page(
+            request,
+            next_url=next_url,
+            username=username,
+            error=f"Too many wrong passwords. Try again in {minutes} minute(s).",
+            status=429,
+        )
+        page.headers["Retry-After"] = str(int(wait) + 1)
+        return page
 
     def check() -> User | None:
         with db_session(settings, write=True) as s:
@@ -496,6 +551,7 @@ async def login(request: Request) -> Response:
 
     user = await anyio.to_thread.run_sync(check) if username and password else None
     if user is None:
+        throttle.fail(who, time.monotonic())
         return _login_page(
             request,
             next_url=next_url,
@@ -503,6 +559,7 @@ async def login(request: Request) -> Response:
             error="Wrong user name or password.",
             status=401,
         )
+    throttle.clear(who)
     _auth(request).set({"uid": user.id, "at": int(time.time()), "csrf": secrets.token_urlsafe(32)})
     return RedirectResponse(next_url, 303)
 
