@@ -245,3 +245,10 @@ def test_sign_in_waits_after_many_wrong_passwords(web):
     r = sign_in(web)  # the right password, too late
     assert r.status_code == 429 and "Too many" in r.text and int(r.headers["retry-after"]) > 60
     assert sign_in(web, username="bob").status_code == 401  # another name is not held back
+
+
+def test_the_sign_in_page_shows_what_was_typed_escaped(web):
+    r = sign_in(web, username='<img src=x onerror="alert(1)">')
+    assert r.status_code == 401 and "<img src=x" not in r.text and "&lt;img" in r.text
+    r = web.get("/login", params={"next": '/"><script>alert(1)</script>'})
+    assert "<script>alert(1)" not in r.text

@@ -480,7 +480,13 @@ def _login_page(
         return templates.TemplateResponse(
             request,
             TEMPLATE.name,
-            {"csrf": token, "next": next_url, "error": error, "username": username},
+            {
+                "csrf": token,
+                "next": next_url,
+                "error": error,
+                "username": username,
+                "shop": request.app.state.settings.shop_name,
+            },
             status_code=status,
         )
     e = html.escape
