@@ -18,6 +18,7 @@ Routes declare who they serve with :data:`CurrentUser` (pages) or :data:`ApiPrin
 
 from __future__ import annotations
 
+import functools
 import html
 import os
 import secrets
@@ -103,8 +104,18 @@ def secret_key(settings: Settings) -> bytes:
     return path.read_bytes().strip()
 
 
+_serializers: dict[Path, URLSafeTimedSerializer] = {}
+
+
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key(settings), salt="archer-session")
+    """The workspace's cookie signer, read from its key file once per process."""
+    where = settings.home.resolve()
+    got = _serializers.get(where)
+    if got is None:
+        got = _serializers[where] = URLSafeTimedSerializer(
+            secret_key(settings), salt="archer-session"
+        )
+    return got
 
 
 # -- per-request state --------------------------------------------------------------------------
@@ -469,15 +480,20 @@ def _throttle(request: Request) -> Throttle:
     return t
 
 
+@functools.cache
+def _templates() -> Any:
+    """The pages' templates folder (autoescaped), for their restyled ``login.html``."""
+    from fastapi.templating import Jinja2Templates
+
+    return Jinja2Templates(directory=str(TEMPLATE.parent))
+
+
 def _login_page(
     request: Request, *, next_url: str, error: str = "", username: str = "", status: int = 200
 ) -> Response:
     token = csrf_token(request)
     if TEMPLATE.exists():
-        from fastapi.templating import Jinja2Templates
-
-        templates = Jinja2Templates(directory=str(TEMPLATE.parent))
-        return templates.TemplateResponse(
+        return _templates().TemplateResponse(
             request,
             TEMPLATE.name,
             {
