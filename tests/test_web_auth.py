@@ -252,3 +252,18 @@ def test_the_sign_in_page_shows_what_was_typed_escaped(web):
     assert r.status_code == 401 and "<img src=x" not in r.text and "&lt;img" in r.text
     r = web.get("/login", params={"next": '/"><script>alert(1)</script>'})
     assert "<script>alert(1)" not in r.text
+
+
+def test_a_new_password_ends_the_sessions_made_before_it(web):
+    sign_in(web)
+    assert web.get("/api/me").status_code == 200
+    r = CliRunner().invoke(
+        cli,
+        ["user", "password", "alice", "--password-stdin", "--home", str(web.ws.home)],
+        input="a-new-password\n",
+    )
+    assert r.exit_code == 0, r.output
+    is_problem(web.get("/api/me"), 401)
+    assert sign_in(web).status_code == 401  # the old password
+    assert sign_in(web, password="a-new-password").status_code == 303
+    assert web.get("/api/me").json()["name"] == "alice"

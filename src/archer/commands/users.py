@@ -52,6 +52,29 @@ def user_create(
     out.print(f"User [bold]{username}[/] created: sign in at /login.", highlight=False)
 
 
+@user_app.command("password")
+def user_password(
+    username: Annotated[str, typer.Argument(help="Whose password to change.")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from stdin."),
+    ] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Set a new password; the user's sessions signed in before it end."""
+    from archer.store import users
+    from archer.store.db import StoreError, session
+
+    s = load_home(home)
+    password = _read_password(password_stdin)
+    try:
+        with session(s, write=True) as db:
+            users.set_password(db, username, password)
+    except (users.UserError, StoreError) as e:
+        fail(str(e))
+    out.print(f"Password of [bold]{username}[/] changed.", highlight=False)
+
+
 @user_app.command("list")
 def user_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """The operator accounts and when each last signed in."""

@@ -6,6 +6,7 @@ argon2 verification, so the answer time does not tell which names exist.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,10 +45,18 @@ class UserAccount(Base):
 
 @dataclass(frozen=True)
 class User:
-    """A signed-in operator, detached from the session that read it."""
+    """A signed-in operator, detached from the session that read it.
+
+    ``stamp`` changes with the password: a session made before a change no longer matches.
+    """
 
     id: int
     username: str
+    stamp: str = ""
+
+
+def _stamp(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode("utf-8")).hexdigest()[:16]
 
 
 class UserError(ValueError):
@@ -91,6 +100,7 @@ def create(s: Session, username: str, password: str, *, now: datetime) -> UserAc
 
 
 def set_password(s: Session, username: str, password: str) -> UserAccount:
+    """A new password; the user's sessions made before end with it."""
     u = s.scalar(select(UserAccount).where(UserAccount.username == username))
     if u is None:
         raise UserError(f"no user named {username!r}")
@@ -104,9 +114,11 @@ def all_users(s: Session) -> list[UserAccount]:
 
 def get(s: Session, user_id: int) -> User | None:
     row = s.execute(
-        select(UserAccount.id, UserAccount.username).where(UserAccount.id == user_id)
+        select(UserAccount.id, UserAccount.username, UserAccount.password_hash).where(
+            UserAccount.id == user_id
+        )
     ).first()
-    return User(row.id, row.username) if row else None
+    return User(row.id, row.username, _stamp(row.password_hash)) if row else None
 
 
 def authenticate(s: Session, username: str, password: str, *, now: datetime) -> User | None:
@@ -120,7 +132,7 @@ def authenticate(s: Session, username: str, password: str, *, now: datetime) -> 
     if _hasher.check_needs_rehash(u.password_hash):  # parameters raised since it was made
         u.password_hash = _hasher.hash(password)
     u.last_login_at = now
-    return User(u.id, u.username)
+    return User(u.id, u.username, _stamp(u.password_hash))
 
 
 def _verify(hashed: str, password: str) -> bool:

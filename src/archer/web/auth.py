@@ -271,7 +271,9 @@ async def _from_session(settings: Settings, data: dict[str, Any]) -> Principal |
             return users.get(s, uid)
 
     user = await anyio.to_thread.run_sync(read)
-    return Principal("user", user.username, user=user) if user else None
+    if user is None or not secrets.compare_digest(str(data.get("stamp", "")), user.stamp):
+        return None  # the account is gone, or its password changed since the sign-in
+    return Principal("user", user.username, user=user)
 
 
 # -- the middleware -------------------------------------------------------------------------------
@@ -582,7 +584,14 @@ async def login(request: Request) -> Response:
             status=401,
         )
     throttle.clear(who)
-    _auth(request).set({"uid": user.id, "at": int(time.time()), "csrf": secrets.token_urlsafe(32)})
+    _auth(request).set(
+        {
+            "uid": user.id,
+            "at": int(time.time()),
+            "stamp": user.stamp,
+            "csrf": secrets.token_urlsafe(32),
+        }
+    )
     return RedirectResponse(next_url, 303)
 
 
