@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean chromium
 
 # The venv is rebuilt when pyproject.toml is newer than the last install.
 $(STAMP): pyproject.toml
@@ -16,7 +16,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/archer demo --home demo-shop --customers 20000
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium (Playwright's own download does not work here);
+# CJK fonts so that Chinese text renders in the screenshots. Installed when missing and apt-get
+# can (as root, or with passwordless sudo); otherwise the browser tests say what is missing.
+chromium:
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	    $$SUDO apt-get install -y -q chromium fonts-noto-cjk >/dev/null || \
+	    { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium fonts-noto-cjk >/dev/null; } || \
+	    echo "could not install chromium: the browser tests will be skipped"; }
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 

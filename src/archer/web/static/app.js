@@ -22,7 +22,7 @@
       color: COLORS,
       textStyle: { fontFamily: fontFamily() },
       tooltip: { trigger: "axis", confine: true },
-      grid: { left: 8, right: 16, top: 36, bottom: 8, containLabel: true },
+      grid: { left: 16, right: 24, top: 36, bottom: 8, containLabel: true },
       animationDuration: 400
     };
   }
@@ -38,7 +38,7 @@
     o.grid.top = 56;
     o.series = spec.series.map(function (s) {
       return { name: s.name, type: s.type, yAxisIndex: s.axis, data: s.data,
-               smooth: s.type === "line", showSymbol: false,
+               smooth: s.type === "line", showSymbol: s.data.length < 24, symbolSize: 7,
                stack: s.type === "bar" && spec.axes.length > 1 && s.axis === 1 ? "changes" : undefined };
     });
     return o;
@@ -47,7 +47,8 @@
   function bars(spec) {
     var o = base();
     o.tooltip.axisPointer = { type: "shadow" };
-    var cat = { type: "category", data: spec.categories, axisLabel: { hideOverlap: !spec.horizontal } };
+    var cat = { type: "category", data: spec.categories,
+                axisLabel: { hideOverlap: !spec.horizontal, margin: 10 } };
     var val = { type: "value", axisLabel: { formatter: function (v) { return numberFmt.format(v); } } };
     if (spec.horizontal) { cat.inverse = true; o.yAxis = cat; o.xAxis = val; o.grid.top = 8; }
     else { o.xAxis = cat; o.yAxis = val; o.grid.top = 16; }
@@ -83,7 +84,8 @@
     o.grid = { left: 8, right: 8, top: 8, bottom: 48, containLabel: true };
     o.xAxis = { type: "category", data: spec.x, name: spec.xname, nameLocation: "middle", nameGap: 26, splitArea: { show: true } };
     o.yAxis = { type: "category", data: spec.y, name: spec.yname, splitArea: { show: true } };
-    o.visualMap = { min: 0, max: max, calculable: false, show: false,
+    // dimension 2: the value (the default, the last one, is the cell's label)
+    o.visualMap = { min: 0, max: max, calculable: false, show: false, dimension: 2,
                     inRange: { color: ["#f0fdfa", "#5eead4", "#0f766e"] } };
     o.series = [{
       type: "heatmap", data: spec.cells,

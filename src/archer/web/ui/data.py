@@ -99,6 +99,7 @@ def import_upload(
         return _data_page(request, user, 422, error=msg, form=form)
     result = r.to_dict()
     result["quarantine_file"] = Path(r.quarantine).name if r.quarantine else None
+    result["source_name"] = _shown_name(r.source)
     result["by"] = user_name(user)
     return _data_page(request, user, result=result, form=form)
 
