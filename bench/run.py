@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+import bench_audience
 import bench_build
 import bench_import
 import bench_sample
@@ -33,11 +34,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="1M lines / 100k customers")
     ap.add_argument("--lines", type=int, help="orders in the import benchmark")
     ap.add_argument("--customers", type=int, help="customers in the sample benchmark")
-    ap.add_argument("--only", choices=("import", "sample", "build"), help="run one benchmark")
+    ap.add_argument(
+        "--only", choices=("import", "sample", "build", "audience"), help="run one benchmark"
+    )
     ap.add_argument("--out", type=Path, help=f"report to write (default {DOCS}, full run only)")
     args = ap.parse_args(argv)
     if args.only == "build":  # its own sizes and its own section of the report
         bench_build.main(
+            (["--quick"] if args.quick else [])
+            + (["--customers", str(args.customers)] if args.customers else [])
+            + (["--out", str(args.out)] if args.out else [])
+        )
+        return
+    if args.only == "audience":  # the built 1M shop; its own section of the report
+        bench_audience.main(
             (["--quick"] if args.quick else [])
             + (["--customers", str(args.customers)] if args.customers else [])
             + (["--out", str(args.out)] if args.out else [])
