@@ -18,6 +18,8 @@ from archer.ingest.importer import import_file
 from archer.ingest.presets import PRESETS
 from archer.schema import LOAD_ORDER
 from archer.warehouse import Warehouse, WarehouseError
+from archer.web.api.builds import builds_of
+from archer.web.api.problems import Problem
 from archer.web.auth import CsrfProtected, CurrentUser
 from archer.web.ui.render import page, user_name
 
@@ -52,7 +54,7 @@ def _data_page(request: Request, user: Any, status_code: int = 200, **context: A
         "result": None,
         "error": None,
         "form": {"table": "customers", "preset": "", "mapping": ""},
-        "build": request.app.state.ui_build.to_dict(),
+        "build": build_state(request),
         **context,
     }
     return page(request, "data.html", user, section="data", status_code=status_code, **ctx)
@@ -124,17 +126,45 @@ def quarantine_file(request: Request, user: CurrentUser, filename: str):
     return FileResponse(target, media_type="text/csv; charset=utf-8", filename=target.name)
 
 
+def build_state(request: Request) -> dict[str, Any]:
+    """The latest build of this app (started here or through ``POST /api/builds``; one runs at
+    a time) as the page shows it: ``{state, stage, done, total, seconds, result, error}``."""
+    everyone = builds_of(request).all()
+    if not everyone:
+        return {"state": "idle", "stage": "", "done": 0, "total": 0, "seconds": None,
+                "result": None, "error": None, "started_by": None}  # fmt: skip
+    b = everyone[0]
+    now = b["progress"].get(b["stage"] or "", {"done": 0, "total": 0})
+    seconds = None
+    if b["finished_at"]:
+        took = datetime.fromisoformat(b["finished_at"]) - datetime.fromisoformat(b["started_at"])
+        seconds = took.total_seconds()
+    return {
+        "state": b["state"],
+        "stage": b["stage"] or "",
+        "done": now["done"],
+        "total": now["total"],
+        "seconds": seconds,
+        "result": b["result"],
+        "error": b["error"],
+        "started_by": b["started_by"],
+    }
+
+
 @router.post("/data/build")
 def start_build(request: Request, user: CurrentUser, _csrf: CsrfProtected):
-    """Start a build in the background (one at a time); the page polls its progress."""
-    job = request.app.state.ui_build
-    started = job.start(request.app.state.settings, user_name(user))
+    """Start a build in the background unless one runs; the page polls its progress."""
+    try:
+        builds_of(request).start(None, user_name(user))
+        started = True
+    except Problem:  # one is running already (maybe started through the API): follow it
+        started = False
     if "application/json" in request.headers.get("accept", ""):
-        return JSONResponse({"started": started, **job.to_dict()}, status_code=202)
+        return JSONResponse({"started": started, **build_state(request)}, status_code=202)
     return RedirectResponse("/data#build", status_code=303)
 
 
 @router.get("/ui/build/progress")
 def build_progress(request: Request, user: CurrentUser) -> JSONResponse:
-    """``{state, stage, done, total, result, error …}`` of the latest build from the app."""
-    return JSONResponse(request.app.state.ui_build.to_dict())
+    """``{state, stage, done, total, seconds, result, error}`` of the app's latest build."""
+    return JSONResponse(build_state(request))
