@@ -32,8 +32,16 @@ ALIASES = {
     "lapse_threshold": "lapse_threshold_days",
     "unpaid_order_age": "unpaid_order_age_days",
 }
-# Columns of `customers` an audience may use besides the profile's.
-CUSTOMER_FIELDS = ("name", "email", "phone", "occupation", "email_opt_in", "sms_opt_in")
+# Columns of `customers` an audience may use besides the profile's, with their types.
+CUSTOMER_FIELD_TYPES = {
+    "name": "text",
+    "email": "text",
+    "phone": "text",
+    "occupation": "text",
+    "email_opt_in": "bool",
+    "sms_opt_in": "bool",
+}
+CUSTOMER_FIELDS = tuple(CUSTOMER_FIELD_TYPES)
 # Text fields whose values are fixed by Archer's own rules.
 FIXED_VALUES: dict[str, tuple[str, ...]] = {
     "lifecycle": LIFECYCLE_STATES,

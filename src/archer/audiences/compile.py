@@ -44,6 +44,10 @@ def suggest(name: str, known: list[str] | tuple[str, ...], n: int = 2) -> tuple[
     return tuple(lowered[h] for h in hits)
 
 
+class NeedsContacts(Exception):
+    """A query names a contact field of ``customers``: evaluate it over the joined base."""
+
+
 @dataclass
 class Behaviour:
     """A compiled behaviour predicate: per-customer measures and the condition on them."""
@@ -60,15 +64,23 @@ class Compiler:
     snap: Snapshot
     base: ir.Table
     resolve: Resolve | None = None
+    # Computes a table once (a scratch table) when a query is evaluated several ways at once;
+    # behaviour predicates put their member sets through it. None: plain expressions.
+    stage: Callable[[ir.Table], ir.Table] | None = None
     _types: dict[str, str] = field(default_factory=dict)
     _values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _stack: tuple[str, ...] = ()
     behaviours: dict[t.Pos, Behaviour] = field(default_factory=dict)
+    _member_sets: dict[t.Call, tuple[ir.Table, bool]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         schema = self.base.schema()
         self._types = {n: cat.language_type(n, schema[n]) for n in schema.names}
         self._types.pop("as_of", None)
+        # Contact fields of `customers` are known even when the base does not carry them:
+        # naming one asks for the base with them (NeedsContacts).
+        for name, kind in cat.CUSTOMER_FIELD_TYPES.items():
+            self._types.setdefault(name, kind)
 
     # -- entry points ------------------------------------------------------------------------
     def compile(self, node: t.Node) -> ir.BooleanValue:
@@ -92,6 +104,8 @@ class Compiler:
             raise AudienceError.at(
                 f.pos, f"unknown field '{f.name}'", suggest(f.name, self.field_names)
             )
+        if name not in self.base.columns:
+            raise NeedsContacts(name)
         return self.base[name], self._types[name]
 
     def known_values(self, name: str) -> tuple[str, ...] | None:
@@ -226,15 +240,21 @@ class Compiler:
             raise AudienceError.at(
                 n.name_pos, f"unknown predicate '{n.name}'", suggest(n.name, known)
             )
-        from archer.audiences.behaviour import compile_behaviour
+        if n not in self._member_sets:
+            from archer.audiences.behaviour import compile_behaviour
 
-        b = compile_behaviour(self, spec, n)
-        self.behaviours[n.pos] = b
-        ids = b.measures
-        if b.zero_passes:
-            failing = ids.filter(~b.condition.fill_null(False)).customer_id
-            return ~self.base.customer_id.isin(failing)
-        return self.base.customer_id.isin(ids.filter(b.condition.fill_null(False)).customer_id)
+            b = compile_behaviour(self, spec, n)
+            self.behaviours[n.pos] = b
+            ids = b.measures
+            passing = b.condition.fill_null(False)
+            # Customers without any rows pass when zero passes: keep the (fewer) that fail.
+            chosen = ids.filter(~passing if b.zero_passes else passing).select("customer_id")
+            if self.stage is not None:
+                chosen = self.stage(chosen)
+            self._member_sets[n] = (chosen, b.zero_passes)
+        chosen, zero_passes = self._member_sets[n]
+        inside = self.base.customer_id.isin(chosen.customer_id)
+        return ~inside if zero_passes else inside
 
     def _reference(self, n: t.Call) -> ir.BooleanValue:
         if len(n.args) != 1 or n.args[0].name or n.args[0].value.kind != "string":
@@ -252,7 +272,9 @@ class Compiler:
             raise AudienceError.at(
                 n.args[0].pos, f"no saved audience '{name}'", suggest(name, known)
             ) from None
-        inner = Compiler(self.snap, self.base, self.resolve, _stack=(*self._stack, name))
+        inner = Compiler(
+            self.snap, self.base, self.resolve, self.stage, _stack=(*self._stack, name)
+        )
         try:
             return inner.compile(parse(text))
         except AudienceError as e:

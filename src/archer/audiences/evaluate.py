@@ -7,8 +7,7 @@ end with that day too), so its answers agree with every other number of that bui
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import functools
 from datetime import date
 from typing import Any
 
@@ -18,11 +17,11 @@ import pandas as pd
 
 from archer.audiences import catalog as cat
 from archer.audiences import tree as t
-from archer.audiences.compile import Compiler, Resolve
+from archer.audiences.compile import Compiler, NeedsContacts, Resolve
 from archer.audiences.grammar import AudienceError, parse
 from archer.config import Settings
 from archer.customers.facts import Snapshot
-from archer.customers.profile import PROFILE
+from archer.customers.profile import DEVICES, PROFILE
 from archer.warehouse import Warehouse
 
 
@@ -30,11 +29,13 @@ class NotBuilt(LookupError):
     pass
 
 
-def base_table(wh: Warehouse) -> ir.Table:
-    """The profile with the contact columns of ``customers`` that it does not carry."""
+def base_table(wh: Warehouse, contacts: bool = True) -> ir.Table:
+    """The profile, with the contact columns of ``customers`` when ``contacts``."""
     if not wh.has_table(PROFILE):
         raise NotBuilt("no customer profile yet: run `archer build` first")
     p = wh.table(PROFILE)
+    if not contacts:
+        return p
     c = wh.table("customers").select("customer_id", *cat.CUSTOMER_FIELDS)
     c = c.rename(_cid="customer_id")
     j = p.left_join(c, p.customer_id == c._cid)
@@ -46,35 +47,67 @@ def profile_as_of(wh: Warehouse) -> date:
     return v.date() if hasattr(v, "date") and callable(v.date) else v
 
 
-def compiler(wh: Warehouse, settings: Settings, resolve: Resolve | None = None) -> Compiler:
+def compiler(
+    wh: Warehouse,
+    settings: Settings,
+    resolve: Resolve | None = None,
+    *,
+    contacts: bool = True,
+    stage=None,
+) -> Compiler:
     snap = Snapshot.at(wh, profile_as_of(wh), settings.tz)
-    return Compiler(snap, base_table(wh), resolve)
+    if wh.has_table(DEVICES):  # the build's device → member map: no scan of all events
+        snap.identity_map = wh.table(DEVICES)
+    return Compiler(snap, base_table(wh, contacts), resolve, stage)
 
 
-@contextmanager
-def _open(settings: Settings, resolve: Resolve | None) -> Iterator[Compiler]:
+def _evaluate(settings: Settings, resolve: Resolve | None, work, *, stage: bool = False):
+    """Run ``work(compiler)`` over the profile alone, or over profile and contacts when the
+    query names a contact field; with ``stage``, member sets are computed once into scratch
+    tables that are dropped afterwards."""
     with Warehouse.connect(settings.warehouse_url) as wh:
-        yield compiler(wh, settings, resolve)
+        for contacts in (False, True):
+            staged: list[ir.Table] = []
+            keep = functools.partial(_keep, wh, staged) if stage else None
+            try:
+                return work(compiler(wh, settings, resolve, contacts=contacts, stage=keep))
+            except NeedsContacts:
+                continue
+            finally:
+                for t in staged:
+                    wh.drop_stage(t)
+    raise AssertionError("unreachable: the joined base has every contact field")
+
+
+def _keep(wh: Warehouse, staged: list[ir.Table], expr: ir.Table) -> ir.Table:
+    staged.append(wh.stage(expr, "audience"))
+    return staged[-1]
 
 
 def compile_audience(wh: Warehouse, snap_settings: Settings, query: str, resolve=None) -> ir.Table:
     """The members of ``query`` (``customer_id``) as an unexecuted table, e.g. for snapshots."""
-    c = compiler(wh, snap_settings, resolve)
-    cond = c.compile(parse(query))
-    return c.base.filter(cond).select("customer_id")
+    node = parse(query)
+    try:
+        c = compiler(wh, snap_settings, resolve, contacts=False)
+        return c.base.filter(c.compile(node)).select("customer_id")
+    except NeedsContacts:
+        c = compiler(wh, snap_settings, resolve)
+        return c.base.filter(c.compile(node)).select("customer_id")
 
 
 def count(settings: Settings, query: str, *, resolve: Resolve | None = None) -> dict[str, Any]:
     """How many customers the query selects, and how many each top-level clause alone does —
     in one pass over the profile."""
     node = parse(query)
-    with _open(settings, resolve) as c:
+    parts = t.clauses(node)
+
+    def work(c: Compiler):
         whole = c.compile(node)
-        parts = t.clauses(node)
         conds = [whole] if len(parts) == 1 else [whole, *(c.compile(p) for p in parts)]
         sums = {f"c{i}": cond.cast("int64").sum() for i, cond in enumerate(conds)}
-        row = c.base.aggregate(n=c.base.count(), **sums).execute().iloc[0]
-        as_of = c.snap.as_of
+        return c.base.aggregate(n=c.base.count(), **sums).execute().iloc[0], c.snap.as_of
+
+    row, as_of = _evaluate(settings, resolve, work, stage=len(parts) > 1)
     total = int(row.n)
     clauses = [
         {"clause": p.pos.text(query), "count": int(row[f"c{i + 1}"] if len(parts) > 1 else row.c0)}
@@ -99,16 +132,17 @@ def members(
 ) -> pd.DataFrame:
     """The selected customers, ordered by id, with the chosen fields."""
     node = parse(query)
-    with _open(settings, resolve) as c:
+    wanted = list(fields or [])
+
+    def work(c: Compiler) -> pd.DataFrame:
         cond = c.compile(node)
-        cols = []
-        for name in fields or []:
-            expr, _ = c.field(t.Field(name, t.Pos(1, 1, 0, len(name))))
-            cols.append(expr.name(name))
+        cols = [c.field(t.Field(n, t.Pos(1, 1, 0, len(n))))[0].name(n) for n in wanted]
         out = c.base.filter(cond).select(c.base.customer_id, *cols).order_by("customer_id")
         if limit is not None:
             out = out.limit(limit)
         return out.execute()
+
+    return _evaluate(settings, resolve, work)
 
 
 def explain(
@@ -116,7 +150,8 @@ def explain(
 ) -> dict[str, Any]:
     """Each comparison and predicate of the query with the customer's values and its result."""
     node = parse(query)
-    with _open(settings, resolve) as c:
+
+    def work(c: Compiler) -> dict[str, Any]:
         whole = c.compile(node)
         leaves = t.leaves(node)
         conds = [c.compile(leaf) for leaf in leaves]
@@ -139,15 +174,11 @@ def explain(
                 values = _measures(c.behaviours[leaf.pos].measures, customer_id)
             text = leaf.pos.text(query)
             result = bool(row[f"r{i}"])
-            out.append(
-                {
-                    "clause": text,
-                    "values": values,
-                    "result": result,
-                    "words": _words(text, values, result),
-                }
-            )
-    return {"customer_id": customer_id, "member": bool(row["member"]), "clauses": out}
+            words = _words(text, values, result)
+            out.append({"clause": text, "values": values, "result": result, "words": words})
+        return {"customer_id": customer_id, "member": bool(row["member"]), "clauses": out}
+
+    return _evaluate(settings, resolve, work)
 
 
 def _values_of(c: Compiler, leaf: t.Node) -> dict[str, ir.Value]:

@@ -6,6 +6,8 @@ and writes three tables, each replaced whole:
 * ``customer_profile`` — one row per member (columns in :data:`PROFILE_COLUMNS`);
 * ``customer_categories`` — one row per member and category they touched, with scores;
 * ``lapse_thresholds`` — the learned thresholds per category and gender;
+* ``member_devices`` — which member each anonymous id (device) belongs to, so that audiences
+  read members' events without scanning every event to link them;
 * the shop-level views of :data:`SHOP_TABLES` (KPIs by month, funnel by channel, cohorts,
   category affinities, recommendations), as of the same day;
 
@@ -38,6 +40,7 @@ from archer.warehouse import Warehouse
 PROFILE = "customer_profile"
 CATEGORIES = "customer_categories"
 THRESHOLDS = "lapse_thresholds"
+DEVICES = "member_devices"  # anonymous id → member, as of the build
 
 # The shop-level views a build keeps as tables, for the app and for SQL users; each is also a
 # function of archer.analytics that answers for any day and grouping on demand.
@@ -271,6 +274,7 @@ def build(
         written = wh.save(PROFILE, profile)
         wh.save(CATEGORIES, scores)
         wh.save(THRESHOLDS, thresholds)
+        wh.save(DEVICES, s.identity_map)
         report("profile", 10, 10)
         for i, (name, view) in enumerate(SHOP_TABLES.items()):
             report("shop views", i, len(SHOP_TABLES))
@@ -294,7 +298,7 @@ def build(
             segments=_counts(written, "rfm_segment"),
             tables={
                 name: int(wh.table(name).count().execute())
-                for name in (PROFILE, CATEGORIES, THRESHOLDS, *SHOP_TABLES)
+                for name in (PROFILE, CATEGORIES, THRESHOLDS, DEVICES, *SHOP_TABLES)
             },
         )
     result.seconds = time.perf_counter() - started

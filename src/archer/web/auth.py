@@ -57,7 +57,7 @@ PUBLIC_PREFIXES = ("/v1/", "/static/")
 MAX_FORM_BYTES = 64 * 1024  # sign-in and other forms
 MAX_JSON_BYTES = 1024 * 1024  # API bodies: queries and names are short
 MAX_UPLOAD_BYTES = 1024**3  # POST /api/imports: one file of the shop's export
-UPLOAD_PATHS = ("/api/imports",)
+UPLOAD_PATHS = ("/api/imports", "/data/import")
 TEMPLATE = Path(__file__).parent / "templates" / "login.html"
 _STATE = "archer_auth"  # key in the ASGI scope's state
 
