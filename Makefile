@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/archer demo --home demo-shop --customers 20000
+	$(BIN)/archer demo --home demo-shop --customers 20000 --serve
 
 # The browser tests drive Debian's Chromium (Playwright's own download does not work here);
 # CJK fonts so that Chinese text renders in the screenshots. Installed when missing and apt-get

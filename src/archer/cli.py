@@ -207,9 +207,18 @@ def demo(
     ] = None,
     customers: Annotated[int, typer.Option(min=100, help="Size of the sample shop.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then serve the web app on the demo shop, with an operator 'demo' whose "
+            "password is printed, until Ctrl-C.",
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port of the web app with --serve.")] = 8000,
     json_out: JsonOpt = False,
 ) -> None:
-    """The whole loop on a fresh sample shop: sample → import → build → audiences."""
+    """The whole loop on a fresh sample shop: sample → import → build → audiences (→ app)."""
     from archer.demo import DemoError, run_demo
 
     home_dir = home or Path("demo-shop")
@@ -223,6 +232,28 @@ def demo(
         emit_json(doc)
         return
     out.print(status_mod.summary_text(doc))
+    if serve:
+        _serve_demo(home_dir, port)
+
+
+def _serve_demo(home_dir: Path, port: int) -> None:
+    """Make the demo's operator and serve the app until Ctrl-C."""
+    import secrets
+
+    from archer.store import users as accounts
+    from archer.store.db import session, utcnow
+    from archer.web import serve as serve_app
+
+    settings = load_home(home_dir)
+    password = secrets.token_urlsafe(9)
+    with session(settings, write=True) as db:
+        accounts.create(db, "demo", password, now=utcnow())
+    out.print(
+        f"\nThe app: [bold]http://127.0.0.1:{port}[/] — sign in as [bold]demo[/] with the "
+        f"password [bold]{password}[/]. Ctrl-C stops it.",
+        highlight=False,
+    )
+    serve_app(settings, "127.0.0.1", port)
 
 
 from archer.commands import audience, clv, profile, tracking, users, views  # noqa: E402,F401  (they register commands)

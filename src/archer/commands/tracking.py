@@ -24,12 +24,10 @@ def serve(
     ] = 5.0,
     home: HomeOpt = None,
 ) -> None:
-    """Serve the tracking API (and, to come, the web app) until stopped with Ctrl-C."""
-    import uvicorn
-
+    """Serve the web app, its REST API and the tracking API until stopped with Ctrl-C."""
     from archer.store import StoreError
     from archer.store.db import engine
-    from archer.web import create_app
+    from archer.web import serve as serve_app
 
     s = load_home(home)
     try:
@@ -39,11 +37,10 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     out.print(
         f"Archer serving [bold]{s.home.resolve()}[/] at [bold]http://{shown}:{port}[/] "
-        f"(tracking API: POST /v1/batch …, health: GET /health). Ctrl-C stops it.",
+        f"(the app: /, REST API: /api, tracking API: POST /v1/batch …). Ctrl-C stops it.",
         highlight=False,
     )
-    application = create_app(s, sync_every=sync_every or None)
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    serve_app(s, host, port, sync_every)
 
 
 @app.command()

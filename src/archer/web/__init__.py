@@ -70,6 +70,14 @@ async def _load_forever(settings: Settings, every: float) -> None:
             log.exception("loading the tracking inbox into the warehouse failed")
 
 
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, sync_every=5.0) -> None:
+    """Run the app of the workspace with uvicorn until stopped (Ctrl-C)."""
+    import uvicorn
+
+    app = create_app(settings, sync_every=sync_every or None)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
 def from_environment() -> FastAPI:
     """The app of the workspace in ``ARCHER_HOME``, for ``uvicorn --factory`` (e.g. workers)."""
     from archer.config import load_settings
