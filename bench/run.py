@@ -20,6 +20,7 @@ from rich.table import Table
 import bench_audience
 import bench_build
 import bench_import
+import bench_pages
 import bench_sample
 import report
 from harness import BENCH_DIR
@@ -35,7 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lines", type=int, help="orders in the import benchmark")
     ap.add_argument("--customers", type=int, help="customers in the sample benchmark")
     ap.add_argument(
-        "--only", choices=("import", "sample", "build", "audience"), help="run one benchmark"
+        "--only",
+        choices=("import", "sample", "build", "audience", "pages"),
+        help="run one benchmark",
     )
     ap.add_argument("--out", type=Path, help=f"report to write (default {DOCS}, full run only)")
     args = ap.parse_args(argv)
@@ -51,6 +54,12 @@ def main(argv: list[str] | None = None) -> None:
             (["--quick"] if args.quick else [])
             + (["--customers", str(args.customers)] if args.customers else [])
             + (["--out", str(args.out)] if args.out else [])
+        )
+        return
+    if args.only == "pages":  # the built 1M shop served; its own section of the report
+        bench_pages.main(
+            (["--customers", str(args.customers)] if args.customers else [])
+            + (["--no-write"] if args.quick else [])
         )
         return
     size = QUICK if args.quick else FULL
