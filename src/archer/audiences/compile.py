@@ -39,9 +39,17 @@ PY_OPS = OPS  # the same lambdas work on Python numbers
 
 
 def suggest(name: str, known: list[str] | tuple[str, ...], n: int = 2) -> tuple[str, ...]:
+    """The closest known names: the best match, and a second only when it is about as close
+    (so 'provnce' suggests 'province', not also 'phone')."""
     lowered = {k.lower(): k for k in known}
     hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
-    return tuple(lowered[h] for h in hits)
+    if not hits:
+        return ()
+    best = difflib.SequenceMatcher(None, name.lower(), hits[0]).ratio()
+    close = [
+        h for h in hits if difflib.SequenceMatcher(None, name.lower(), h).ratio() >= best - 0.05
+    ]
+    return tuple(lowered[h] for h in close)
 
 
 class NeedsContacts(Exception):
