@@ -7,8 +7,6 @@ row, so a list still tells who made it and when it was last used.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +15,7 @@ from sqlalchemy import String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from archer.store.db import Base
+from archer.store.keys import hash_key, new_key
 
 NAME_MAX = 100
 KEY_PREFIX = "ak_"
@@ -69,10 +68,6 @@ class ApiKeyError(ValueError):
     """A key cannot be made or changed as asked."""
 
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
 def check_name(name: str) -> str:
     if not name or len(name) > NAME_MAX:
         raise ApiKeyError(f"an API key name has 1 to {NAME_MAX} characters")
@@ -86,7 +81,7 @@ def create(s: Session, name: str, *, created_by: str, now: datetime) -> tuple[Ap
     check_name(name)
     if s.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
         raise ApiKeyError(f"an API key named {name!r} exists already")
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = new_key(KEY_PREFIX, 32)
     k = ApiKey(
         name=name,
         key_hash=hash_key(key),

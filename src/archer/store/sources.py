@@ -8,8 +8,6 @@ so the event ids made from them (``web:<messageId>``) stay unique.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +16,7 @@ from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from archer.store.db import Base
+from archer.store.keys import hash_key, new_key
 
 NAME_MAX = 100
 KEY_PREFIX = "wk_"
@@ -60,10 +59,6 @@ class SourceError(ValueError):
     """A source cannot be created or changed as asked."""
 
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
 def check_name(name: str) -> str:
     """The name as stored, or SourceError: it becomes part of event ids, so it is plain."""
     if not name or len(name) > NAME_MAX:
@@ -80,7 +75,7 @@ def create(s: Session, name: str, *, now: datetime) -> tuple[Source, str]:
     check_name(name)
     if s.scalar(select(Source).where(Source.name == name)) is not None:
         raise SourceError(f"a source named {name!r} exists already (names are never reused)")
-    key = KEY_PREFIX + secrets.token_urlsafe(24)
+    key = new_key(KEY_PREFIX, 24)
     src = Source(
         name=name,
         key_hash=hash_key(key),
