@@ -389,3 +389,19 @@ def test_single_threaded_blas_restores_the_thread_counts():
     with single_threaded_blas():
         assert all(n == 1 for n in blas_threads())
     assert blas_threads() == before
+
+
+def test_a_warm_start_on_a_ridge_still_reaches_the_optimum(cdnow, monkeypatch):
+    """Some samples of the CDNOW patterns send a and b off together along a ridge (seen with
+    this order of the patterns: a ≈ 1.3e6, b ≈ 6.5e6); the fit must still end at the
+    published optimum, not on the ridge."""
+    from archer.models import base
+
+    _, pats = cdnow
+    monkeypatch.setattr(base, "WARM_START_PATTERNS", 100)
+    p = pats.sample(frac=1, random_state=9).reset_index(drop=True)
+    m = BGNBD().fit(p["frequency"], p["recency"], p["T"], weights=p["weights"])
+    assert m.converged_
+    assert m.params_["r"] == pytest.approx(0.2426, abs=5e-4)
+    assert m.params_["a"] == pytest.approx(0.7929, abs=5e-4)
+    assert m.log_likelihood_ == pytest.approx(-9582.43, abs=0.01)

@@ -240,6 +240,15 @@ class MLEModel:
         """
         n = float(w.sum())
         hessian = getattr(total, "hessian", None)
+
+        def finish(x0):
+            res = _lbfgsb(objective, x0, maxiter)
+            if hessian is not None and res.success:
+                polished = newton(hessian, res.x, penalizer, n)
+                if polished is not None:
+                    return polished
+            return res
+
         sample = sample_patterns(data, w, WARM_START_PATTERNS)
         if sample is not None:
             warm = _lbfgsb(self._objective(self._total(*sample), penalizer, n), start, maxiter)
@@ -248,13 +257,15 @@ class MLEModel:
                     polished = newton(hessian, warm.x, penalizer, n)
                     if polished is not None:
                         return polished
-                start = warm.x
-        res = _lbfgsb(objective, start, maxiter)
-        if hessian is not None and res.success:
-            polished = newton(hessian, res.x, penalizer, n)
-            if polished is not None:
-                return polished
-        return res
+                res = finish(warm.x)
+                if res.success and (hessian is None or "hessian" in res):
+                    return res
+                # A sample can lie on a ridge the full data do not (a and b running off
+                # together) and L-BFGS-B can stall along it: search again from where it would
+                # start without a sample, and keep the better of the two.
+                other = finish(start)
+                return res if res.success and res.fun <= other.fun else other
+        return finish(start)
 
     def _fit(self, data, w, penalizer, initial_params, maxiter, default_start):
         if penalizer < 0:
