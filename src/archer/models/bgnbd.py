@@ -12,6 +12,8 @@ log-parameters with L-BFGS-B and the analytic gradient. A fit works on distinct
 
 from __future__ import annotations
 
+from typing import Self
+
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
@@ -233,7 +235,27 @@ def check_frequency_recency_T(x, tx, T) -> None:
         raise ValueError("need frequency >= 0, 0 <= recency <= T, recency 0 when frequency 0")
 
 
-class BGNBD(MLEModel):
+class RecencyModel(MLEModel):
+    """A model of (frequency, recency, T) patterns, fitted from every parameter at 1 unless
+    ``initial_params`` says otherwise: BG/NBD, MBG/NBD and Pareto/NBD."""
+
+    def fit(
+        self,
+        frequency: ArrayLike,
+        recency: ArrayLike,
+        T: ArrayLike,
+        weights: ArrayLike | None = None,
+        penalizer: float = 0.0,
+        initial_params: ArrayLike | None = None,
+        maxiter: int = 2000,
+    ) -> Self:
+        (x, tx, T), w = pattern_data(frequency, recency, T, weights=weights)
+        check_frequency_recency_T(x, tx, T)
+        start = np.ones(len(self.PARAM_NAMES))
+        return self._fit((x, tx, T), w, penalizer, initial_params, maxiter, start)
+
+
+class BGNBD(RecencyModel):
     """Beta-geometric / negative-binomial model, fitted by maximum likelihood.
 
     After :meth:`fit`: ``params_`` (``r, alpha, a, b``), ``log_likelihood_`` (total, weighted),
@@ -250,20 +272,6 @@ class BGNBD(MLEModel):
     @classmethod
     def _total(cls, data, w):
         return BGLikelihood(*data, w, shift=0)
-
-    def fit(
-        self,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
-        weights: ArrayLike | None = None,
-        penalizer: float = 0.0,
-        initial_params: ArrayLike | None = None,
-        maxiter: int = 2000,
-    ) -> BGNBD:
-        (x, tx, T), w = pattern_data(frequency, recency, T, weights=weights)
-        check_frequency_recency_T(x, tx, T)
-        return self._fit((x, tx, T), w, penalizer, initial_params, maxiter, np.ones(4))
 
     # ------------------------------------------------------------------------- predictions
     def expected_purchases_new(self, t: ArrayLike) -> np.ndarray:

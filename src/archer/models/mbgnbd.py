@@ -22,8 +22,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betaln, digamma, expit, gammaln
 
-from archer.models.base import MLEModel, as_arrays, nbd_log_pmf, nbd_log_sf, pattern_data
-from archer.models.bgnbd import BGNBD, BGLikelihood, check_frequency_recency_T
+from archer.models.base import as_arrays, nbd_log_pmf, nbd_log_sf, pattern_data
+from archer.models.bgnbd import BGNBD, BGLikelihood, RecencyModel
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 
@@ -64,7 +64,7 @@ def log_likelihood_grad(params, frequency, recency, T, weights=None) -> np.ndarr
     return g @ w
 
 
-class MBGNBD(MLEModel):
+class MBGNBD(RecencyModel):
     """Modified beta-geometric / NBD model, fitted by maximum likelihood on weighted patterns.
 
     Same API as :class:`archer.models.BGNBD`: ``fit(frequency, recency, T, weights)``,
@@ -79,20 +79,6 @@ class MBGNBD(MLEModel):
     @classmethod
     def _total(cls, data, w):
         return BGLikelihood(*data, w, shift=1)
-
-    def fit(
-        self,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
-        weights: ArrayLike | None = None,
-        penalizer: float = 0.0,
-        initial_params: ArrayLike | None = None,
-        maxiter: int = 2000,
-    ) -> MBGNBD:
-        (x, tx, T), w = pattern_data(frequency, recency, T, weights=weights)
-        check_frequency_recency_T(x, tx, T)
-        return self._fit((x, tx, T), w, penalizer, initial_params, maxiter, np.ones(4))
 
     # ------------------------------------------------------------------------- predictions
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:

@@ -33,8 +33,8 @@ from numpy.typing import ArrayLike
 from scipy.integrate import quad
 from scipy.special import digamma, expit, gammaln, hyp2f1
 
-from archer.models.base import MLEModel, as_arrays, pattern_data
-from archer.models.bgnbd import _dot, check_frequency_recency_T, distinct
+from archer.models.base import as_arrays, pattern_data
+from archer.models.bgnbd import RecencyModel, _dot, distinct
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 
@@ -168,7 +168,7 @@ def log_likelihood(params, frequency, recency, T, weights=None) -> float:
     return float(w @ _loglik_terms(np.asarray(params, dtype=float), x, tx, T))
 
 
-class ParetoNBD(MLEModel):
+class ParetoNBD(RecencyModel):
     """Pareto/NBD, fitted by maximum likelihood on weighted ``(frequency, recency, T)`` patterns.
 
     ``params_`` are ``r, alpha, s, beta``; the other fitted attributes are as for
@@ -183,20 +183,6 @@ class ParetoNBD(MLEModel):
     @classmethod
     def _total(cls, data, w):
         return ParetoLikelihood(*data, w)
-
-    def fit(
-        self,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
-        weights: ArrayLike | None = None,
-        penalizer: float = 0.0,
-        initial_params: ArrayLike | None = None,
-        maxiter: int = 2000,
-    ) -> ParetoNBD:
-        (x, tx, T), w = pattern_data(frequency, recency, T, weights=weights)
-        check_frequency_recency_T(x, tx, T)
-        return self._fit((x, tx, T), w, penalizer, initial_params, maxiter, np.ones(4))
 
     # ------------------------------------------------------------------------- predictions
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:
