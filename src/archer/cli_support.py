@@ -75,3 +75,16 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
             p.update(bars[stage], completed=done, total=max(total, 1))
 
         yield report
+
+
+@contextmanager
+def store_session(settings: Settings, *errors: type[Exception], write: bool = False):
+    """A session of the operational store for a command: the store's own errors and ``errors``
+    end the command with their message (exit code 1)."""
+    from archer.store.db import StoreError, session
+
+    try:
+        with session(settings, write=write) as db:
+            yield db
+    except (StoreError, *errors) as e:
+        fail(str(e))

@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from archer.cli_support import HomeOpt, JsonOpt, app, emit_json, fail, load_home, out
+from archer.cli_support import (
+    HomeOpt,
+    JsonOpt,
+    app,
+    emit_json,
+    fail,
+    load_home,
+    out,
+    store_session,
+)
 
 source_app = typer.Typer(
     help="Tracking sources: one write key per site or app.", no_args_is_help=True
@@ -76,15 +85,11 @@ def source_create(
 ) -> None:
     """Make a source and print its write key (shown this once; only its hash is kept)."""
     from archer.store import sources, utcnow
-    from archer.store.db import StoreError, session
 
     s = load_home(home)
-    try:
-        with session(s, write=True) as db:
-            src, key = sources.create(db, name, now=utcnow())
-            doc = {**src.to_dict(), "write_key": key}
-    except (sources.SourceError, StoreError) as e:
-        fail(str(e))
+    with store_session(s, sources.SourceError, write=True) as db:
+        src, key = sources.create(db, name, now=utcnow())
+        doc = {**src.to_dict(), "write_key": key}
     if json_out:
         emit_json(doc)
         return
@@ -96,14 +101,10 @@ def source_create(
 def source_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """The sources, with the start of their keys and whether they are revoked."""
     from archer.store import sources
-    from archer.store.db import StoreError, session
 
     s = load_home(home)
-    try:
-        with session(s) as db:
-            docs = [x.to_dict() for x in sources.all_sources(db)]
-    except StoreError as e:
-        fail(str(e))
+    with store_session(s) as db:
+        docs = [x.to_dict() for x in sources.all_sources(db)]
     if json_out:
         emit_json(docs)
         return
@@ -126,14 +127,10 @@ def source_revoke(
 ) -> None:
     """Refuse a source's write key from now on (its events already received are kept)."""
     from archer.store import sources, utcnow
-    from archer.store.db import StoreError, session
 
     s = load_home(home)
-    try:
-        with session(s, write=True) as db:
-            doc = sources.revoke(db, name, now=utcnow()).to_dict()
-    except (sources.SourceError, StoreError) as e:
-        fail(str(e))
+    with store_session(s, sources.SourceError, write=True) as db:
+        doc = sources.revoke(db, name, now=utcnow()).to_dict()
     if json_out:
         emit_json(doc)
         return

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from archer.cli_support import HomeOpt, JsonOpt, app, emit_json, fail, load_home, out
+from archer.cli_support import (
+    HomeOpt,
+    JsonOpt,
+    app,
+    emit_json,
+    fail,
+    load_home,
+    out,
+    store_session,
+)
 
 user_app = typer.Typer(help="Operator accounts for the web app.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys for the REST API.", no_args_is_help=True)
@@ -37,15 +46,11 @@ def user_create(
 ) -> None:
     """Make an operator account (the password is asked twice, or read with --password-stdin)."""
     from archer.store import users, utcnow
-    from archer.store.db import StoreError, session
 
     s = load_home(home)
     password = _read_password(password_stdin)
-    try:
-        with session(s, write=True) as db:
-            doc = users.create(db, username, password, now=utcnow()).to_dict()
-    except (users.UserError, StoreError) as e:
-        fail(str(e))
+    with store_session(s, users.UserError, write=True) as db:
+        doc = users.create(db, username, password, now=utcnow()).to_dict()
     if json_out:
         emit_json(doc)
         return
@@ -63,15 +68,11 @@ def user_password(
 ) -> None:
     """Set a new password; the user's sessions signed in before it end."""
     from archer.store import users
-    from archer.store.db import StoreError, session
 
     s = load_home(home)
     password = _read_password(password_stdin)
-    try:
-        with session(s, write=True) as db:
-            users.set_password(db, username, password)
-    except (users.UserError, StoreError) as e:
-        fail(str(e))
+    with store_session(s, users.UserError, write=True) as db:
+        users.set_password(db, username, password)
     out.print(f"Password of [bold]{username}[/] changed.", highlight=False)
 
 
@@ -79,14 +80,10 @@ def user_password(
 def user_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """The operator accounts and when each last signed in."""
     from archer.store import users
-    from archer.store.db import StoreError, session
 
     s = load_home(home)
-    try:
-        with session(s) as db:
-            docs = [u.to_dict() for u in users.all_users(db)]
-    except StoreError as e:
-        fail(str(e))
+    with store_session(s) as db:
+        docs = [u.to_dict() for u in users.all_users(db)]
     if json_out:
         emit_json(docs)
         return
@@ -111,19 +108,15 @@ def apikey_create(
     import getpass
 
     from archer.store import apikeys, utcnow
-    from archer.store.db import StoreError, session
 
     s = load_home(home)
     try:
         who = getpass.getuser()
     except (KeyError, OSError):  # no user name in this environment
         who = "cli"
-    try:
-        with session(s, write=True) as db:
-            k, key = apikeys.create(db, name, created_by=f"cli:{who}", now=utcnow())
-            doc = {**k.to_dict(), "key": key}
-    except (apikeys.ApiKeyError, StoreError) as e:
-        fail(str(e))
+    with store_session(s, apikeys.ApiKeyError, write=True) as db:
+        k, key = apikeys.create(db, name, created_by=f"cli:{who}", now=utcnow())
+        doc = {**k.to_dict(), "key": key}
     if json_out:
         emit_json(doc)
         return
@@ -136,14 +129,10 @@ def apikey_create(
 def apikey_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """The API keys: name, start of the key, who made it, last use, revoked or not."""
     from archer.store import apikeys
-    from archer.store.db import StoreError, session
 
     s = load_home(home)
-    try:
-        with session(s) as db:
-            docs = [k.to_dict() for k in apikeys.all_keys(db)]
-    except StoreError as e:
-        fail(str(e))
+    with store_session(s) as db:
+        docs = [k.to_dict() for k in apikeys.all_keys(db)]
     if json_out:
         emit_json(docs)
         return
@@ -173,14 +162,10 @@ def apikey_revoke(
 ) -> None:
     """Refuse an API key from now on."""
     from archer.store import apikeys, utcnow
-    from archer.store.db import StoreError, session
 
     s = load_home(home)
-    try:
-        with session(s, write=True) as db:
-            doc = apikeys.revoke(db, name, now=utcnow()).to_dict()
-    except (apikeys.ApiKeyError, StoreError) as e:
-        fail(str(e))
+    with store_session(s, apikeys.ApiKeyError, write=True) as db:
+        doc = apikeys.revoke(db, name, now=utcnow()).to_dict()
     if json_out:
         emit_json(doc)
         return
