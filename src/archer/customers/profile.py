@@ -126,12 +126,8 @@ def _birthday(p: ir.Table, s: Snapshot) -> dict[str, ir.Value]:
     nxt = ibis.ifelse(md >= today, on(y), on(y + 1))
     return {
         "age": age.cast("int64"),
-        "days_to_birthday": (nxt.epoch_days() - _as_of_days(s)).cast("int64"),
+        "days_to_birthday": -s.days_before_as_of(nxt),
     }
-
-
-def _as_of_days(s: Snapshot) -> ir.IntegerScalar:
-    return ibis.literal((s.as_of - date(1970, 1, 1)).days)
 
 
 def profile_tables(
