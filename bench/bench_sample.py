@@ -52,7 +52,7 @@ def child(argv: list[str]) -> None:
     import argparse
     import json
 
-    from archer.ingest.sample import generate
+    from archer.sample import generate
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, required=True)

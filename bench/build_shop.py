@@ -45,7 +45,7 @@ def prepare(
         return info
     from archer.config import init_workspace
     from archer.ingest.importer import import_file
-    from archer.ingest.sample import generate
+    from archer.sample import generate
     from archer.schema import LOAD_ORDER
 
     shutil.rmtree(home, ignore_errors=True)  # a half-made one from an interrupted run

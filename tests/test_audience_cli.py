@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from archer.audiences import count, members
 from archer.audiences import service as svc
 from archer.cli import app
-from archer.commands.audience import default_user
+from archer.cli.audience import default_user
 from test_audience_service import DAY1, TRAPS, built_shop
 
 runner = CliRunner()

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from archer.cli import app
-from archer.commands.clv import models
+from archer.cli.clv import models
 from conftest import shared
 
 # Fader, Hardie & Lee (2005), "'Counting Your Customers' the Easy Way: An Alternative to the

@@ -168,7 +168,7 @@ def test_workspace_md_names_every_setting_and_its_variable():
 
 
 def test_sample_md_describes_every_truth_column_and_key(tmp_path):
-    from archer.ingest.sample import generate
+    from archer.sample import generate
 
     generate(tmp_path, customers=20, seed=1, start=date(2025, 3, 1), end=date(2025, 3, 31))
     with open(tmp_path / "truth.csv", encoding="utf-8") as f:

@@ -20,7 +20,7 @@ from archer.customers.lifecycle import LIFECYCLE_STATES, STAGES
 from archer.customers.profile import build
 from archer.customers.rfm import SEGMENTS
 from archer.ingest.importer import import_file
-from archer.ingest.sample import generate
+from archer.sample import generate
 from archer.schema import LOAD_ORDER
 from conftest import NOW
 

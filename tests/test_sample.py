@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from archer.festivals import festival_windows, second_sunday_of_may, shop_closures
-from archer.ingest.sample import generate
+from archer.sample import generate
 from archer.schema import TABLES
 
 N = 3000

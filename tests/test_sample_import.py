@@ -9,7 +9,7 @@ import pytest
 
 from archer.config import init_workspace
 from archer.ingest.importer import import_file
-from archer.ingest.sample import generate
+from archer.sample import generate
 from archer.schema import LOAD_ORDER
 from archer.warehouse import Warehouse
 from conftest import NOW, rows

@@ -14,11 +14,11 @@ from datetime import date
 import numpy as np
 import pytest
 
-from archer.ingest import sample_data as sd
-from archer.ingest.sample_calendar import Calendar
-from archer.ingest.sample_orders import make_orders, timeline
-from archer.ingest.sample_population import PlaceTable, make_customers, make_products
 from archer.models import BGNBD, GammaGamma
+from archer.sample import data as sd
+from archer.sample.calendar import Calendar
+from archer.sample.orders import make_orders, timeline
+from archer.sample.population import PlaceTable, make_customers, make_products
 
 N, SEED = 20_000, 11
 # Allowed relative error: the fit's standard error at this size is 2-11%, and the day summary

@@ -14,9 +14,9 @@ from archer.analytics import affinities, cohorts, funnel, kpis, recommendations
 from archer.cli import app
 from archer.config import init_workspace
 from archer.customers.facts import Snapshot
-from archer.ingest import sample_data as sd
 from archer.ingest.importer import import_file
-from archer.ingest.sample import generate
+from archer.sample import data as sd
+from archer.sample import generate
 from archer.schema import LOAD_ORDER
 from archer.warehouse import Warehouse
 from conftest import NOW

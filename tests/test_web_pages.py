@@ -17,7 +17,7 @@ from archer.audiences import service as svc
 from archer.config import Settings, init_workspace
 from archer.customers.profile import build
 from archer.ingest.importer import import_file
-from archer.ingest.sample import generate
+from archer.sample import generate
 from archer.schema import LOAD_ORDER
 from archer.store import users, utcnow
 from archer.store.db import session

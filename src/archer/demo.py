@@ -17,7 +17,7 @@ from archer.audiences import count
 from archer.config import CONFIG_FILE, init_workspace
 from archer.customers.profile import build
 from archer.ingest.importer import import_file
-from archer.ingest.sample import generate
+from archer.sample import generate
 from archer.schema import LOAD_ORDER
 from archer.status import status
 from archer.warehouse import Warehouse

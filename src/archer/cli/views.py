@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from archer.cli_support import HomeOpt, JsonOpt, app, emit_json, fail, load_home, out
+from archer.cli.support import HomeOpt, JsonOpt, app, emit_json, fail, load_home, out
 
 AsOfOpt = Annotated[
     str | None,

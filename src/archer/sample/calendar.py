@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import numpy as np
 
 from archer.festivals import DEFAULT_FESTIVALS, Festival, festival_windows, shop_closures
-from archer.ingest.sample_data import BIG_SALES
+from archer.sample.data import BIG_SALES
 
 RULE_KEYS = tuple(r.key for r in DEFAULT_FESTIVALS)
 # Hour-of-day shape of shop traffic (Chinese online shopping peaks late evening).

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from archer.cli_support import (
+from archer.cli.support import (
     HomeOpt,
     JsonOpt,
     app,

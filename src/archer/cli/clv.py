@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table as RichTable
 
-from archer.cli_support import JsonOpt, app, emit_json, err, fail, out
+from archer.cli.support import JsonOpt, app, emit_json, err, fail, out
 
 clv_app = typer.Typer(
     help="Customer-base models: fit BG/NBD and friends, validate them on a holdout.",

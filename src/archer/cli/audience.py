@@ -23,7 +23,7 @@ from rich.table import Table as RichTable
 
 from archer.audiences import AudienceError, NotBuilt, service
 from archer.audiences import count as count_query
-from archer.cli_support import HomeOpt, JsonOpt, app, emit_json, err, fail, load_home, out
+from archer.cli.support import HomeOpt, JsonOpt, app, emit_json, err, fail, load_home, out
 from archer.config import Settings
 from archer.store import StoreError
 from archer.warehouse import WarehouseError

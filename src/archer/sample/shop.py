@@ -24,13 +24,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from archer.festivals import shop_closures
-from archer.ingest import sample_data as sd
-from archer.ingest import sample_io as io
-from archer.ingest.sample_behaviour import EventMaker
-from archer.ingest.sample_calendar import Calendar
-from archer.ingest.sample_io import id_width
-from archer.ingest.sample_orders import CANCELLED, Orders, Timeline, make_orders, timeline
-from archer.ingest.sample_population import (
+from archer.sample import data as sd
+from archer.sample import io as io
+from archer.sample.behaviour import EventMaker
+from archer.sample.calendar import Calendar
+from archer.sample.io import id_width
+from archer.sample.orders import CANCELLED, Orders, Timeline, make_orders, timeline
+from archer.sample.population import (
     Customers,
     PlaceTable,
     Products,

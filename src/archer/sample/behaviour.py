@@ -12,10 +12,10 @@ import json
 
 import numpy as np
 
-from archer.ingest import sample_data as sd
-from archer.ingest.sample_calendar import RULE_KEYS, Calendar
-from archer.ingest.sample_orders import Orders, Timeline, category_tables
-from archer.ingest.sample_population import Customers, Products
+from archer.sample import data as sd
+from archer.sample.calendar import RULE_KEYS, Calendar
+from archer.sample.orders import Orders, Timeline, category_tables
+from archer.sample.population import Customers, Products
 from archer.schema import EVENT_TYPES
 
 T = {name: i for i, name in enumerate(EVENT_TYPES)}

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import special
 
-from archer.ingest import sample_data as sd
-from archer.ingest import sample_io as io
-from archer.ingest.sample_calendar import Calendar
+from archer.sample import data as sd
+from archer.sample import io as io
+from archer.sample.calendar import Calendar
 
 BGNBD, GAMMA_GAMMA = sd.BGNBD, sd.GAMMA_GAMMA
 PRICE_STRIDE = 10**10  # cents: above any list price

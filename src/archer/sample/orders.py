@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from archer.ingest import sample_data as sd
-from archer.ingest.sample_calendar import RULE_KEYS, Calendar
-from archer.ingest.sample_population import Customers, Products
+from archer.sample import data as sd
+from archer.sample.calendar import RULE_KEYS, Calendar
+from archer.sample.population import Customers, Products
 
 # Order kinds: a purchase of the BG/NBD timeline, an unpaid order left before one, an unpaid
 # order of a member who never buys, and a guest's order.

@@ -1,8 +1,4 @@
-"""The ``archer`` command: one command per user task, each a thin shell over the core.
-
-Every command that reports something takes ``--json`` and then prints one JSON
-document on stdout and nothing else there; errors go to stderr with exit code 1.
-"""
+"""Workspace commands: init, import, status, sample and demo."""
 
 from __future__ import annotations
 
@@ -14,7 +10,7 @@ import typer
 from rich.table import Table as RichTable
 
 from archer import status as status_mod
-from archer.cli_support import (
+from archer.cli.support import (
     HomeOpt,
     JsonOpt,
     app,
@@ -171,7 +167,7 @@ def sample(
     json_out: JsonOpt = False,
 ) -> None:
     """Write a synthetic shop (every canonical table plus truth.csv) to a folder."""
-    from archer.ingest.sample import generate
+    from archer.sample import generate
 
     if fmt not in ("csv", "parquet"):
         fail(f"--format {fmt!r}: expected csv or parquet")
@@ -254,14 +250,3 @@ def _serve_demo(home_dir: Path, port: int) -> None:
         highlight=False,
     )
     serve_app(settings, "127.0.0.1", port)
-
-
-from archer.commands import audience, clv, profile, tracking, users, views  # noqa: E402,F401  (they register commands)
-
-
-def main() -> None:  # pragma: no cover
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

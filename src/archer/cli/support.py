@@ -1,6 +1,6 @@
 """What every ``archer`` command shares: the Typer app, consoles, options and error handling.
 
-Commands live in :mod:`archer.cli` and in the modules of :mod:`archer.commands`; each imports
+Commands live in the modules of :mod:`archer.cli`, one per domain; each imports
 ``app`` from here and registers itself with ``@app.command()``.
 """
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from archer.cli_support import HomeOpt, JsonOpt, app, emit_json, fail, load_home, out, progress_bar
+from archer.cli.support import HomeOpt, JsonOpt, app, emit_json, fail, load_home, out, progress_bar
 from archer.customers.describe import NotBuilt, UnknownCustomer, load_profile, sentences
 from archer.customers.profile import build as build_profile
 from archer.warehouse import WarehouseError

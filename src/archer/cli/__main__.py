@@ -1,0 +1,3 @@
+from archer.cli import main
+
+main()

@@ -1,1 +1,0 @@
-"""CLI commands by domain; each module registers its commands on :data:`archer.cli_support.app`."""
