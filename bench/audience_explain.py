@@ -56,7 +56,7 @@ def variant_count(settings, *, identities=False, profile_only=False, once=False)
     from archer.audiences.behaviour import compile_behaviour
     from archer.audiences.compile import Compiler
     from archer.audiences.grammar import parse
-    from archer.customers.facts import Snapshot
+    from archer.facts import Snapshot
     from archer.customers.profile import PROFILE
     from archer.warehouse import Warehouse
 

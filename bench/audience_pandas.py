@@ -7,7 +7,7 @@ The audience (``bench_audience.QUERY``)::
     and not bought(category = "skincare", within = 90d)
 
 The columns it needs are read whole from the warehouse with DuckDB's ``.df()``, as a pandas
-user does; the rest is pandas. The rules are Archer's (``archer.customers.facts`` and
+user does; the rest is pandas. The rules are Archer's (``archer.facts`` and
 ``archer.audiences.behaviour``), so that the answers can be compared:
 
 * the shop is seen as of the end of the profile's as-of day in Asia/Shanghai (UTC+8): events

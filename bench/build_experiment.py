@@ -16,7 +16,7 @@ import bench_build
 
 
 def patch(modes: set[str]) -> None:
-    from archer.customers.facts import Snapshot
+    from archer.facts import Snapshot
     from archer.warehouse import Warehouse
 
     if "pio" in modes:

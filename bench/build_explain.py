@@ -58,7 +58,7 @@ def main(home: Path, as_of: date) -> None:
     import ibis
 
     from archer.config import init_workspace
-    from archer.customers.facts import Snapshot
+    from archer.facts import Snapshot
     from archer.warehouse import Warehouse
 
     settings = init_workspace(home)

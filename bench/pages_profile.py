@@ -43,7 +43,7 @@ def parts(settings, ids: list[str]) -> dict[str, float]:
 
     from archer.customers import describe
     from archer.warehouse import Warehouse
-    from archer.web.ui import customers_data as data
+    from archer.customers import timeline as data
 
     def orders_q(cid):
         with Warehouse.connect(settings.warehouse_url) as wh:
@@ -141,8 +141,8 @@ def main() -> None:
     from archer.audiences import count
     from archer.audiences import service as svc
     from archer.customers import describe
-    from archer.web.ui import customers_data as data
-    from archer.web.ui.overview_data import overview
+    from archer.customers import timeline as data
+    from archer.analytics.overview import overview
 
     def customer_page(cid=ids[0]):
         describe.load_profile(settings, cid)

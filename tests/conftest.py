@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from archer.config import Settings, init_workspace
 from archer.ingest.importer import ImportResult, import_file
-from archer.warehouse import Warehouse
+from archer.workspace import Workspace
+from support import NOW, workspace  # noqa: F401  (NOW: shared by tests)
 
-NOW = datetime(2026, 11, 1)
 # The reference data sets live beside the project, in ../shared/data (DESIGN.md);
 # ARCHER_SHARED_DATA points elsewhere, e.g. for a checkout in another folder.
 _CANDIDATES = [
@@ -24,17 +22,17 @@ SHARED_DATA = next((Path(c) for c in _CANDIDATES if c and Path(c).is_dir()), Pat
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Settings:
-    return init_workspace(tmp_path / "shop")
+def ws(tmp_path: Path) -> Workspace:
+    return workspace(tmp_path / "shop")
 
 
-def run_import(settings: Settings, table: str, path: Path, **kw) -> ImportResult:
+def run_import(ws: Workspace, table: str, path: Path, **kw) -> ImportResult:
     kw.setdefault("now", NOW)
-    return import_file(settings, table, path, **kw)
+    return import_file(ws, table, path, **kw)
 
 
-def rows(settings: Settings, table: str, order_by: str | None = None) -> list[dict]:
-    with Warehouse.connect(settings.warehouse_url) as wh:
+def rows(ws: Workspace, table: str, order_by: str | None = None) -> list[dict]:
+    with ws.warehouse() as wh:
         t = wh.table(table)
         if order_by:
             t = t.order_by(order_by)

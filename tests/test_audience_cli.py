@@ -12,7 +12,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from archer.audiences import count, members
+from archer.audiences import count, members, snapshots
 from archer.audiences import service as svc
 from archer.cli import app
 from archer.cli.audience import default_user
@@ -32,7 +32,7 @@ def ws(shop, tmp_path, monkeypatch):
     """The shared shop with an operational store of this test's own (ARCHER_DATABASE)."""
     url = f"sqlite:///{tmp_path / 'archer.db'}"
     monkeypatch.setenv("ARCHER_DATABASE", url)
-    return shop.model_copy(update={"database": url})
+    return shop.replace(**{"database": url})
 
 
 def run(ws, *args: str):
@@ -165,7 +165,7 @@ def test_explain_says_each_clause_with_a_mark(ws):
 def test_history_and_changes(ws):
     ok(ws, "save", "recent", "days_since_last_purchase <= 30")
     assert "No snapshots of recent yet" in ok(ws, "history", "recent").stdout
-    snap = svc.snapshot_memberships(ws)
+    snap = snapshots.snapshot_memberships(ws)
     n = snap["audiences"]["recent"]
     doc = json.loads(ok(ws, "history", "recent", "--json").stdout)
     assert doc == {
@@ -201,3 +201,5 @@ def test_the_guide_names_every_command_option_and_function():
                     assert opt in guide, (name, opt)
     for fn in set(re.findall(r"service\.(\w+)\(", guide)):
         assert callable(getattr(svc, fn)), fn
+    for fn in set(re.findall(r"snapshots\.(\w+)\(", guide)):
+        assert callable(getattr(snapshots, fn)), fn

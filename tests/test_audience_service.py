@@ -12,17 +12,17 @@ import duckdb
 import pandas as pd
 import pytest
 
-from archer.audiences import AudienceError, count, explain, members
+from archer.audiences import AudienceError, count, explain, members, snapshots
 from archer.audiences import service as svc
-from archer.config import Settings, init_workspace, load_settings
-from archer.customers.profile import build
+from archer.clock import ManualClock
 from archer.ingest.importer import import_file
+from archer.pipeline import build
 from archer.sample import generate
 from archer.schema import LOAD_ORDER
 from archer.store import audiences as store_audiences
-from archer.store import session
-from archer.warehouse import Warehouse
+from archer.workspace import Workspace, open_workspace
 from conftest import NOW
+from support import workspace
 
 DAY1, DAY2 = date(2026, 9, 30), date(2026, 10, 31)
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -46,16 +46,16 @@ def make_shop(tmp_path_factory, name: str, customers: int, traps: dict[str, str]
         for cid, text in traps.items():
             c.loc[c.customer_id == cid, "name"] = text
         c.to_parquet(f, index=False)
-    ws = init_workspace(d / "shop")
+    ws = workspace(d / "shop")
     for t in LOAD_ORDER:
         assert import_file(ws, t, d / "sample" / f"{t}.parquet", now=NOW).rejected == 0
     return ws
 
 
-_built: dict[str, Settings] = {}
+_built: dict[str, Workspace] = {}
 
 
-def built_shop(tmp_path_factory) -> Settings:
+def built_shop(tmp_path_factory) -> Workspace:
     """The sample shop built as of DAY1, made once per test process and shared with the CLI
     tests (which only read its profile); each test gets its own store (``ws``)."""
     if "shop" not in _built:
@@ -72,7 +72,7 @@ def shop(tmp_path_factory):
 @pytest.fixture
 def ws(shop, tmp_path):
     """The shared warehouse with a fresh, empty operational store of its own."""
-    return shop.model_copy(update={"database": f"sqlite:///{tmp_path / 'archer.db'}"})
+    return shop.replace(**{"database": f"sqlite:///{tmp_path / 'archer.db'}"})
 
 
 def ids(df: pd.DataFrame) -> set[str]:
@@ -242,15 +242,14 @@ def two_days(shop, tmp_path_factory):
     """A copy of the shop: snapshots on DAY1 (standalone) and DAY2 (the build hook)."""
     home = tmp_path_factory.mktemp("audience-history") / "shop"
     shutil.copytree(shop.home, home, ignore=shutil.ignore_patterns("archer.db*"))
-    ws = load_settings(home)
+    ws = open_workspace(home)
     for name, q in AUDIENCES.items():
         svc.save(ws, name, q, user="li", now=T0)
     sets = {}
-    first = svc.snapshot_memberships(ws, DAY1, now=T0)
+    first = snapshots.snapshot_memberships(ws, DAY1, now=T0)
     sets[DAY1] = {n: ids(svc.members_of(ws, n)) for n in AUDIENCES}
-    build(ws, DAY2)
-    with Warehouse.connect(ws.warehouse_url) as wh:
-        second = svc.on_build(ws, wh, now=T0 + timedelta(days=31))
+    later = Workspace(ws.settings, ManualClock(T0 + timedelta(days=31)))
+    second = build(later, DAY2).audiences
     sets[DAY2] = {n: ids(svc.members_of(ws, n)) for n in AUDIENCES}
     return ws, sets, first, second
 
@@ -278,7 +277,7 @@ def test_history_agrees_with_set_differences(two_days):
     ws, sets, _, _ = two_days
     for name in AUDIENCES:
         a, b = sets[DAY1][name], sets[DAY2][name]
-        assert svc.history(ws, name) == [
+        assert snapshots.history(ws, name) == [
             {"as_of": DAY1.isoformat(), "size": len(a), "entered": len(a), "left": 0},
             {"as_of": DAY2.isoformat(), "size": len(b), "entered": len(b - a), "left": len(a - b)},
         ], name
@@ -287,51 +286,50 @@ def test_history_agrees_with_set_differences(two_days):
 def test_changes_name_who_entered_and_who_left(two_days):
     ws, sets, _, _ = two_days
     a, b = sets[DAY1]["recent"], sets[DAY2]["recent"]
-    got = svc.changes(ws, "recent")
+    got = snapshots.changes(ws, "recent")
     assert got["as_of"] == DAY2.isoformat() and got["previous"] == DAY1.isoformat()
     assert got["entered"] == sorted(b - a) and got["left"] == sorted(a - b)
     assert got["size"] == len(b)
-    first = svc.changes(ws, "recent", DAY1)
+    first = snapshots.changes(ws, "recent", DAY1)
     assert first["previous"] is None and first["entered"] == sorted(a) and first["left"] == []
     with pytest.raises(LookupError, match="no snapshot of 'recent' on 2026-10-01"):
-        svc.changes(ws, "recent", date(2026, 10, 1))
+        snapshots.changes(ws, "recent", date(2026, 10, 1))
 
 
 def test_snapshotting_a_day_again_replaces_it_and_skips_broken_audiences(two_days):
     ws, sets, _, second = two_days
-    with session(ws, write=True) as s:  # a definition the language no longer accepts
+    with ws.session(write=True) as s:  # a definition the language no longer accepts
         store_audiences.put(s, "stale", "old_field > 1", description=None, user="x", now=T0)
     try:
-        again = svc.snapshot_memberships(ws, now=T0)
+        again = snapshots.snapshot_memberships(ws, now=T0)
         assert again["audiences"] == second["audiences"]
         assert "unknown field 'old_field'" in again["errors"]["stale"]
-        assert [h["size"] for h in svc.history(ws, "recent")] == [
+        assert [h["size"] for h in snapshots.history(ws, "recent")] == [
             len(sets[DAY1]["recent"]),
             len(sets[DAY2]["recent"]),
         ]
         with pytest.raises(ValueError, match="built as of 2026-10-31, not 2026-09-30"):
-            svc.snapshot_memberships(ws, DAY1)
+            snapshots.snapshot_memberships(ws, DAY1)
     finally:
         svc.delete(ws, "stale")
     with pytest.raises(svc.UnknownAudience):  # deleted and never snapshotted
-        svc.history(ws, "stale")
+        snapshots.history(ws, "stale")
 
 
 def test_the_build_hook_goes_on_when_the_store_cannot_be_read(shop, tmp_path):
-    bad = shop.model_copy(update={"database": "nosuchdb://x/y"})
-    with Warehouse.connect(shop.warehouse_url) as wh:
-        got = svc.on_build(bad, wh)
+    bad = shop.replace(**{"database": "nosuchdb://x/y"})
+    got = build(bad, DAY1).audiences
     assert got["as_of"] == DAY1.isoformat() and "cannot use the database URL" in got["errors"][""]
 
 
 def test_history_of_unknown_and_of_new_audiences(two_days):
     ws, _, _, _ = two_days
     with pytest.raises(svc.UnknownAudience, match="did you mean 'recent'"):
-        svc.history(ws, "recnt")
+        snapshots.history(ws, "recnt")
     svc.save(ws, "fresh", "total_spent >= 1000", user="li", now=T0)
     try:
-        assert svc.history(ws, "fresh") == []
+        assert snapshots.history(ws, "fresh") == []
         with pytest.raises(LookupError, match="no snapshots yet"):
-            svc.changes(ws, "fresh")
+            snapshots.changes(ws, "fresh")
     finally:
         svc.delete(ws, "fresh")

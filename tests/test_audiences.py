@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from archer.audiences import AudienceError, count, explain, members, parse
 from archer.audiences import catalog as cat
-from archer.customers.profile import build
+from archer.pipeline import build
 from test_profile import load_sample
 
 pytestmark = pytest.mark.xdist_group("audiences")
@@ -277,14 +277,13 @@ def _block(name: str) -> str:
 
 def test_reference_names_every_field_with_its_type_and_a_working_example(shop):
     from archer.audiences.evaluate import base_table
-    from archer.warehouse import Warehouse
 
     rows = re.findall(r"^\| (`[^|]+`) \| (\w+) \| `(.+)` \|$", _block("fields"), flags=re.M)
     documented = {}
     for names, kind, example in rows:
         for name in re.findall(r"`(\w+)`", names):
             documented[name] = (kind, example)
-    with Warehouse.connect(shop.warehouse_url) as wh:
+    with shop.warehouse() as wh:
         schema = base_table(wh).schema()
     fields = {n: cat.language_type(n, schema[n]) for n in schema.names if n != "as_of"}
     assert set(documented) == set(fields) | set(cat.ALIASES)

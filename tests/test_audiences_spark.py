@@ -35,10 +35,10 @@ def both(tmp_path_factory):
     ws, _ = load_sample(tmp_path_factory, "audiences_spark", customers=600, seed=8)
     build(ws, date(2026, 10, 31))
     spark_url = f"pyspark://local?warehouse={ws.home / 'spark-warehouse'}"
-    with Warehouse.connect(ws.warehouse_url) as duck, Warehouse.connect(spark_url) as spark:
+    with ws.warehouse() as duck, Warehouse.connect(spark_url) as spark:
         for name in (*LOAD_ORDER, PROFILE):
             spark.con.create_table(name, spark.adopt(duck.table(name), duck.con), overwrite=True)
-    return ws, ws.model_copy(update={"warehouse": spark_url})
+    return ws, ws.replace(**{"warehouse": spark_url})
 
 
 @pytest.mark.spark

@@ -9,14 +9,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from archer.config import init_workspace
-from archer.warehouse import Warehouse
 from conftest import rows, run_import, shared
+from support import workspace
 
 
 @pytest.fixture
 def uk(tmp_path):
-    return init_workspace(tmp_path / "uk", timezone="Europe/London", currency="GBP")
+    return workspace(tmp_path / "uk", timezone="Europe/London", currency="GBP")
 
 
 def test_online_retail_everything_accounted_for(uk):
@@ -45,7 +44,7 @@ def test_online_retail_everything_accounted_for(uk):
     assert len(q) == r.rejected == 1338  # one quarantine row per source line
     assert all(row["InvoiceNo"] and row["reason"] for row in q)
 
-    with Warehouse.connect(uk.warehouse_url) as wh:
+    with uk.warehouse() as wh:
         o = wh.table("orders")
         counts = o.group_by("status").aggregate(n=o.count()).to_pyarrow().to_pylist()
         by_status = {d["status"]: d["n"] for d in counts}
@@ -75,12 +74,12 @@ def test_online_retail_order_totals_match_plain_sql(uk):
     [("CDNOW_sample.txt", 6_919, 2_357), ("CDNOW_master.txt", 69_659, 23_570)],
 )
 def test_cdnow_both_files(tmp_path, name, purchases, customers):
-    ws = init_workspace(tmp_path / "cd", timezone="America/New_York", currency="USD")
+    ws = workspace(tmp_path / "cd", timezone="America/New_York", currency="USD")
     r = run_import(ws, "orders", shared("cdnow", name), preset="cdnow")
     assert r.summary == {"purchases": purchases, "customers": customers}
     assert r.tables["orders"].inserted == purchases and r.rejected == 0
     assert r.tables["customers"].inserted == customers
-    with Warehouse.connect(ws.warehouse_url) as wh:
+    with ws.warehouse() as wh:
         o = wh.table("orders")
         total = float(o.paid_amount.sum().execute())
         first = o.created_at.min().execute()

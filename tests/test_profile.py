@@ -15,14 +15,14 @@ import pytest
 from typer.testing import CliRunner
 
 from archer.cli import app
-from archer.config import init_workspace
 from archer.customers.lifecycle import LIFECYCLE_STATES, STAGES
-from archer.customers.profile import build
 from archer.customers.rfm import SEGMENTS
 from archer.ingest.importer import import_file
+from archer.pipeline import build
 from archer.sample import generate
 from archer.schema import LOAD_ORDER
 from conftest import NOW
+from support import workspace
 
 pytestmark = pytest.mark.xdist_group("profile")  # one worker builds the shop once
 
@@ -33,7 +33,7 @@ CUTOFF = "2026-10-31 16:00:00"  # end of the as-of day in Asia/Shanghai, in UTC
 def load_sample(tmp_path_factory, name: str, customers: int, seed: int):
     d = tmp_path_factory.mktemp(name)
     generate(d / "sample", customers=customers, seed=seed, fmt="parquet")
-    ws = init_workspace(d / "shop")
+    ws = workspace(d / "shop")
     for t in LOAD_ORDER:
         r = import_file(ws, t, d / "sample" / f"{t}.parquet", now=NOW)
         assert r.rejected == 0
@@ -147,7 +147,7 @@ def test_rfm_agrees_with_plain_sql(shop):
 
 def test_lapse_thresholds_are_shrunk_quantiles_of_purchase_gaps(shop):
     ws, truth, result, p, con = shop
-    rules = ws.profile
+    rules = ws.settings.profile
     gaps = con.df(
         """
         with days as (select distinct customer_id, cast(paid_at + interval 8 hour as date) d
@@ -216,7 +216,7 @@ def test_preferences_recover_the_truth(shop):
     order = {"budget": 0, "mid": 1, "premium": 2}
     two_off = (b.price_band.map(order) - b.price_band_true.map(order)).abs() == 2
     assert two_off.mean() < 0.08
-    judged = b[b.paid_orders >= ws.profile.discount_min_orders]
+    judged = b[b.paid_orders >= ws.settings.profile.discount_min_orders]
     flagged = judged.discount_sensitive
     precision = (flagged & judged.discount_sensitive_true).sum() / flagged.sum()
     recall = (flagged & judged.discount_sensitive_true).sum() / judged.discount_sensitive_true.sum()
@@ -253,7 +253,7 @@ def test_flags(shop):
     want = m.birthday_c.map(days_to)
     has = want.notna()
     assert (m.days_to_birthday[has].astype(int) == want[has].astype(int)).all()
-    assert (m.birthday_soon == (has & (want <= ws.profile.birthday_window_days))).all()
+    assert (m.birthday_soon == (has & (want <= ws.settings.profile.birthday_window_days))).all()
     reach = m.email.notna() & m.email_opt_in.fillna(False).astype(bool)
     assert (m.email_reachable == reach).all()
     unpaid = con.df(
@@ -317,9 +317,9 @@ def test_build_command_json(shop):
 def test_model_scores_are_chosen_by_holdout_error_and_rank_who_is_alive(shop):
     ws, truth, result, p, con = shop
     models = result.models
-    assert models["chosen"] in ws.profile.clv_models and not models["notes"]
+    assert models["chosen"] in ws.settings.profile.clv_models and not models["notes"]
     rmse = {name: c["holdout_rmse"] for name, c in models["candidates"].items()}
-    assert set(rmse) == set(ws.profile.clv_models)
+    assert set(rmse) == set(ws.settings.profile.clv_models)
     assert models["chosen"] == min(rmse, key=rmse.get)
     assert 0 < models["margin"] < 1  # learned from the unit costs of the lines sold
     buyers = p[p.purchase_days > 0].merge(truth, on="customer_id")
@@ -332,7 +332,7 @@ def test_model_scores_are_chosen_by_holdout_error_and_rank_who_is_alive(shop):
     future = buyers.lam * buyers.alive_at_end
     assert buyers.expected_purchases_90d.corr(future, method="spearman") > 0.35
     assert buyers.expected_purchases_90d.corr(future) > 0.5
-    rules = ws.profile
+    rules = ws.settings.profile
     bands = np.where(
         buyers.p_alive < rules.churn_high,
         "high",
@@ -342,7 +342,8 @@ def test_model_scores_are_chosen_by_holdout_error_and_rank_who_is_alive(shop):
 
 
 def test_profile_md_documents_every_column_rule_state_and_segment():
-    from archer.customers.profile import PROFILE_COLUMNS, SHOP_TABLES
+    from archer.analytics.views import SHOP_TABLES
+    from archer.customers.profile import PROFILE_COLUMNS
     from archer.customers.rules import ProfileRules
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "profile.md").read_text("utf-8")
@@ -359,7 +360,8 @@ def test_profile_md_documents_every_column_rule_state_and_segment():
 
 def test_a_build_snapshots_every_saved_audience(shop):
     from archer.audiences import count
-    from archer.audiences.service import history, save
+    from archer.audiences.service import save
+    from archer.audiences.snapshots import history
 
     ws, truth, result, p, con = shop
     query = 'stage = "loyal" and email_reachable'

@@ -9,9 +9,9 @@ import duckdb
 import numpy as np
 import pytest
 
-from archer.config import init_workspace
-from archer.customers.profile import build
+from archer.pipeline import build
 from conftest import run_import, shared
+from support import workspace
 
 AS_OF = date(2011, 12, 9)  # the last day of the data
 
@@ -19,7 +19,7 @@ AS_OF = date(2011, 12, 9)  # the last day of the data
 @pytest.fixture(scope="module")
 def retail(tmp_path_factory):
     path = shared("online_retail", "online_retail.csv.gz")
-    ws = init_workspace(tmp_path_factory.mktemp("retail"), timezone="Europe/London")
+    ws = workspace(tmp_path_factory.mktemp("retail"), timezone="Europe/London")
     run_import(ws, "orders", path, preset="online-retail")
     result = build(ws, AS_OF)
     con = duckdb.connect(str(ws.home / "warehouse.duckdb"), read_only=True)

@@ -29,15 +29,15 @@ def built(tmp_path_factory):
     pytest.importorskip("pyspark")
     ws, _ = load_sample(tmp_path_factory, "profile_spark", customers=700, seed=4)
     spark_url = f"pyspark://local?warehouse={ws.home / 'spark-warehouse'}"
-    with Warehouse.connect(ws.warehouse_url) as duck, Warehouse.connect(spark_url) as spark:
+    with ws.warehouse() as duck, Warehouse.connect(spark_url) as spark:
         for name in LOAD_ORDER:
             spark.con.create_table(name, spark.adopt(duck.table(name), duck.con), overwrite=True)
     on_duck = build(ws, AS_OF)
-    spark_ws = ws.model_copy(update={"warehouse": spark_url})
+    spark_ws = ws.replace(**{"warehouse": spark_url})
     on_spark = build(spark_ws, AS_OF)
     tables = {}
     for settings in (ws, spark_ws):
-        with Warehouse.connect(settings.warehouse_url) as wh:
+        with settings.warehouse() as wh:
             tables[wh.engine] = {name: wh.table(name).to_pandas() for name in KEYS}
     return on_duck, on_spark, tables
 

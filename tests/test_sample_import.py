@@ -7,12 +7,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from archer.config import init_workspace
 from archer.ingest.importer import import_file
 from archer.sample import generate
 from archer.schema import LOAD_ORDER
-from archer.warehouse import Warehouse
 from conftest import NOW, rows
+from support import workspace
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +31,12 @@ def load(settings, folder, ext):
 
 def test_every_sample_row_is_taken(shop, tmp_path):
     d, counts = shop
-    ws = init_workspace(tmp_path / "csv")
+    ws = workspace(tmp_path / "csv")
     results = load(ws, d / "csv", "csv")
     for t, r in results.items():
         assert r.rejected == 0, (t, r.reasons)
         assert r.inserted == counts[t] == r.rows_read
-    with Warehouse.connect(ws.warehouse_url) as wh:
+    with ws.warehouse() as wh:
         items, orders = wh.table("order_items"), wh.table("orders")
         assert int(items.anti_join(orders, "order_id").count().execute()) == 0
         unknown = orders.filter(orders.customer_id.notnull()).anti_join(
@@ -48,7 +47,7 @@ def test_every_sample_row_is_taken(shop, tmp_path):
 
 def test_local_times_are_stored_in_utc(shop, tmp_path):
     d, _ = shop
-    ws = init_workspace(tmp_path / "csv")
+    ws = workspace(tmp_path / "csv")
     import_file(ws, "orders", d / "csv" / "orders.csv", now=datetime(2030, 1, 1))
     with open(d / "csv" / "orders.csv", encoding="utf-8") as f:
         first = next(csv.DictReader(f))
@@ -59,7 +58,7 @@ def test_local_times_are_stored_in_utc(shop, tmp_path):
 
 def test_csv_and_parquet_land_the_same(shop, tmp_path):
     d, _ = shop
-    a, b = init_workspace(tmp_path / "a"), init_workspace(tmp_path / "b")
+    a, b = workspace(tmp_path / "a"), workspace(tmp_path / "b")
     load(a, d / "csv", "csv")
     load(b, d / "parquet", "parquet")
     for t in ("customers", "orders", "refunds"):

@@ -22,7 +22,6 @@ from archer.store import (
     latest_version,
     migrate,
     migrations,
-    session,
 )
 from archer.store import audiences as store_audiences
 from archer.store.audiences import Audience, check_name
@@ -38,7 +37,7 @@ def test_a_new_workspace_gets_a_migrated_sqlite_file_in_wal_mode(ws):
     eng = engine(ws)
     assert eng.url.database == db_file(ws)
     assert current_version(eng) == latest_version() == len(migrations.MIGRATIONS)
-    with session(ws) as s:
+    with ws.session() as s:
         conn = s.connection()
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -109,7 +108,7 @@ def test_a_bad_url_is_a_store_error(tmp_path):
 
 def test_instants_go_in_as_utc_and_come_back_aware(ws):
     shanghai = timezone(timedelta(hours=8))
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         store_audiences.put(
             s,
             "a",
@@ -118,35 +117,35 @@ def test_instants_go_in_as_utc_and_come_back_aware(ws):
             user="li",
             now=datetime(2026, 11, 1, 17, 30, tzinfo=shanghai),
         )
-    with session(ws) as s:
+    with ws.session() as s:
         a = store_audiences.get(s, "a")
         raw = s.connection().exec_driver_sql("SELECT created_at FROM audiences").scalar()
     assert a.created_at == T0 and a.created_at.tzinfo is UTC
     assert raw.startswith("2026-11-01 09:30:00")
-    with pytest.raises(Exception, match="naive datetime"), session(ws, write=True) as s:
+    with pytest.raises(Exception, match="naive datetime"), ws.session(write=True) as s:
         store_audiences.put(s, "b", "x", description=None, user="li", now=datetime(2026, 1, 1))
-    with session(ws) as s:
+    with ws.session() as s:
         assert store_audiences.get(s, "b") is None  # rolled back
 
 
 def test_put_updates_in_place_and_keeps_who_created_it(ws):
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         a, new = store_audiences.put(s, "vip", "q1", description="big", user="li", now=T0)
     assert new
     later = T0 + timedelta(days=3)
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         a, new = store_audiences.put(s, "vip", "q2", description=None, user="wang", now=later)
     assert not new
-    with session(ws) as s:
+    with ws.session() as s:
         (a,) = store_audiences.all_audiences(s)
     assert (a.query, a.description) == ("q2", "big")
     assert (a.created_by, a.created_at, a.updated_by, a.updated_at) == ("li", T0, "wang", later)
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         assert store_audiences.remove(s, "vip") and not store_audiences.remove(s, "vip")
 
 
 def test_names_are_unique_in_the_database_itself(ws):
-    with pytest.raises(IntegrityError), session(ws, write=True) as s:
+    with pytest.raises(IntegrityError), ws.session(write=True) as s:
         for _ in range(2):
             s.add(
                 Audience(
@@ -162,11 +161,11 @@ def test_names_are_unique_in_the_database_itself(ws):
 
 
 def test_a_writing_session_holds_the_write_lock_and_readers_still_read(ws):
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         store_audiences.put(s, "first", "q", description=None, user="u", now=T0)
     other = sqlite3.connect(db_file(ws), timeout=0.05, isolation_level=None)
     try:
-        with session(ws, write=True) as s:
+        with ws.session(write=True) as s:
             store_audiences.get(s, "first")  # the first statement begins IMMEDIATE
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 other.execute("BEGIN IMMEDIATE")

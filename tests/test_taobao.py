@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from archer.config import Settings, init_workspace
+from archer.config import Settings
 from archer.ingest.importer import ImportResult, import_file
-from archer.warehouse import Warehouse
+from support import workspace
 
 DATA = Path(__file__).parent / "data" / "taobao_orders_gbk.csv"
 NOW = datetime(2026, 1, 1)
@@ -25,7 +25,7 @@ def _import(settings: Settings, path: Path = DATA) -> ImportResult:
 
 
 def _rows(settings: Settings, table: str, key: str) -> dict[str, dict]:
-    with Warehouse.connect(settings.warehouse_url) as wh:
+    with settings.warehouse() as wh:
         return {r[key]: r for r in wh.table(table).to_pyarrow().to_pylist()}
 
 
@@ -37,7 +37,7 @@ def _quarantine(result: ImportResult) -> dict[int, dict]:
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory) -> tuple[Settings, ImportResult]:
-    settings = init_workspace(tmp_path_factory.mktemp("taobao"))
+    settings = workspace(tmp_path_factory.mktemp("taobao"))
     return settings, _import(settings)
 
 
@@ -175,7 +175,7 @@ def test_customers_one_per_buyer_from_the_latest_order(shop):
 
 
 def test_the_same_report_twice_changes_nothing(tmp_path):
-    settings = init_workspace(tmp_path)
+    settings = workspace(tmp_path)
     first = _import(settings)
     again = _import(settings)
     assert (again.inserted, again.updated) == (0, 0)
@@ -203,7 +203,7 @@ def test_a_report_saved_again_from_excel(tmp_path, encoding):
     ]
     path = tmp_path / "ExportOrderList202512031200.csv"
     path.write_bytes(("\r\n".join([header, *lines]) + "\r\n").encode(encoding))
-    settings = init_workspace(tmp_path / "shop")
+    settings = workspace(tmp_path / "shop")
     r = _import(settings, path)
     assert r.tables["orders"].inserted == 3
     q = _quarantine(r)
@@ -236,7 +236,7 @@ def test_the_xlsx_download_lands_the_same_as_the_csv(tmp_path, orders):
         wb.active.append([c[2:-1] if c.startswith('="') else c for c in row])
     path = tmp_path / "ExportOrderList.xlsx"
     wb.save(path)
-    settings = init_workspace(tmp_path / "shop")
+    settings = workspace(tmp_path / "shop")
     r = _import(settings, path)
     assert (r.tables["orders"].inserted, r.rejected) == (39, 1)
     assert _rows(settings, "orders", "order_id") == orders
@@ -245,8 +245,8 @@ def test_the_xlsx_download_lands_the_same_as_the_csv(tmp_path, orders):
 def test_a_file_that_is_not_the_report_is_refused_before_anything_is_written(tmp_path):
     path = tmp_path / "orders.csv"
     path.write_bytes("订单号,买家会员名,订单状态\r\n1,a,交易成功\r\n".encode("gbk"))
-    settings = init_workspace(tmp_path / "shop")
+    settings = workspace(tmp_path / "shop")
     with pytest.raises(ValueError, match="not a taobao-orders file: columns 订单编号"):
         _import(settings, path)
-    with Warehouse.connect(settings.warehouse_url) as wh:
+    with settings.warehouse() as wh:
         assert wh.counts()["orders"] == 0

@@ -15,7 +15,6 @@ from segment.analytics.client import Client as SegmentClient
 
 from archer.ingest.tracking import sync
 from archer.store import inbox
-from archer.store.db import session
 from conftest import rows
 from test_tracking_server import ProcessServer, ThreadServer, free_port, new_source
 
@@ -88,7 +87,7 @@ def clients(url: str, seg_key: str, rud_key: str, errors: list):
 
 
 def pending(ws) -> int:
-    with session(ws) as s:
+    with ws.session() as s:
         return inbox.pending(s.connection())
 
 

@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from archer.cli import app as cli_app
 from archer.config import Settings
 from archer.store import inbox, sources, utcnow
-from archer.store.db import session
 from archer.web import create_app
 
 
@@ -35,14 +34,14 @@ def basic(key: str) -> dict[str, str]:
 
 
 def new_source(ws: Settings, name: str) -> str:
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         return sources.create(s, name, now=utcnow())[1]
 
 
 def inbox_bodies(ws: Settings) -> list[dict]:
     import orjson
 
-    with session(ws) as s:
+    with ws.session() as s:
         return [orjson.loads(r.body) for r in inbox.next_events(s.connection(), 1_000_000)]
 
 
@@ -163,7 +162,7 @@ def test_source_commands_create_list_revoke(ws):
 
     made = json.loads(r.stdout)
     assert made["write_key"].startswith("wk_") and made["active"]
-    with session(ws) as s:
+    with ws.session() as s:
         assert sources.authenticate(s, made["write_key"]).name == "web"
         stored = sources.all_sources(s)[0]
         assert made["write_key"] not in (stored.key_hash, stored.key_hint)  # only the hash
@@ -176,7 +175,7 @@ def test_source_commands_create_list_revoke(ws):
     assert made["write_key"] not in run(cli_app, ["source", "list", *home]).stdout
     r = run(cli_app, ["source", "revoke", "web", *home])
     assert r.exit_code == 0 and "revoked" in r.stdout
-    with session(ws) as s:
+    with ws.session() as s:
         assert sources.authenticate(s, made["write_key"]) is None
     unknown = run(cli_app, ["source", "revoke", "app", *home])
     assert unknown.exit_code == 1 and "no source named 'app'" in unknown.stderr

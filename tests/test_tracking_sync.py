@@ -16,7 +16,6 @@ from archer.cli import app as cli_app
 from archer.ingest import tracking
 from archer.ingest.tracking import event_type, sync
 from archer.store import inbox
-from archer.store.db import session
 from conftest import rows
 from test_tracking_server import ThreadServer, basic, new_source
 
@@ -253,7 +252,7 @@ def test_the_server_loads_the_inbox_on_its_own(ws):
 
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            with session(ws) as s:
+            with ws.session() as s:
                 if inbox.pending(s.connection()) == 0:
                     break
             time.sleep(0.1)

@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 
 from archer.analytics import affinities, cohorts, funnel, kpis, recommendations
 from archer.cli import app
-from archer.config import init_workspace
-from archer.customers.facts import Snapshot
+from archer.facts import Snapshot
 from archer.ingest.importer import import_file
 from archer.sample import data as sd
 from archer.sample import generate
 from archer.schema import LOAD_ORDER
 from archer.warehouse import Warehouse
 from conftest import NOW
+from support import workspace
 
 AS_OF = date(2026, 6, 30)
 CUT = "TIMESTAMP '2026-06-30 16:00:00'"  # the end of AS_OF in Asia/Shanghai, in UTC
@@ -28,7 +28,7 @@ LOCAL = "INTERVAL 8 HOUR"
 
 def build_shop(root: Path, customers: int, seed: int):
     generate(root / "data", customers=customers, seed=seed, fmt="parquet")
-    ws = init_workspace(root / "ws")
+    ws = workspace(root / "ws")
     for t in LOAD_ORDER:
         r = import_file(ws, t, root / "data" / f"{t}.parquet", now=NOW + timedelta(days=400))
         assert r.rejected == 0
@@ -40,7 +40,7 @@ def shop(tmp_path_factory):
     root = tmp_path_factory.mktemp("views")
     ws = build_shop(root, 3_000, seed=5)
     truth = json.loads((root / "data" / "truth.json").read_text(encoding="utf-8"))
-    with Warehouse.connect(ws.warehouse_url) as wh:
+    with ws.warehouse() as wh:
         yield ws, wh, Snapshot.at(wh, AS_OF, ws.tz), truth
 
 

@@ -11,7 +11,7 @@ import typer.main
 
 from archer.analytics import affinities, cohorts, funnel, kpis, recommendations
 from archer.cli import app
-from archer.customers.facts import Snapshot
+from archer.facts import Snapshot
 from archer.warehouse import connect
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "views.md"
@@ -34,7 +34,7 @@ def section(title: str) -> str:
 
 @pytest.mark.parametrize("title", VIEWS)
 def test_every_column_is_documented(ws, title):
-    with connect(ws.warehouse_url) as wh:  # an empty shop: the columns are known anyway
+    with connect(ws.settings.warehouse_url) as wh:  # an empty shop: the columns are known anyway
         columns = VIEWS[title](Snapshot.at(wh, date(2026, 1, 31), ws.tz)).columns
     body = section(title)
     for col in columns:

@@ -10,7 +10,7 @@ import pytest
 
 from archer.analytics import affinities, cohorts, funnel, kpis, recommendations
 from archer.analytics.reports import records
-from archer.customers.facts import Snapshot
+from archer.facts import Snapshot
 from archer.schema import LOAD_ORDER
 from archer.warehouse import Warehouse
 from test_views import build_shop
@@ -34,7 +34,7 @@ def warehouses(tmp_path_factory):
     pytest.importorskip("pyspark")
     root = tmp_path_factory.mktemp("views_spark")
     ws = build_shop(root, 600, seed=3)
-    duck = Warehouse.connect(ws.warehouse_url)
+    duck = Warehouse.connect(ws.settings.warehouse_url)  # held for the whole module
     spark = Warehouse.connect(f"pyspark://local?warehouse={root / 'spark'}")
     for name in LOAD_ORDER:
         spark.con.create_table(name, spark.adopt(duck.table(name), duck.con), overwrite=True)

@@ -10,10 +10,10 @@ import ibis
 import pyarrow as pa
 import pytest
 
-from archer.config import init_workspace
 from archer.ingest.importer import import_file
 from archer.schema import TABLES
 from archer.warehouse import Warehouse, WarehouseError
+from support import workspace
 
 PRODUCTS = [
     {"product_id": "P1", "name": "绿茶", "category": "tea", "list_price": Decimal("59.00")},
@@ -91,8 +91,8 @@ def test_spark_upserts_and_imports(spark_dir, tmp_path):
         upsert_scenario(wh)
 
     # A whole import into Spark: the file is read and checked by DuckDB, then handed over.
-    settings = init_workspace(tmp_path / "shop")
-    settings = settings.model_copy(update={"warehouse": url})
+    settings = workspace(tmp_path / "shop")
+    settings = settings.replace(warehouse=url)
     f = tmp_path / "o.csv"
     f.write_text(
         "订单编号,会员ID,下单时间,实付金额,省份\nO1,C1,2024-05-01 10:00:00,10.5,江苏省\n"

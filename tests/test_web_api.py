@@ -15,12 +15,11 @@ from fastapi.testclient import TestClient
 
 from archer.analytics import reports
 from archer.analytics.reports import records
-from archer.audiences import count, members
+from archer.audiences import count, members, snapshots
 from archer.audiences import service as svc
 from archer.customers.describe import load_profile
-from archer.customers.profile import build
+from archer.pipeline import build
 from archer.store import apikeys, users, utcnow
-from archer.store.db import session
 from archer.web import create_app
 from archer.web.api.common import plain
 from test_profile import AS_OF, load_sample
@@ -34,7 +33,7 @@ VIP = "total_spent >= 300"
 def shop(tmp_path_factory):
     ws, _ = load_sample(tmp_path_factory, "web_api", customers=300, seed=3)
     build(ws, AS_OF)
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         users.create(s, "olga", PASSWORD, now=utcnow())
         _, key = apikeys.create(s, "tests", created_by="test", now=utcnow())
     app = create_app(ws, sync_every=None)
@@ -365,9 +364,10 @@ def test_a_build_runs_in_the_background_and_reports_progress(shop):
     assert doc["result"]["customers"] >= 300 and doc["progress"]["profile"]["done"] == 10
     assert doc["started_by"] == "key:tests"
     history = walk(shop, "/api/audiences/grown/history")
-    assert history == svc.history(shop.ws, "grown") and history[-1]["as_of"] == AS_OF.isoformat()
+    assert history == snapshots.history(shop.ws, "grown")
+    assert history[-1]["as_of"] == AS_OF.isoformat()
     changes = shop.get("/api/audiences/grown/changes").json()
-    assert changes == svc.changes(shop.ws, "grown")
+    assert changes == snapshots.changes(shop.ws, "grown")
     assert b["id"] in [x["id"] for x in walk(shop, "/api/builds")]
     problem(shop.get("/api/builds/unknown"), 404)
 

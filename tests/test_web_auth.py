@@ -23,7 +23,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def web(ws):
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         users.create(s, "alice", PASSWORD, now=utcnow())
     app = create_app(ws, sync_every=None)
 
@@ -55,7 +55,7 @@ def sign_in(c: TestClient, username: str = "alice", password: str = PASSWORD, ne
 
 
 def new_key(ws, name: str = "etl") -> str:
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         return apikeys.create(s, name, created_by="test", now=utcnow())[1]
 
 

@@ -14,15 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from archer.audiences import service as svc
-from archer.config import Settings, init_workspace
-from archer.customers.profile import build
+from archer.config import Settings
 from archer.ingest.importer import import_file
+from archer.pipeline import build
 from archer.sample import generate
 from archer.schema import LOAD_ORDER
 from archer.store import users, utcnow
-from archer.store.db import session
 from archer.web import create_app
 from conftest import NOW
+from support import workspace
 
 AS_OF = date(2026, 9, 30)
 PASSWORD = "correct horse battery"
@@ -37,11 +37,11 @@ def make_shop(root: Path, customers: int = 300) -> Settings:
     c = pd.read_parquet(f)
     c.loc[c.customer_id == EVIL_ID, "name"] = HOSTILE
     c.to_parquet(f, index=False)
-    ws = init_workspace(root / "shop")
+    ws = workspace(root / "shop")
     for t in LOAD_ORDER:
         assert import_file(ws, t, root / "sample" / f"{t}.parquet", now=NOW).rejected == 0
     build(ws, AS_OF)
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         users.create(s, "alice", PASSWORD, now=utcnow())
     return ws
 
@@ -156,17 +156,18 @@ def test_live_count_needs_the_csrf_header(client):
 
 def test_save_show_export_delete_an_audience_with_a_hostile_name(client, shop):
     token = token_of(client.get("/audiences").text)
-    name = f"高价值 {HOSTILE}"
+    hostile = "<img src=x onerror=alert(1)>"  # no '/': names are part of addresses
+    name = f"高价值 {hostile}"
     q = "net_spent >= 100"
     r = client.post("/audiences", data={"name": name, "query": q, "csrf": token})
     assert r.status_code == 303
     page = client.get(r.headers["location"])
     assert page.status_code == 200
-    assert HOSTILE not in page.text and "高价值 &lt;script&gt;" in page.text
+    assert hostile not in page.text and "高价值 &lt;img" in page.text
     n = svc.count_of(shop, name)["count"]
     assert f'id="audience-count">{n:,}<' in page.text
     listing = client.get("/audiences").text
-    assert HOSTILE not in listing and name.replace("<", "&lt;").replace(">", "&gt;") in listing
+    assert hostile not in listing and name.replace("<", "&lt;").replace(">", "&gt;") in listing
     export = client.get(r.headers["location"] + "/export.csv")
     assert export.status_code == 200
     rows = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
@@ -177,6 +178,14 @@ def test_save_show_export_delete_an_audience_with_a_hostile_name(client, shop):
     assert "net_spent is" in html or "net_spent</code>" in html
     r = client.post(r.headers["location"] + "/delete", data={"csrf": token})
     assert r.status_code == 303
+    assert name not in [a["name"] for a in svc.list_audiences(shop)]
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "."])
+def test_a_name_the_api_could_not_reach_is_refused_on_the_page_too(client, shop, name):
+    token = token_of(client.get("/audiences").text)
+    r = client.post("/audiences", data={"name": name, "query": "net_spent >= 1", "csrf": token})
+    assert r.status_code == 422 and "audience name" in r.text
     assert name not in [a["name"] for a in svc.list_audiences(shop)]
 
 

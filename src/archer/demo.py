@@ -1,26 +1,29 @@
 """``archer demo``: the whole loop on a fresh synthetic shop.
 
-So far the loop is sample → import → build the profile → count a few audiences; later steps
-(campaigns, results) join it as they are built.
+So far the loop is sample → import → build → count a few audiences; the campaigns and their
+results join it as they are built. The demo's clock stands at the end of the sample's last day.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 
 import ibis
 
 from archer.audiences import count
-from archer.config import CONFIG_FILE, init_workspace
-from archer.customers.profile import build
+from archer.clock import ManualClock
+from archer.config import init_workspace
+from archer.errors import Invalid
+from archer.facts import Snapshot
 from archer.ingest.importer import import_file
+from archer.pipeline import build
 from archer.sample import generate
 from archer.schema import LOAD_ORDER
 from archer.status import status
-from archer.warehouse import Warehouse
+from archer.workspace import Workspace
 
 MARKER = ".archer-demo"
 # What an operator might ask on the first day.
@@ -34,7 +37,7 @@ DEMO_AUDIENCES = (
 DEMO_END = date(2026, 10, 31)
 
 
-class DemoError(ValueError):
+class DemoError(Invalid):
     """The demo would overwrite something that is not a demo workspace."""
 
 
@@ -62,7 +65,9 @@ def run_demo(
     home = Path(home)
     fresh_home(home)
     settings = init_workspace(home, shop_name="Archer demo shop")
-    assert (home / CONFIG_FILE).exists()
+    ws = Workspace(
+        settings, ManualClock(datetime.combine(DEMO_END, time(23, 59), tzinfo=settings.tz))
+    )
     report = progress or (lambda *a: None)
 
     say(f"1/4 Writing a synthetic shop of {customers:,} customers (seed {seed}) …")
@@ -75,10 +80,10 @@ def run_demo(
         progress=lambda stage, frac: report(f"sample: {stage}", int(frac * 100), 100),
     )
     say("2/4 Importing it, table by table …")
-    now = datetime.combine(DEMO_END, datetime.max.time())
+    now = datetime.combine(DEMO_END, datetime.max.time())  # the import log's stamp
     imports = []
     for table in LOAD_ORDER:
-        r = import_file(settings, table, sample_dir / f"{table}.csv", now=now, progress=report)
+        r = import_file(ws, table, sample_dir / f"{table}.csv", now=now, progress=report)
         imports.append(
             {
                 "table": table,
@@ -93,22 +98,24 @@ def run_demo(
             + (f", {r.rejected:,} rejected" if r.rejected else "")
         )
     say("3/4 Building the customer profile …")
-    built = build(settings, DEMO_END, report)
+    built = build(ws, DEMO_END, report)
     say(f"    {built.customers:,} profiles in {built.seconds:.1f} s")
     say("4/4 Counting audiences …")
-    doc = status(settings)
+    doc = status(ws)
     doc["imports"] = imports
-    doc["highlights"] = highlights(settings.warehouse_url, settings.currency)
+    doc["highlights"] = highlights(ws, DEMO_END)
     doc["build"] = built.to_dict()
-    doc["audiences"] = [{"query": q, "count": count(settings, q)["count"]} for q in DEMO_AUDIENCES]
+    doc["audiences"] = [{"query": q, "count": count(ws, q)["count"]} for q in DEMO_AUDIENCES]
+    ws.close()
     return doc
 
 
-def highlights(url: str, currency: str) -> dict[str, str]:
-    """A few facts about the shop, in words."""
-    with Warehouse.connect(url) as wh:
-        o = wh.table("orders")
-        paid = o.filter(o.paid_at.notnull())
+def highlights(ws: Workspace, as_of: date) -> dict[str, str]:
+    """A few facts about the shop, in words: paid and net as :mod:`archer.facts` defines them."""
+    with ws.warehouse() as wh:
+        snap = Snapshot.at(wh, as_of, ws.tz, today=ws.today())
+        f = snap.order_facts()
+        paid = f.filter(f.is_paid)
         per_buyer = (
             paid.filter(paid.customer_id.notnull())
             .group_by("customer_id")
@@ -117,7 +124,8 @@ def highlights(url: str, currency: str) -> dict[str, str]:
         figures = (
             paid.aggregate(
                 orders=paid.count(),
-                revenue=paid.paid_amount.sum(),
+                revenue=paid.amount.sum(),
+                refunded=paid.refunded.sum(),
                 first=paid.created_at.min(),
                 last=paid.created_at.max(),
             )
@@ -131,14 +139,15 @@ def highlights(url: str, currency: str) -> dict[str, str]:
             .to_pyarrow()
             .to_pylist()[0]
         )
-        unpaid = int(o.filter(o.paid_at.isnull() & o.cancelled_at.isnull()).count().execute())
-        refunded = wh.table("refunds").amount.sum().execute() or 0
+        unpaid = int(f.filter(~f.is_paid & f.cancelled_at.isnull()).count().execute())
     revenue = float(figures["revenue"] or 0)
+    refunded = float(figures["refunded"] or 0)
     repeat = buyers["repeat"] / buyers["buyers"] if buyers["buyers"] else 0.0
+    currency = ws.settings.currency
     return {
         "paid orders": f"{figures['orders']:,} from {figures['first']:%Y-%m-%d} "
         f"to {figures['last']:%Y-%m-%d}",
-        "revenue": f"{revenue:,.2f} {currency} (refunded {float(refunded):,.2f})",
+        "revenue": f"{revenue:,.2f} {currency} (refunded {refunded:,.2f})",
         "buyers": f"{buyers['buyers']:,}, of whom {repeat:.0%} bought again",
         "orders waiting for payment": f"{unpaid:,}",
     }

@@ -221,6 +221,40 @@ IMPORT_LOG = ibis.schema(
 )
 
 
+# The tables a build derives (see archer.pipeline): the one registry of their names.
+PROFILE = "customer_profile"
+CATEGORIES = "customer_categories"
+THRESHOLDS = "lapse_thresholds"
+DEVICES = "member_devices"  # anonymous id → member, as of the build
+SHOP_VIEWS = (
+    "shop_kpis",
+    "shop_funnel",
+    "shop_cohorts",
+    "category_affinities",
+    "customer_recommendations",
+)
+MEMBERSHIPS = "audience_memberships"
+SNAPSHOTS = "audience_snapshots"
+BUILD_LOG = "build_log"
+DERIVED = (PROFILE, CATEGORIES, THRESHOLDS, DEVICES, *SHOP_VIEWS, MEMBERSHIPS, SNAPSHOTS, BUILD_LOG)
+
+# One row per published build: which tables it wrote, as of which day.
+BUILD_LOG_SCHEMA = ibis.schema(
+    {
+        "build_id": dt.string,
+        "as_of": dt.date,
+        "finished_at": dt.timestamp,
+        "seconds": dt.float64,
+        "tables": dt.string,
+    }
+)
+
+
+def known_tables() -> tuple[str, ...]:
+    """Every table a workspace's warehouse may hold: canonical, bookkeeping and derived."""
+    return (*LOAD_ORDER, "import_log", *DERIVED)
+
+
 def get_table(name: str) -> Table:
     """The canonical table called ``name``, or a ValueError listing the known ones."""
     try:

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from archer.config import CONFIG_FILE, Settings
+from typing import TYPE_CHECKING
+
+from archer.pipeline import last_build
+from archer.schema import PROFILE
 from archer.warehouse import Warehouse
 
+if TYPE_CHECKING:
+    from archer.workspace import Workspace
 
-def status(settings: Settings, last: int = 5) -> dict:
+
+def status(ws: Workspace, last: int = 5) -> dict:
     """Rows per canonical table and the newest imports, as a JSON-ready dict."""
-    if not (settings.home / CONFIG_FILE).exists():
-        raise ValueError(f"no workspace at {settings.home}: run `archer init` first")
-    with Warehouse.connect(settings.warehouse_url) as wh:
-        wh.ensure_tables()
+    ws.require()
+    with ws.warehouse() as wh:
         return {
-            "home": str(settings.home.resolve()),
-            "shop_name": settings.shop_name,
-            "warehouse": settings.warehouse_url,
-            "timezone": settings.timezone,
-            "currency": settings.currency,
+            "home": str(ws.settings.home.resolve()),
+            "shop_name": ws.settings.shop_name,
+            "warehouse": ws.settings.warehouse_url,
+            "timezone": ws.settings.timezone,
+            "currency": ws.settings.currency,
             "tables": wh.counts(),
             "last_imports": wh.last_imports(last),
             "last_build": _last_build(wh),
@@ -25,13 +29,17 @@ def status(settings: Settings, last: int = 5) -> dict:
 
 
 def _last_build(wh: Warehouse) -> dict | None:
-    """The as-of day and size of the profile in the warehouse, if one was built."""
-    if not wh.has_table("customer_profile"):
+    """The last published build: its day, when it finished, and the size of the profile."""
+    logged = last_build(wh)
+    if logged is None or not wh.has_table(PROFILE):
         return None
-    p = wh.table("customer_profile")
-    row = p.aggregate(as_of=p.as_of.max(), customers=p.count()).to_pyarrow().to_pylist()[0]
-    as_of = row["as_of"]
-    return {"as_of": as_of.isoformat() if as_of else None, "customers": row["customers"]}
+    customers = int(wh.table(PROFILE).count().execute())
+    return {
+        "build_id": logged["build_id"],
+        "as_of": logged["as_of"].isoformat(),
+        "finished_at": logged["finished_at"].isoformat(),
+        "customers": customers,
+    }
 
 
 def summary_text(doc: dict) -> str:

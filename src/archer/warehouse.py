@@ -25,13 +25,25 @@ import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from archer.errors import Unavailable
 from archer.schema import IMPORT_LOG, LOAD_ORDER, TABLES, get_table
 
 IMPORT_LOG_TABLE = "import_log"
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(Unavailable):
     """The warehouse URL or engine could not be used."""
+
+
+class WarehouseBusy(WarehouseError):
+    """Another process holds the DuckDB file (DuckDB lets one process open it to write)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(
+            f"cannot open the warehouse {path}: {reason} "
+            "(DuckDB lets one process write at a time: wait for the other to finish)"
+        )
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class Warehouse:
         self.url = url
         self.engine = engine
         self._tmpdir: Path | None = None
+        self._in_transaction = False
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -69,16 +82,21 @@ class Warehouse:
             try:
                 con = ibis.duckdb.connect(path or ":memory:")
             except duckdb.IOException as e:
-                raise WarehouseError(
-                    f"cannot open the warehouse {path}: {str(e).splitlines()[0]} "
-                    "(DuckDB lets one process write at a time: wait for the other to finish)"
-                ) from None
+                raise WarehouseBusy(path, str(e).splitlines()[0]) from None
             return cls(con, url, "duckdb")
         if scheme == "pyspark":
             return cls(_spark_backend(url), url, "pyspark")
         raise WarehouseError(
             f"unsupported warehouse URL {url!r}: expected duckdb:///path or pyspark://local"
         )
+
+    def cursor(self) -> Warehouse:
+        """A view of this warehouse for one thread: on DuckDB a cursor of the same database
+        (it sees every commit, and has its own transaction and temporary tables); on Spark the
+        same session."""
+        if self.engine != "duckdb":
+            return self
+        return Warehouse(ibis.duckdb.from_connection(self.con.con.cursor()), self.url, self.engine)
 
     def close(self) -> None:
         if self.engine == "duckdb":
@@ -119,18 +137,47 @@ class Warehouse:
     # -- transactions ----------------------------------------------------------------
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """All or nothing on DuckDB; on Spark each table write is atomic on its own."""
-        if self.engine != "duckdb":
+        """All or nothing on DuckDB (a block inside another joins it); on Spark each table
+        write is atomic on its own."""
+        if self.engine != "duckdb" or self._in_transaction:
             yield
             return
         raw = self.con.con
         raw.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield
         except BaseException:
+            self._in_transaction = False
             raw.execute("ROLLBACK")
             raise
+        self._in_transaction = False
         raw.execute("COMMIT")
+
+    def replace_with(self, name: str, staging: str) -> None:
+        """Put table ``staging`` in the place of ``name`` (inside a transaction on DuckDB)."""
+        q = self._quote
+        if self.engine == "duckdb":
+            self.con.raw_sql(f"DROP TABLE IF EXISTS {q(name)}")
+            self.con.raw_sql(f"ALTER TABLE {q(staging)} RENAME TO {q(name)}")
+            return
+        # Spark: the catalog renames one table at a time; each step is atomic on its own.
+        self.con.drop_table(name, force=True)
+        self.con.rename_table(staging, name)
+
+    def drop_any(self, name: str) -> None:
+        """Drop a table or view called ``name`` if there is one."""
+        q = self._quote
+        if self.engine == "duckdb":
+            kind = self.con.con.execute(
+                "SELECT 'VIEW' FROM duckdb_views() WHERE view_name = ? AND NOT temporary "
+                "UNION ALL SELECT 'TABLE' FROM duckdb_tables() WHERE table_name = ?",
+                [name, name],
+            ).fetchone()
+            if kind is not None:
+                self.con.raw_sql(f"DROP {kind[0]} IF EXISTS {q(name)}")
+            return
+        self.con.drop_table(name, force=True)
 
     # -- moving data in ----------------------------------------------------------------
     def adopt(self, expr: ir.Table, reader: ibis.BaseBackend | None) -> ir.Table:
@@ -261,6 +308,15 @@ class Warehouse:
         t = self.table(IMPORT_LOG_TABLE)
         df = t.order_by(ibis.desc(t.finished_at)).limit(limit).to_pyarrow().to_pylist()
         return df
+
+    def find_import(self, import_id: str) -> dict | None:
+        """One import's row of the log, by its id."""
+        if not self.has_table(IMPORT_LOG_TABLE):
+            return None
+        t = self.table(IMPORT_LOG_TABLE)
+        rows = t.filter(t.import_id == ibis.literal(import_id, "string")).limit(1)
+        got = rows.to_pyarrow().to_pylist()
+        return got[0] if got else None
 
 
 def _spark_backend(url: str) -> ibis.BaseBackend:

@@ -1,4 +1,4 @@
-"""Shop-level views over a :class:`~archer.customers.facts.Snapshot`: lifecycle funnel,
+"""Shop-level views over a :class:`~archer.facts.Snapshot`: lifecycle funnel,
 acquisition cohorts, basket affinities and KPIs over time.
 
 Each view is a function of the snapshot returning an unexecuted Ibis table, so it runs on any

@@ -24,7 +24,7 @@ import ibis
 import ibis.expr.types as ir
 
 from archer.analytics.common import day_number, ratio
-from archer.customers.facts import Snapshot
+from archer.facts import Snapshot
 
 LEVELS = ("category", "product")
 SCOPES = ("order", "customer")

@@ -27,7 +27,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from archer.analytics.common import month_number, period_start, python_period_key, ratio
-from archer.customers.facts import Snapshot
+from archer.facts import Snapshot
 
 COHORT_BASES = ("first_purchase", "registration")
 

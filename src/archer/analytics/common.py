@@ -12,7 +12,7 @@ from datetime import date
 import ibis
 import ibis.expr.types as ir
 
-from archer.customers.facts import Snapshot
+from archer.facts import Snapshot
 
 GRAINS = ("day", "week", "month")
 EPOCH = date(1970, 1, 1)

@@ -31,7 +31,7 @@ import ibis
 import ibis.expr.types as ir
 
 from archer.analytics.common import month_label, month_number, people, ratio
-from archer.customers.facts import Snapshot
+from archer.facts import Snapshot
 
 STEPS = ("visitors", "registered", "carted", "ordered", "paid", "repeated")
 BY = {"channel": "acquisition_channel", "month": "registration_month"}

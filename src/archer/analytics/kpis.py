@@ -28,7 +28,7 @@ import ibis
 import ibis.expr.types as ir
 
 from archer.analytics.common import check_grain, period_key, period_start, python_period_key, ratio
-from archer.customers.facts import Snapshot
+from archer.facts import Snapshot
 
 
 def _period_closed(snap: Snapshot, grain: str) -> bool:

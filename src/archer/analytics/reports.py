@@ -10,7 +10,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -18,15 +18,16 @@ from archer.analytics.baskets import affinities, recommendations
 from archer.analytics.cohorts import cohorts
 from archer.analytics.funnel import funnel
 from archer.analytics.kpis import kpis
-from archer.config import Settings
-from archer.customers.facts import Snapshot
-from archer.warehouse import Warehouse
+from archer.facts import Snapshot
+
+if TYPE_CHECKING:
+    from archer.workspace import Workspace
 
 
 @contextmanager
-def snapshot(settings: Settings, as_of: date | None) -> Iterator[Snapshot]:
-    with Warehouse.connect(settings.warehouse_url) as wh:
-        yield Snapshot.at(wh, as_of, settings.tz)
+def snapshot(ws: Workspace, as_of: date | None) -> Iterator[Snapshot]:
+    with ws.warehouse() as wh:
+        yield Snapshot.at(wh, as_of, ws.tz, today=ws.today())
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -51,19 +52,19 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def funnel_report(settings: Settings, as_of: date | None = None, by: str | None = None) -> dict:
-    with snapshot(settings, as_of) as snap:
+def funnel_report(ws: Workspace, as_of: date | None = None, by: str | None = None) -> dict:
+    with snapshot(ws, as_of) as snap:
         rows = records(funnel(snap, by).execute())
         return {"as_of": snap.as_of.isoformat(), "by": by or "all", "rows": rows}
 
 
 def cohorts_report(
-    settings: Settings,
+    ws: Workspace,
     as_of: date | None = None,
     by: str = "first_purchase",
     months: int | None = None,
 ) -> dict:
-    with snapshot(settings, as_of) as snap:
+    with snapshot(ws, as_of) as snap:
         t = cohorts(snap, by)
         if months is not None:
             t = t.filter(t.months_since <= months)
@@ -72,7 +73,7 @@ def cohorts_report(
 
 
 def affinities_report(
-    settings: Settings,
+    ws: Workspace,
     as_of: date | None = None,
     level: str = "category",
     scope: str = "order",
@@ -80,7 +81,7 @@ def affinities_report(
     min_support: float = 0.001,
     limit: int | None = None,
 ) -> dict:
-    with snapshot(settings, as_of) as snap:
+    with snapshot(ws, as_of) as snap:
         t = affinities(snap, level, scope, window_days, min_support)
         if limit:
             t = t.limit(limit)
@@ -96,7 +97,7 @@ def affinities_report(
 
 
 def recommendations_report(
-    settings: Settings,
+    ws: Workspace,
     as_of: date | None = None,
     k: int = 3,
     scope: str = "customer",
@@ -105,7 +106,7 @@ def recommendations_report(
     customer: str | None = None,
     limit: int | None = None,
 ) -> dict:
-    with snapshot(settings, as_of) as snap:
+    with snapshot(ws, as_of) as snap:
         t = recommendations(snap, k, scope, window_days, min_support)
         if customer is not None:
             t = t.filter(t.customer_id == customer)
@@ -122,9 +123,9 @@ def recommendations_report(
 
 
 def kpis_report(
-    settings: Settings, as_of: date | None = None, grain: str = "month", last: int | None = None
+    ws: Workspace, as_of: date | None = None, grain: str = "month", last: int | None = None
 ) -> dict:
-    with snapshot(settings, as_of) as snap:
+    with snapshot(ws, as_of) as snap:
         df = kpis(snap, grain).execute()
         if last:
             df = df.tail(last)

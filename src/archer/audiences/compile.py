@@ -12,7 +12,6 @@ into SQL text.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +22,8 @@ import ibis.expr.types as ir
 from archer.audiences import catalog as cat
 from archer.audiences import tree as t
 from archer.audiences.grammar import AudienceError, parse
-from archer.customers.facts import Snapshot
+from archer.errors import suggest
+from archer.facts import Snapshot
 from archer.places import lookup_city, normalise_key, province_aliases
 
 Resolve = Callable[[str], str]
@@ -36,20 +36,6 @@ OPS = {
     ">=": lambda a, b: a >= b,
 }
 PY_OPS = OPS  # the same lambdas work on Python numbers
-
-
-def suggest(name: str, known: list[str] | tuple[str, ...], n: int = 2) -> tuple[str, ...]:
-    """The closest known names: the best match, and a second only when it is about as close
-    (so 'provnce' suggests 'province', not also 'phone')."""
-    lowered = {k.lower(): k for k in known}
-    hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
-    if not hits:
-        return ()
-    best = difflib.SequenceMatcher(None, name.lower(), hits[0]).ratio()
-    close = [
-        h for h in hits if difflib.SequenceMatcher(None, name.lower(), h).ratio() >= best - 0.05
-    ]
-    return tuple(lowered[h] for h in close)
 
 
 class NeedsContacts(Exception):

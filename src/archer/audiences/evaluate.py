@@ -8,8 +8,9 @@ end with that day too), so its answers agree with every other number of that bui
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.types as ir
@@ -19,20 +20,19 @@ from archer.audiences import catalog as cat
 from archer.audiences import tree as t
 from archer.audiences.compile import Compiler, NeedsContacts, Resolve
 from archer.audiences.grammar import AudienceError, parse
-from archer.config import Settings
-from archer.customers.facts import Snapshot
-from archer.customers.profile import DEVICES, PROFILE
+from archer.errors import NotBuilt
+from archer.facts import Snapshot
+from archer.schema import DEVICES, PROFILE
 from archer.warehouse import Warehouse
 
-
-class NotBuilt(LookupError):
-    pass
+if TYPE_CHECKING:
+    from archer.workspace import Workspace
 
 
 def base_table(wh: Warehouse, contacts: bool = True) -> ir.Table:
     """The profile, with the contact columns of ``customers`` when ``contacts``."""
     if not wh.has_table(PROFILE):
-        raise NotBuilt("no customer profile yet: run `archer build` first")
+        raise NotBuilt()
     p = wh.table(PROFILE)
     if not contacts:
         return p
@@ -43,34 +43,39 @@ def base_table(wh: Warehouse, contacts: bool = True) -> ir.Table:
 
 
 def profile_as_of(wh: Warehouse) -> date:
+    """The day the profile was built as of (NotBuilt when there is none, or it is empty)."""
+    if not wh.has_table(PROFILE):
+        raise NotBuilt()
     v = wh.table(PROFILE).as_of.max().execute()
+    if v is None or v != v:  # an empty profile: NULL / NaT
+        raise NotBuilt("the customer profile is empty: import customers, then run `archer build`")
     return v.date() if hasattr(v, "date") and callable(v.date) else v
 
 
 def compiler(
     wh: Warehouse,
-    settings: Settings,
+    ws: Workspace,
     resolve: Resolve | None = None,
     *,
     contacts: bool = True,
     stage=None,
 ) -> Compiler:
-    snap = Snapshot.at(wh, profile_as_of(wh), settings.tz)
+    snap = Snapshot.at(wh, profile_as_of(wh), ws.tz, today=ws.today())
     if wh.has_table(DEVICES):  # the build's device → member map: no scan of all events
-        snap.identity_map = wh.table(DEVICES)
+        snap = replace(snap, identity_map=wh.table(DEVICES))
     return Compiler(snap, base_table(wh, contacts), resolve, stage)
 
 
-def _evaluate(settings: Settings, resolve: Resolve | None, work, *, stage: bool = False):
+def _evaluate(ws: Workspace, resolve: Resolve | None, work, *, stage: bool = False):
     """Run ``work(compiler)`` over the profile alone, or over profile and contacts when the
     query names a contact field; with ``stage``, member sets are computed once into scratch
     tables that are dropped afterwards."""
-    with Warehouse.connect(settings.warehouse_url) as wh:
+    with ws.warehouse() as wh:
         for contacts in (False, True):
             staged: list[ir.Table] = []
             keep = functools.partial(_keep, wh, staged) if stage else None
             try:
-                return work(compiler(wh, settings, resolve, contacts=contacts, stage=keep))
+                return work(compiler(wh, ws, resolve, contacts=contacts, stage=keep))
             except NeedsContacts:
                 continue
             finally:
@@ -84,18 +89,18 @@ def _keep(wh: Warehouse, staged: list[ir.Table], expr: ir.Table) -> ir.Table:
     return staged[-1]
 
 
-def compile_audience(wh: Warehouse, snap_settings: Settings, query: str, resolve=None) -> ir.Table:
+def compile_audience(wh: Warehouse, ws: Workspace, query: str, resolve=None) -> ir.Table:
     """The members of ``query`` (``customer_id``) as an unexecuted table, e.g. for snapshots."""
     node = parse(query)
     try:
-        c = compiler(wh, snap_settings, resolve, contacts=False)
+        c = compiler(wh, ws, resolve, contacts=False)
         return c.base.filter(c.compile(node)).select("customer_id")
     except NeedsContacts:
-        c = compiler(wh, snap_settings, resolve)
+        c = compiler(wh, ws, resolve)
         return c.base.filter(c.compile(node)).select("customer_id")
 
 
-def count(settings: Settings, query: str, *, resolve: Resolve | None = None) -> dict[str, Any]:
+def count(ws: Workspace, query: str, *, resolve: Resolve | None = None) -> dict[str, Any]:
     """How many customers the query selects, and how many each top-level clause alone does —
     in one pass over the profile."""
     node = parse(query)
@@ -107,7 +112,7 @@ def count(settings: Settings, query: str, *, resolve: Resolve | None = None) -> 
         sums = {f"c{i}": cond.cast("int64").sum() for i, cond in enumerate(conds)}
         return c.base.aggregate(n=c.base.count(), **sums).execute().iloc[0], c.snap.as_of
 
-    row, as_of = _evaluate(settings, resolve, work, stage=len(parts) > 1)
+    row, as_of = _evaluate(ws, resolve, work, stage=len(parts) > 1)
     total = int(row.n)
     clauses = [
         {"clause": p.pos.text(query), "count": int(row[f"c{i + 1}"] if len(parts) > 1 else row.c0)}
@@ -123,7 +128,7 @@ def count(settings: Settings, query: str, *, resolve: Resolve | None = None) -> 
 
 
 def members(
-    settings: Settings,
+    ws: Workspace,
     query: str,
     *,
     fields: list[str] | None = None,
@@ -142,11 +147,11 @@ def members(
             out = out.limit(limit)
         return out.execute()
 
-    return _evaluate(settings, resolve, work)
+    return _evaluate(ws, resolve, work)
 
 
 def explain(
-    settings: Settings, query: str, customer_id: str, *, resolve: Resolve | None = None
+    ws: Workspace, query: str, customer_id: str, *, resolve: Resolve | None = None
 ) -> dict[str, Any]:
     """Each comparison and predicate of the query with the customer's values and its result."""
     node = parse(query)
@@ -178,7 +183,7 @@ def explain(
             out.append({"clause": text, "values": values, "result": result, "words": words})
         return {"customer_id": customer_id, "member": bool(row["member"]), "clauses": out}
 
-    return _evaluate(settings, resolve, work)
+    return _evaluate(ws, resolve, work)
 
 
 def _values_of(c: Compiler, leaf: t.Node) -> dict[str, ir.Value]:

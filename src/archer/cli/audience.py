@@ -21,14 +21,23 @@ import typer
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from archer.audiences import AudienceError, NotBuilt, service
+from archer.audiences import AudienceError, service, snapshots
 from archer.audiences import count as count_query
-from archer.cli.support import HomeOpt, JsonOpt, app, emit_json, err, fail, load_home, out
-from archer.config import Settings
-from archer.store import StoreError
-from archer.warehouse import WarehouseError
+from archer.cli.support import (
+    ArcherTyper,
+    HomeOpt,
+    JsonOpt,
+    app,
+    emit_json,
+    err,
+    fail,
+    load_home,
+    out,
+)
+from archer.errors import Unavailable
+from archer.workspace import Workspace
 
-audience_app = typer.Typer(
+audience_app = ArcherTyper(
     help="Audiences: who a campaign is for, in one line (see docs/audiences.md).",
     no_args_is_help=True,
 )
@@ -72,23 +81,23 @@ def language_error(e: AudienceError, query: str | None) -> NoReturn:
     raise typer.Exit(1)
 
 
-def run(call: Callable[[], T], query: str | None = None, *, settings=None, name=None) -> T:
+def run(call: Callable[[], T], query: str | None = None, *, ws=None, name=None) -> T:
     """Call the core; turn what it refuses into a message on stderr and exit code 1."""
     try:
         return call()
     except AudienceError as e:
-        if query is None and settings is not None and name is not None:
-            query = _stored_query(settings, name)
+        if query is None and ws is not None and name is not None:
+            query = _stored_query(ws, name)
         language_error(e, query)
-    except (LookupError, ValueError, StoreError, WarehouseError, NotBuilt, OSError) as e:
+    except (LookupError, ValueError, OSError) as e:
         fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _stored_query(settings: Settings, name: str) -> str | None:
+def _stored_query(ws: Workspace, name: str) -> str | None:
     try:
-        return service.get(settings, name)["query"]
-    except (LookupError, StoreError):
+        return service.get(ws, name)["query"]
+    except (LookupError, Unavailable):
         return None
 
 
@@ -197,7 +206,7 @@ def show(name: NameArg, home: HomeOpt = None, json_out: JsonOpt = False) -> None
     """One audience: its query, who saved it and when, and its size now."""
     s = load_home(home)
     doc = run(lambda: service.get(s, name))
-    size = run(lambda: service.count_of(s, name), settings=s, name=name)
+    size = run(lambda: service.count_of(s, name), ws=s, name=name)
     doc = {**doc, "count": size["count"], "as_of": size["as_of"], "clauses": size["clauses"]}
     if json_out:
         emit_json(doc)
@@ -242,7 +251,7 @@ def members(
     s = load_home(home)
     cols = _fields(fields)
     shown = limit if limit is not None or json_out else SCREEN_ROWS + 1
-    df = run(lambda: service.members_of(s, name, fields=cols, limit=shown), settings=s, name=name)
+    df = run(lambda: service.members_of(s, name, fields=cols, limit=shown), ws=s, name=name)
     if json_out:
         emit_json(records(df))
         return
@@ -268,7 +277,7 @@ def export(
 ) -> None:
     """Write a saved audience's members to CSV (formula-safe) or Parquet."""
     s = load_home(home)
-    doc = run(lambda: service.export(s, name, file, _fields(fields)), settings=s, name=name)
+    doc = run(lambda: service.export(s, name, file, _fields(fields)), ws=s, name=name)
     if json_out:
         emit_json(doc)
         return
@@ -288,7 +297,7 @@ def explain(
 ) -> None:
     """Why a customer is in a saved audience or not: each clause with their values."""
     s = load_home(home)
-    doc = run(lambda: service.explain_member(s, name, customer_id), settings=s, name=name)
+    doc = run(lambda: service.explain_member(s, name, customer_id), ws=s, name=name)
     if json_out:
         emit_json(doc)
         return
@@ -303,7 +312,7 @@ def explain(
 def history(name: NameArg, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """The audience's size on each build day, with how many entered and left."""
     s = load_home(home)
-    rows = run(lambda: service.history(s, name))
+    rows = run(lambda: snapshots.history(s, name))
     if json_out:
         emit_json({"audience": name, "history": rows})
         return
@@ -330,7 +339,7 @@ def changes(
 ) -> None:
     """Who entered and who left the audience on a snapshot day, since the snapshot before."""
     s = load_home(home)
-    doc = run(lambda: service.changes(s, name, as_of.date() if as_of else None))
+    doc = run(lambda: snapshots.changes(s, name, as_of.date() if as_of else None))
     if json_out:
         emit_json(doc)
         return

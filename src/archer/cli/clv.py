@@ -17,9 +17,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table as RichTable
 
-from archer.cli.support import JsonOpt, app, emit_json, err, fail, out
+from archer.cli.support import ArcherTyper, JsonOpt, app, emit_json, err, fail, out
 
-clv_app = typer.Typer(
+clv_app = ArcherTyper(
     help="Customer-base models: fit BG/NBD and friends, validate them on a holdout.",
     no_args_is_help=True,
 )

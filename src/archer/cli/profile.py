@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table as RichTable
 
-from archer.cli.support import HomeOpt, JsonOpt, app, emit_json, fail, load_home, out, progress_bar
-from archer.customers.describe import NotBuilt, UnknownCustomer, load_profile, sentences
-from archer.customers.profile import build as build_profile
-from archer.warehouse import WarehouseError
+from archer.cli.support import HomeOpt, JsonOpt, app, emit_json, load_home, out, progress_bar
+from archer.customers.describe import load_profile, sentences
+from archer.jobs import Jobs
+from archer.pipeline import build as build_profile
 
 AsOfOpt = Annotated[
     datetime | None,
@@ -27,13 +28,19 @@ AsOfOpt = Annotated[
 @app.command()
 def build(home: HomeOpt = None, as_of: AsOfOpt = None, json_out: JsonOpt = False) -> None:
     """Build the customer profile: lifecycle, stage, RFM, preferences, lapse thresholds."""
-    settings = load_home(home)
-    try:
-        with progress_bar(not json_out) as report:
-            result = build_profile(settings, as_of.date() if as_of else None, report)
-    except WarehouseError as e:
-        fail(str(e))
-    doc = result.to_dict()
+    ws = load_home(home)
+    day = as_of.date() if as_of else None
+    with progress_bar(not json_out) as report:
+
+        def work(job_report) -> dict:
+            def both(stage: str, done: int, total: int) -> None:
+                report(stage, done, total)
+                job_report(stage, done, total)
+
+            return build_profile(ws, day, both).to_dict()
+
+        job = Jobs(ws).run("build", work, who=f"cli:{getpass.getuser()}", params={"as_of": day})
+    doc = job["result"]
     if json_out:
         emit_json(doc)
         return
@@ -58,13 +65,10 @@ def customer(
     json_out: JsonOpt = False,
 ) -> None:
     """One customer's profile in words (or every field with --json)."""
-    settings = load_home(home)
-    try:
-        p = load_profile(settings, customer_id)
-    except (NotBuilt, UnknownCustomer, WarehouseError) as e:
-        fail(str(e))
+    ws = load_home(home)
+    p = load_profile(ws, customer_id)
     if json_out:
         emit_json(p)
         return
-    for heading, sentence in sentences(p, settings.currency):
+    for heading, sentence in sentences(p, ws.settings.currency):
         out.print(f"[bold]{heading:<10}[/]{sentence}", highlight=False)

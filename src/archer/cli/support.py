@@ -6,20 +6,53 @@ Commands live in the modules of :mod:`archer.cli`, one per domain; each imports
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from archer.config import Settings, load_settings
+from archer.clock import ManualClock
+from archer.config import load_settings
+from archer.errors import ArcherError
+from archer.workspace import Workspace
 
-app = typer.Typer(
+
+class ArcherTyper(typer.Typer):
+    """A Typer app whose commands turn the core's errors into one line on stderr and the
+    error's exit code (:mod:`archer.errors`): the one mapping of errors to exit codes."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable], Callable]:
+        register = super().command(*args, **kwargs)
+
+        def decorate(f: Callable) -> Callable:
+            register(handled(f))
+            return f
+
+        return decorate
+
+
+def handled(f: Callable) -> Callable:
+    @functools.wraps(f)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except ArcherError as e:
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+
+    return run
+
+
+app = ArcherTyper(
     help="Archer — precision marketing for online shops.",
     no_args_is_help=True,
     add_completion=False,
@@ -36,17 +69,21 @@ HomeOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
-def load_home(home: Path | None) -> Settings:
+def load_home(home: Path | None, *, now: datetime | None = None) -> Workspace:
+    """The workspace at ``--home`` (it must exist: only ``archer init`` makes one); with
+    ``now``, its clock stands still at that moment (commands that act take ``--now``)."""
     try:
-        return load_settings(home)
-    except Exception as e:  # pydantic ValidationError: a bad setting
+        settings = load_settings(home)
+    except ValueError as e:  # a bad setting
         fail(f"settings: {e}")
         raise
+    clock = ManualClock(now) if now is not None else None
+    return Workspace(settings, clock).require()
 
 
-def fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def emit_json(doc: Any) -> None:
@@ -78,13 +115,11 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
 
 
 @contextmanager
-def store_session(settings: Settings, *errors: type[Exception], write: bool = False):
+def store_session(ws: Workspace, *errors: type[Exception], write: bool = False):
     """A session of the operational store for a command: the store's own errors and ``errors``
-    end the command with their message (exit code 1)."""
-    from archer.store.db import StoreError, session
-
+    end the command with their message."""
     try:
-        with session(settings, write=write) as db:
+        with ws.session(write=write) as db:
             yield db
-    except (StoreError, *errors) as e:
+    except errors as e:
         fail(str(e))

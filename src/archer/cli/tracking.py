@@ -8,6 +8,7 @@ import typer
 from rich.table import Table as RichTable
 
 from archer.cli.support import (
+    ArcherTyper,
     HomeOpt,
     JsonOpt,
     app,
@@ -18,7 +19,7 @@ from archer.cli.support import (
     store_session,
 )
 
-source_app = typer.Typer(
+source_app = ArcherTyper(
     help="Tracking sources: one write key per site or app.", no_args_is_help=True
 )
 app.add_typer(source_app, name="source")
@@ -40,7 +41,7 @@ def serve(
 
     s = load_home(home)
     try:
-        engine(s)  # migrated before the first request, and a bad store is told now
+        engine(s.settings)  # migrated before the first request, and a bad store is told now
     except StoreError as e:
         fail(str(e))
     shown = f"[{host}]" if ":" in host else host
@@ -49,7 +50,7 @@ def serve(
         f"(the app: /, REST API: /api, tracking API: POST /v1/batch …). Ctrl-C stops it.",
         highlight=False,
     )
-    serve_app(s, host, port, sync_every)
+    serve_app(s.settings, host, port, sync_every)
 
 
 @app.command()
@@ -61,7 +62,7 @@ def sync(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
 
     s = load_home(home)
     try:
-        r = run_sync(s)
+        r = run_sync(s.settings)
     except (StoreError, WarehouseError) as e:
         fail(str(e))
     if json_out:
@@ -84,11 +85,11 @@ def source_create(
     json_out: JsonOpt = False,
 ) -> None:
     """Make a source and print its write key (shown this once; only its hash is kept)."""
-    from archer.store import sources, utcnow
+    from archer.store import sources
 
     s = load_home(home)
     with store_session(s, sources.SourceError, write=True) as db:
-        src, key = sources.create(db, name, now=utcnow())
+        src, key = sources.create(db, name, now=s.now())
         doc = {**src.to_dict(), "write_key": key}
     if json_out:
         emit_json(doc)
@@ -126,11 +127,11 @@ def source_revoke(
     json_out: JsonOpt = False,
 ) -> None:
     """Refuse a source's write key from now on (its events already received are kept)."""
-    from archer.store import sources, utcnow
+    from archer.store import sources
 
     s = load_home(home)
     with store_session(s, sources.SourceError, write=True) as db:
-        doc = sources.revoke(db, name, now=utcnow()).to_dict()
+        doc = sources.revoke(db, name, now=s.now()).to_dict()
     if json_out:
         emit_json(doc)
         return

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table as RichTable
 
 from archer.cli.support import (
+    ArcherTyper,
     HomeOpt,
     JsonOpt,
     app,
@@ -19,8 +20,8 @@ from archer.cli.support import (
     store_session,
 )
 
-user_app = typer.Typer(help="Operator accounts for the web app.", no_args_is_help=True)
-key_app = typer.Typer(help="API keys for the REST API.", no_args_is_help=True)
+user_app = ArcherTyper(help="Operator accounts for the web app.", no_args_is_help=True)
+key_app = ArcherTyper(help="API keys for the REST API.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(key_app, name="apikey")
 
@@ -45,12 +46,12 @@ def user_create(
     json_out: JsonOpt = False,
 ) -> None:
     """Make an operator account (the password is asked twice, or read with --password-stdin)."""
-    from archer.store import users, utcnow
+    from archer.store import users
 
     s = load_home(home)
     password = _read_password(password_stdin)
     with store_session(s, users.UserError, write=True) as db:
-        doc = users.create(db, username, password, now=utcnow()).to_dict()
+        doc = users.create(db, username, password, now=s.now()).to_dict()
     if json_out:
         emit_json(doc)
         return
@@ -107,7 +108,7 @@ def apikey_create(
     """Make an API key and print it (shown this once; only its hash is kept)."""
     import getpass
 
-    from archer.store import apikeys, utcnow
+    from archer.store import apikeys
 
     s = load_home(home)
     try:
@@ -115,7 +116,7 @@ def apikey_create(
     except (KeyError, OSError):  # no user name in this environment
         who = "cli"
     with store_session(s, apikeys.ApiKeyError, write=True) as db:
-        k, key = apikeys.create(db, name, created_by=f"cli:{who}", now=utcnow())
+        k, key = apikeys.create(db, name, created_by=f"cli:{who}", now=s.now())
         doc = {**k.to_dict(), "key": key}
     if json_out:
         emit_json(doc)
@@ -161,11 +162,11 @@ def apikey_revoke(
     json_out: JsonOpt = False,
 ) -> None:
     """Refuse an API key from now on."""
-    from archer.store import apikeys, utcnow
+    from archer.store import apikeys
 
     s = load_home(home)
     with store_session(s, apikeys.ApiKeyError, write=True) as db:
-        doc = apikeys.revoke(db, name, now=utcnow()).to_dict()
+        doc = apikeys.revoke(db, name, now=s.now()).to_dict()
     if json_out:
         emit_json(doc)
         return

@@ -32,14 +32,14 @@ def init(
     json_out: JsonOpt = False,
 ) -> None:
     """Create the workspace folder with its archer.toml and an empty warehouse."""
-    from archer.warehouse import WarehouseError, connect
+    from archer.workspace import Workspace
 
     try:
         s = init_workspace(home, shop_name=shop_name, timezone=timezone, currency=currency)
-        with connect(s.warehouse_url):
-            pass
-    except (ValueError, WarehouseError) as e:
+    except ValueError as e:
         fail(str(e))
+    with Workspace(s).warehouse():  # the empty canonical tables
+        pass
     doc = {
         "home": str(s.home.resolve()),
         "warehouse": s.warehouse_url,
@@ -124,13 +124,7 @@ def import_(
 @app.command()
 def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Rows per table, the last imports and the last build."""
-    from archer.warehouse import WarehouseError
-
-    s = load_home(home)
-    try:
-        doc = status_mod.status(s)
-    except (ValueError, WarehouseError) as e:
-        fail(str(e))
+    doc = status_mod.status(load_home(home))
     if json_out:
         emit_json(doc)
         return
@@ -237,13 +231,13 @@ def _serve_demo(home_dir: Path, port: int) -> None:
     import secrets
 
     from archer.store import users as accounts
-    from archer.store.db import session, utcnow
     from archer.web import serve as serve_app
 
-    settings = load_home(home_dir)
+    ws = load_home(home_dir)
+    settings = ws.settings
     password = secrets.token_urlsafe(9)
-    with session(settings, write=True) as db:
-        accounts.create(db, "demo", password, now=utcnow())
+    with ws.session(write=True) as db:
+        accounts.create(db, "demo", password, now=ws.now())
     out.print(
         f"\nThe app: [bold]http://127.0.0.1:{port}[/] — sign in as [bold]demo[/] with the "
         f"password [bold]{password}[/]. Ctrl-C stops it.",

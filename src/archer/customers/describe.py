@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from archer.config import Settings
-from archer.customers.profile import PROFILE
-from archer.warehouse import Warehouse
+from archer.errors import NotBuilt, NotFound
+from archer.schema import PROFILE
 
 STATE_WORDS = {
     "registered_no_cart": "registered but has never added anything to the cart",
@@ -25,20 +24,19 @@ STAGE_WORDS = {
 }
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
+if TYPE_CHECKING:
+    from archer.workspace import Workspace
 
-class UnknownCustomer(LookupError):
+
+class UnknownCustomer(NotFound):
     pass
 
 
-class NotBuilt(LookupError):
-    pass
-
-
-def load_profile(settings: Settings, customer_id: str) -> dict[str, Any]:
+def load_profile(ws: Workspace, customer_id: str) -> dict[str, Any]:
     """The customer's row of ``customer_profile`` as plain Python values."""
-    with Warehouse.connect(settings.warehouse_url) as wh:
+    with ws.warehouse() as wh:
         if not wh.has_table(PROFILE):
-            raise NotBuilt("no customer profile yet: run `archer build` first")
+            raise NotBuilt()
         t = wh.table(PROFILE)
         rows = t.filter(t.customer_id == customer_id).to_pyarrow().to_pylist()
     if not rows:

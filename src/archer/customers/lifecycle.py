@@ -22,8 +22,8 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from archer.customers.facts import Snapshot
 from archer.customers.rules import ProfileRules
+from archer.facts import Snapshot
 
 LIFECYCLE_STATES = (
     "registered_no_cart",

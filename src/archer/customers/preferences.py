@@ -28,8 +28,8 @@ import ibis.expr.types as ir
 import pyarrow as pa
 from scipy.stats import binom
 
-from archer.customers.facts import Snapshot
 from archer.customers.rules import ProfileRules
+from archer.facts import Snapshot
 
 PRICE_BANDS = ("budget", "mid", "premium")
 FESTIVAL_LOOKBACK_YEARS = 10

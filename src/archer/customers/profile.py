@@ -1,17 +1,16 @@
-"""``archer build``: the customer profile and its companion tables, written to the warehouse.
+"""The build's first step: the customer profile and its companion tables.
 
-A build reads the canonical tables as of a day (:class:`~archer.customers.facts.Snapshot`)
-and writes three tables, each replaced whole:
+The step reads the canonical tables as of a day (:class:`~archer.facts.Snapshot`)
+and writes, through the pipeline (:mod:`archer.pipeline`, which publishes them at once):
 
 * ``customer_profile`` — one row per member (columns in :data:`PROFILE_COLUMNS`);
 * ``customer_categories`` — one row per member and category they touched, with scores;
 * ``lapse_thresholds`` — the learned thresholds per category and gender;
 * ``member_devices`` — which member each anonymous id (device) belongs to, so that audiences
   read members' events without scanning every event to link them;
-* the shop-level views of :data:`SHOP_TABLES` (KPIs by month, funnel by channel, cohorts,
-  category affinities, recommendations), as of the same day;
 
-and adds the day's members of every saved audience to ``audience_memberships``.
+The shop views (:mod:`archer.analytics.views`) and the audience snapshots
+(:mod:`archer.audiences.snapshots`) are later steps of the same build.
 
 Everything is an Ibis expression run in the warehouse; intermediate results are staged once
 so that no part is computed twice.
@@ -19,38 +18,19 @@ so that no part is computed twice.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import replace
 
 import ibis
 import ibis.expr.types as ir
 
-from archer import analytics
-from archer.config import Settings
 from archer.customers import lifecycle as lc
 from archer.customers import preferences as pref
-from archer.customers.facts import Snapshot
 from archer.customers.rfm import rfm
 from archer.customers.rules import ProfileRules
 from archer.customers.scores import ModelReport, clv_scores
-from archer.warehouse import Warehouse
-
-PROFILE = "customer_profile"
-CATEGORIES = "customer_categories"
-THRESHOLDS = "lapse_thresholds"
-DEVICES = "member_devices"  # anonymous id → member, as of the build
-
-# The shop-level views a build keeps as tables, for the app and for SQL users; each is also a
-# function of archer.analytics that answers for any day and grouping on demand.
-SHOP_TABLES: dict[str, Callable[[Snapshot], ir.Table]] = {
-    "shop_kpis": lambda s: analytics.kpis(s, "month"),
-    "shop_funnel": lambda s: analytics.funnel(s, "channel"),
-    "shop_cohorts": lambda s: analytics.cohorts(s),
-    "category_affinities": lambda s: analytics.affinities(s, "category", "order"),
-    "customer_recommendations": lambda s: analytics.recommendations(s),
-}
+from archer.facts import Snapshot
+from archer.pipeline import Build, Step
+from archer.schema import CATEGORIES, DEVICES, PROFILE, THRESHOLDS
 
 SCORE_TYPES = {
     "p_alive": "float64",
@@ -58,33 +38,6 @@ SCORE_TYPES = {
     "expected_value_365d": "float64",
     "churn_risk": "string",
 }
-Report = Callable[[str, int, int], None]
-
-
-@dataclass
-class BuildResult:
-    as_of: date
-    customers: int
-    seconds: float
-    lifecycle: dict[str, int] = field(default_factory=dict)
-    stages: dict[str, int] = field(default_factory=dict)
-    segments: dict[str, int] = field(default_factory=dict)
-    models: dict = field(default_factory=dict)
-    audiences: dict = field(default_factory=dict)
-    tables: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {
-            "as_of": self.as_of.isoformat(),
-            "customers": self.customers,
-            "seconds": round(self.seconds, 2),
-            "lifecycle": self.lifecycle,
-            "stages": self.stages,
-            "rfm_segments": self.segments,
-            "models": self.models,
-            "audiences": self.audiences,
-            "tables": self.tables,
-        }
 
 
 def _members(s: Snapshot) -> ir.Table:
@@ -131,19 +84,19 @@ def _birthday(p: ir.Table, s: Snapshot) -> dict[str, ir.Value]:
 
 
 def profile_tables(
-    wh: Warehouse, s: Snapshot, rules: ProfileRules, report: Report
-) -> tuple[ir.Table, ir.Table, ir.Table, list[ir.Table], ModelReport]:
-    """The three tables as expressions over staged parts (returned for dropping)."""
-    staged: list[ir.Table] = []
+    b: Build, rules: ProfileRules
+) -> tuple[ir.Table, ir.Table, ir.Table, ModelReport]:
+    """The profile, category scores and thresholds as expressions over staged parts; the
+    build's snapshot gains the staged device → member map."""
 
     def stage(expr: ir.Table, name: str, step: int) -> ir.Table:
-        report("profile", step, 10)
-        t = wh.stage(expr, name)
-        staged.append(t)
-        return t
+        b.report("profile", step, 10)
+        return b.stage(expr, name)
 
     # Every part that reads events links devices to members: compute that small map once.
-    s.identity_map = stage(s.identities(), "identities", 0)
+    s = b.snapshot
+    s = replace(s, identity_map=stage(s.identities(), "identities", 0))
+    b.use_snapshot(s)
     scores = stage(pref.category_scores(s, rules), "categories", 1)
     p = _members(s)
     p = _attach(p, lc.order_summary(s), "o")
@@ -205,7 +158,7 @@ def profile_tables(
         festival_buyer=p.festival_buyer.fill_null(False),
         as_of=s.as_of_date,
     )
-    return p.select(*PROFILE_COLUMNS), scores, thresholds, staged, models
+    return p.select(*PROFILE_COLUMNS), scores, thresholds, models
 
 
 def _flags(p: ir.Table, s: Snapshot, rules: ProfileRules) -> dict[str, ir.Value]:
@@ -253,52 +206,24 @@ PROFILE_COLUMNS = (
 )  # fmt: skip
 
 
-def build(
-    settings: Settings,
-    as_of: date | None = None,
-    report: Report | None = None,
-) -> BuildResult:
-    """Compute and write the profile tables; return what the build found."""
-    report = report or (lambda *a: None)
-    started = time.perf_counter()
-    with Warehouse.connect(settings.warehouse_url) as wh:
-        wh.ensure_tables()
-        s = Snapshot.at(wh, as_of, settings.tz)
-        profile, scores, thresholds, staged, models = profile_tables(
-            wh, s, settings.profile, report
-        )
-        written = wh.save(PROFILE, profile)
-        wh.save(CATEGORIES, scores)
-        wh.save(THRESHOLDS, thresholds)
-        wh.save(DEVICES, s.identity_map)
-        report("profile", 10, 10)
-        for i, (name, view) in enumerate(SHOP_TABLES.items()):
-            report("shop views", i, len(SHOP_TABLES))
-            wh.save(name, view(s))
-        report("shop views", len(SHOP_TABLES), len(SHOP_TABLES))
-        for t in staged:  # the views above use the staged identity map too
-            wh.drop_stage(t)
-        s.identity_map = None
-        # Saved audiences are snapshotted on the new profile, so their history grows per build.
-        from archer.audiences.service import on_build
+def run(b: Build) -> dict:
+    """Write the profile, category scores, thresholds and device map; count what was found."""
+    profile, scores, thresholds, models = profile_tables(b, b.ws.settings.profile)
+    written = b.write(PROFILE, profile)
+    b.write(CATEGORIES, scores)
+    b.write(THRESHOLDS, thresholds)
+    b.write(DEVICES, b.snapshot.identity_map)
+    b.use_snapshot(replace(b.snapshot, identity_map=b.table(DEVICES)))
+    b.report("profile", 10, 10)
+    return {
+        "lifecycle": _counts(written, "lifecycle"),
+        "stages": _counts(written, "stage"),
+        "rfm_segments": _counts(written, "rfm_segment"),
+        "models": models.to_dict(),
+    }
 
-        audiences = on_build(settings, wh)
-        result = BuildResult(
-            as_of=s.as_of,
-            customers=int(written.count().execute()),
-            seconds=0.0,
-            models=models.to_dict(),
-            audiences=audiences,
-            lifecycle=_counts(written, "lifecycle"),
-            stages=_counts(written, "stage"),
-            segments=_counts(written, "rfm_segment"),
-            tables={
-                name: int(wh.table(name).count().execute())
-                for name in (PROFILE, CATEGORIES, THRESHOLDS, DEVICES, *SHOP_TABLES)
-            },
-        )
-    result.seconds = time.perf_counter() - started
-    return result
+
+STEP = Step("profile", run)
 
 
 def _counts(t: ir.Table, col: str) -> dict[str, int]:

@@ -32,8 +32,8 @@ import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
 
-from archer.customers.facts import Snapshot
 from archer.customers.rules import ProfileRules
+from archer.facts import Snapshot
 from archer.models import MODELS, GammaGamma
 from archer.models.clv import DAYS_PER, discounted_expected_purchases, period_rate
 from archer.models.summary import calibration_holdout_summary, patterns, rfm_summary

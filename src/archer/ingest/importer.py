@@ -8,19 +8,22 @@ to a quarantine CSV with their line, reason and original cells.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
 
-from archer.config import CONFIG_FILE, Settings
+from archer.clock import naive_utc
+from archer.config import Settings
 from archer.ingest.columns import CATCH_ALL, ColumnMapping, parse_map_options, resolve
 from archer.ingest.load import TableResult, load_table
 from archer.ingest.parse import ParseContext, clean, parse
@@ -31,7 +34,10 @@ from archer.ingest.validate import place_map, typed_rows
 from archer.places import sole_cities
 from archer.progress import engine_progress
 from archer.schema import LOAD_ORDER, get_table
-from archer.warehouse import UpsertResult, Warehouse
+from archer.warehouse import UpsertResult
+
+if TYPE_CHECKING:
+    from archer.workspace import Workspace
 
 
 class ImportError_(ValueError):
@@ -59,6 +65,7 @@ class ImportResult:
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
     summary: dict[str, int] = field(default_factory=dict)
+    import_id: str = ""  # its row in the import log
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,7 +93,8 @@ def parse_context(
     date_format: str | None = None,
     reader: ibis.BaseBackend | None = None,
 ) -> ParseContext:
-    now = now or datetime.now(UTC).replace(tzinfo=None)
+    if now is None:
+        raise ValueError("parse_context needs the moment of the import (now)")
     return ParseContext(
         timezone=settings.timezone,
         now=now,
@@ -97,7 +105,7 @@ def parse_context(
 
 
 def import_file(
-    settings: Settings,
+    ws: Workspace,
     table: str,
     path: Path | str,
     *,
@@ -111,15 +119,17 @@ def import_file(
 ) -> ImportResult:
     """Import ``path`` into ``table`` (or the tables its preset fills), all or nothing."""
     spec = get_table(table)
-    if not (settings.home / CONFIG_FILE).exists():
-        raise ImportError_(f"no workspace at {settings.home}: run `archer init` first")
+    ws.require()
+    settings = ws.settings
+    now = now or naive_utc(ws.now())
     explicit = parse_map_options(mapping) if isinstance(mapping, list) else (mapping or {})
     pre = _preset_for(preset, table)
     started = time.perf_counter()
-    started_at = datetime.now(UTC).replace(tzinfo=None)
+    started_at = naive_utc(ws.now())
     report = progress or (lambda *a: None)
 
-    wh = Warehouse.connect(settings.warehouse_url)
+    lent = contextlib.ExitStack()
+    wh = lent.enter_context(ws.warehouse())
     reader = wh.con if wh.engine == "duckdb" else ibis.duckdb.connect()
     workdir = Path(tempfile.mkdtemp(prefix="import-", dir=_tmp_dir(settings)))
     _tune_reader(reader, workdir)
@@ -223,7 +233,7 @@ def import_file(
                 row = t.aggregate(**pre.summary(t)).to_pyarrow().to_pylist()[0]
                 result.summary = {k: int(v) for k, v in row.items()}
             result.seconds = round(time.perf_counter() - started, 3)
-            wh.log_import(_log_record(result, started_at))
+            wh.log_import(_log_record(result, started_at, naive_utc(ws.now())))
         result.counts = wh.counts()
         return result
     except BaseException:
@@ -236,7 +246,7 @@ def import_file(
         shutil.rmtree(workdir, ignore_errors=True)
         if reader is not wh.con:
             reader.disconnect()
-        wh.close()
+        lent.close()
 
 
 def _place_map(
@@ -291,14 +301,15 @@ def _tmp_dir(settings: Settings) -> Path:
     return d
 
 
-def _log_record(r: ImportResult, started_at: datetime) -> dict:
+def _log_record(r: ImportResult, started_at: datetime, finished_at: datetime) -> dict:
+    r.import_id = r.import_id or uuid.uuid4().hex
     return {
-        "import_id": uuid.uuid4().hex,
+        "import_id": r.import_id,
         "table_name": r.table,
         "source": r.source,
         "preset": r.preset,
         "started_at": started_at,
-        "finished_at": datetime.now(UTC).replace(tzinfo=None),
+        "finished_at": finished_at,
         "rows_read": r.rows_read,
         "inserted": r.inserted,
         "updated": r.updated,

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from archer.errors import Invalid
 from archer.store.db import Base
 
 NAME_MAX = 100
@@ -48,14 +49,17 @@ def check_name(name: str) -> str:
     backslashes and control characters are refused; any script is fine (``高价值客户``).
     """
     if not name or not name.strip():
-        raise ValueError("an audience needs a name")
+        raise Invalid("an audience needs a name")
     if name != name.strip():
-        raise ValueError(f"audience name {name!r} starts or ends with spaces")
+        raise Invalid(f"audience name {name!r} starts or ends with spaces")
     if len(name) > NAME_MAX:
-        raise ValueError(f"audience name is {len(name)} characters long; at most {NAME_MAX}")
-    bad = sorted({c for c in name if c in '"\\' or not c.isprintable()})
+        raise Invalid(f"audience name is {len(name)} characters long; at most {NAME_MAX}")
+    bad = sorted({c for c in name if c in '"\\/' or not c.isprintable()})
     if bad:
-        raise ValueError(f"audience name {name!r} contains {', '.join(map(repr, bad))}")
+        why = " (names are part of the app's and the API's addresses)" if "/" in bad else ""
+        raise Invalid(f"audience name {name!r} contains {', '.join(map(repr, bad))}{why}")
+    if name in (".", ".."):
+        raise Invalid(f"audience name {name!r} cannot be an address: choose a word")
     return name
 
 

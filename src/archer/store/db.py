@@ -37,6 +37,7 @@ from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 from archer.config import Settings
+from archer.errors import Unavailable
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
@@ -50,7 +51,7 @@ _IMMEDIATE = "archer_immediate"  # execution option: begin with the write lock (
 _PG_MIGRATION_LOCK = 0x41524348  # "ARCH": one migrating process at a time on PostgreSQL
 
 
-class StoreError(RuntimeError):
+class StoreError(Unavailable):
     """The operational store could not be opened or is not at a version this code knows."""
 
 

@@ -18,11 +18,13 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    text,
 )
 
 from archer.store.db import NAMING
@@ -110,10 +112,41 @@ def _v3_users_apikeys(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v4_jobs(conn: Connection) -> None:
+    md = MetaData(naming_convention=NAMING)
+    jobs = Table(
+        "jobs",
+        md,
+        Column("id", String(32), primary_key=True),
+        Column("kind", String(40), nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("started_by", String(100), nullable=False),
+        Column("started_at", DateTime, nullable=False),
+        Column("finished_at", DateTime, nullable=True),
+        Column("heartbeat_at", DateTime, nullable=False),
+        Column("owner", String(200), nullable=False),
+        Column("params", Text, nullable=False),
+        Column("stage", String(100), nullable=True),
+        Column("progress", Text, nullable=False),
+        Column("result", Text, nullable=True),
+        Column("error", Text, nullable=True),
+    )
+    Index(
+        "uq_jobs_running_kind",
+        jobs.c.kind,
+        unique=True,
+        sqlite_where=text("state = 'running'"),
+        postgresql_where=text("state = 'running'"),
+    )
+    Index("ix_jobs_started_at", jobs.c.started_at)
+    md.create_all(conn)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "audiences: saved audience definitions with who and when", _v1_audiences),
     Migration(2, "tracking: sources with hashed write keys, the inbox, message ids", _v2_tracking),
     Migration(3, "users and API keys: operator accounts, hashed REST API keys", _v3_users_apikeys),
+    Migration(4, "jobs: background work (builds, syncs) with progress and outcome", _v4_jobs),
 ]
 
 for _i, _m in enumerate(MIGRATIONS, start=1):  # versions are 1, 2, 3, … in order

@@ -1,8 +1,8 @@
 """The web app: one FastAPI application per workspace, made by :func:`create_app`.
 
-For now it serves the tracking API (:mod:`archer.web.tracking`) and ``GET /health``. The
-operator's pages, their sign-in and the REST API are to come: each adds its router in
-``create_app`` as the tracking API does, and shares the settings in ``app.state.settings``.
+It serves the tracking API (:mod:`archer.web.tracking`), the operator's pages and their
+sign-in, the REST API and ``GET /health``. Routes reach the shop through ``app.state.ws`` (the
+:class:`~archer.workspace.Workspace`) and background work through ``app.state.jobs``.
 
 While it runs, the app owns two helpers: the inbox writer (one thread committing received
 events in groups) and the loader, which moves the inbox into the warehouse every
@@ -18,24 +18,40 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from archer.clock import Clock
 from archer.config import Settings
+from archer.errors import Conflict, Unavailable
+from archer.ingest import uploads
+from archer.jobs import Jobs
 from archer.store.db import engine
 from archer.store.inbox import InboxWriter
 from archer.web import auth, tracking, ui
+from archer.workspace import Workspace
 
 log = logging.getLogger(__name__)
 SYNC_EVERY_SECONDS = 5.0
 
 
-def create_app(settings: Settings, *, sync_every: float | None = SYNC_EVERY_SECONDS) -> FastAPI:
-    """The app for the workspace of ``settings``; ``sync_every=None`` leaves loading to the CLI."""
+def create_app(
+    shop: Settings | Workspace,
+    *,
+    sync_every: float | None = SYNC_EVERY_SECONDS,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """The app for a workspace (or the workspace of some settings); ``sync_every=None`` leaves
+    loading to the CLI. ``clock`` is the workspace's clock when settings are given (a test's
+    manual clock; the wall clock by default)."""
+    ws = shop if isinstance(shop, Workspace) else Workspace(shop, clock)
+    settings = ws.settings
+    jobs = Jobs(ws)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(uploads.sweep, ws)  # what a stopped server left half-imported
         writer = InboxWriter(engine(settings))
         writer.start()
         app.state.inbox_writer = writer
-        loader = asyncio.create_task(_load_forever(settings, sync_every)) if sync_every else None
+        loader = asyncio.create_task(_load_forever(ws, jobs, sync_every)) if sync_every else None
         try:
             yield
         finally:
@@ -44,9 +60,12 @@ def create_app(settings: Settings, *, sync_every: float | None = SYNC_EVERY_SECO
                 with contextlib.suppress(asyncio.CancelledError):
                     await loader
             await asyncio.to_thread(writer.stop)
+            ws.close()
 
     app = FastAPI(title="Archer", lifespan=lifespan)
     app.state.settings = settings
+    app.state.ws = ws
+    app.state.jobs = jobs
     tracking.install(app)
     auth.install(app)  # sign-in, credentials on every request, the REST API
     ui.install(app)  # the operator's pages, their JSON endpoints and /static
@@ -59,13 +78,15 @@ def create_app(settings: Settings, *, sync_every: float | None = SYNC_EVERY_SECO
     return app
 
 
-async def _load_forever(settings: Settings, every: float) -> None:
+async def _load_forever(ws: Workspace, jobs: Jobs, every: float) -> None:
     from archer.ingest.tracking import sync_if_pending
 
     while True:
         await asyncio.sleep(every)
         try:
-            await asyncio.to_thread(sync_if_pending, settings)
+            await asyncio.to_thread(sync_if_pending, ws.settings)
+        except (Unavailable, Conflict) as e:  # busy: a build or a CLI import; next round
+            log.info("tracking inbox not loaded this round: %s", e)
         except Exception:  # the next round tries again; the inbox keeps everything
             log.exception("loading the tracking inbox into the warehouse failed")
 

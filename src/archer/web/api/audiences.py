@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
-from archer.audiences import count
+from archer.audiences import count, snapshots
 from archer.audiences import service as svc
 from archer.web.api.common import (
     Cursor,
@@ -29,6 +29,7 @@ from archer.web.api.common import (
 from archer.web.api.customers import _members_page, fields_of
 from archer.web.api.problems import Problem
 from archer.web.auth import ApiPrincipal
+from archer.workspace import Workspace
 
 router = APIRouter(tags=["audiences"])
 QUERY_MAX = 20_000
@@ -96,8 +97,8 @@ class AudienceChanges(BaseModel):
     left: list[str]
 
 
-def _settings(request: Request):
-    return request.app.state.settings
+def _ws(request: Request) -> Workspace:
+    return request.app.state.ws
 
 
 @router.get("/audiences")
@@ -105,7 +106,7 @@ async def list_audiences(
     request: Request, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[AudiencePublic]:
     """The saved audiences, by name."""
-    everything = await core(svc.list_audiences, _settings(request))
+    everything = await core(svc.list_audiences, _ws(request))
     return page_of_list(request, everything, cursor, limit)
 
 
@@ -114,23 +115,13 @@ async def create_audience(
     request: Request, body: AudienceCreate, who: ApiPrincipal, response: Response
 ) -> AudienceSaved:
     """Save a new audience (checked by counting it first); 409 if the name is taken."""
-    settings = _settings(request)
-    if "/" in body.name:
-        raise Problem(
-            422,
-            f"audience name {body.name!r} contains '/': names are part of URLs here",
-            kind="invalid-value",
-        )
-    names = {a["name"] for a in await core(svc.list_audiences, settings)}
-    if body.name in names:
-        raise Problem(
-            409,
-            f"an audience named {body.name!r} exists already: change it with "
-            f"PUT /api/audiences/{{name}} or choose another name",
-            kind="exists",
-        )
     doc = await core(
-        svc.save, settings, body.name, body.query, user=who.actor, description=body.description
+        svc.create,
+        _ws(request),
+        body.name,
+        body.query,
+        user=who.actor,
+        description=body.description,
     )
     response.headers["Location"] = f"/api/audiences/{body.name}"
     return AudienceSaved(**doc)
@@ -141,14 +132,14 @@ async def count_query(request: Request, body: CountRequest) -> AudienceCount:
     """How many customers a query selects and how many each top-level clause does (fast
     enough to call while the query is typed). A query that cannot be read is a 400 with its
     ``line``, ``column`` and ``suggestions``."""
-    settings = _settings(request)
-    resolve = await core(svc.resolver, settings)
-    return AudienceCount(**await core(count, settings, body.query, resolve=resolve))
+    ws = _ws(request)
+    resolve = await core(svc.resolver, ws)
+    return AudienceCount(**await core(count, ws, body.query, resolve=resolve))
 
 
 @router.get("/audiences/{name}")
 async def get_audience(request: Request, name: str) -> AudiencePublic:
-    return AudiencePublic(**await core(svc.get, _settings(request), name))
+    return AudiencePublic(**await core(svc.get, _ws(request), name))
 
 
 @router.put("/audiences/{name}")
@@ -156,11 +147,11 @@ async def update_audience(
     request: Request, name: str, body: AudienceUpdate, who: ApiPrincipal
 ) -> AudienceSaved:
     """Change the query and/or the description of a saved audience."""
-    settings = _settings(request)
-    current = await core(svc.get, settings, name)
+    ws = _ws(request)
+    current = await core(svc.get, ws, name)
     doc = await core(
         svc.save,
-        settings,
+        ws,
         name,
         body.query if body.query is not None else current["query"],
         user=who.actor,
@@ -172,12 +163,12 @@ async def update_audience(
 @router.delete("/audiences/{name}")
 async def delete_audience(request: Request, name: str) -> AudiencePublic:
     """Delete a saved audience (409 while another refers to it); its history is kept."""
-    return AudiencePublic(**await core(svc.delete, _settings(request), name))
+    return AudiencePublic(**await core(svc.delete, _ws(request), name))
 
 
 @router.get("/audiences/{name}/count")
 async def count_audience(request: Request, name: str) -> AudienceCount:
-    doc = await core(svc.count_of, _settings(request), name)
+    doc = await core(svc.count_of, _ws(request), name)
     doc.pop("audience", None)
     return AudienceCount(**doc)
 
@@ -192,19 +183,19 @@ async def audience_members(
 ) -> Page[dict[str, Any]]:
     """The members of a saved audience, by id, with the fields asked for."""
     offset = offset_of(cursor)
-    settings = _settings(request)
-    a = await core(svc.get, settings, name)
-    rows, more = await core(_members_page, settings, a["query"], fields_of(fields), offset, limit)
+    ws = _ws(request)
+    a = await core(svc.get, ws, name)
+    rows, more = await core(_members_page, ws, a["query"], fields_of(fields), offset, limit)
     return page(request, rows, offset, limit, more)
 
 
 @router.get("/audiences/{name}/explain/{customer_id}")
 async def explain_member(request: Request, name: str, customer_id: str) -> dict[str, Any]:
     """Why a customer is in the audience or not: each clause with their values."""
-    settings = _settings(request)
-    await core(svc.get, settings, name)  # an unknown audience is a 404 before anything else
+    ws = _ws(request)
+    await core(svc.get, ws, name)  # an unknown audience is a 404 before anything else
     try:
-        doc = await core(svc.explain_member, settings, name, customer_id)
+        doc = await core(svc.explain_member, ws, name, customer_id)
     except Problem as p:
         if p.kind == "audience-language" and "no customer" in p.detail:
             raise Problem(
@@ -214,10 +205,10 @@ async def explain_member(request: Request, name: str, customer_id: str) -> dict[
     return plain(doc)
 
 
-def _export(settings, name: str, fmt: str, fields: list[str] | None) -> tuple[Path, dict]:
-    work = Path(tempfile.mkdtemp(prefix="export-", dir=settings.home))
+def _export(ws, name: str, fmt: str, fields: list[str] | None) -> tuple[Path, dict]:
+    work = Path(tempfile.mkdtemp(prefix="export-", dir=ws.home))
     try:
-        doc = svc.export(settings, name, work / f"members.{fmt}", fields=fields or None)
+        doc = svc.export(ws, name, work / f"members.{fmt}", fields=fields or None)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -232,7 +223,7 @@ async def export_audience(
     fields: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> FileResponse:
     """Download the members as CSV (UTF-8 with BOM, formula-safe) or Parquet."""
-    work, doc = await core(_export, _settings(request), name, format, fields_of(fields))
+    work, doc = await core(_export, _ws(request), name, format, fields_of(fields))
     media = "text/csv; charset=utf-8" if format == "csv" else "application/vnd.apache.parquet"
     return FileResponse(
         doc["path"],
@@ -248,7 +239,7 @@ async def audience_history(
     request: Request, name: str, limit: Limit = 100, cursor: Cursor = None
 ) -> Page[HistoryDay]:
     """Size per build day, with how many entered and left since the build before."""
-    days = await core(svc.history, _settings(request), name)
+    days = await core(snapshots.history, _ws(request), name)
     return page_of_list(request, days, cursor, limit)
 
 
@@ -257,4 +248,4 @@ async def audience_changes(
     request: Request, name: str, as_of: date | None = None
 ) -> AudienceChanges:
     """Who entered and who left on a build day (default: the latest)."""
-    return AudienceChanges(**await core(svc.changes, _settings(request), name, as_of))
+    return AudienceChanges(**await core(snapshots.changes, _ws(request), name, as_of))

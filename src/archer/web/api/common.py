@@ -20,13 +20,9 @@ from fastapi import Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from archer.audiences import AudienceError, NotBuilt
-from archer.audiences.service import AudienceInUse, UnknownAudience
-from archer.customers.describe import NotBuilt as ProfileNotBuilt
-from archer.customers.describe import UnknownCustomer
-from archer.store import StoreError
-from archer.warehouse import WarehouseError
-from archer.web.api.problems import Problem
+from archer.audiences import AudienceError
+from archer.errors import ArcherError
+from archer.web.api.problems import Problem, from_error
 
 T = TypeVar("T")
 MAX_PAGE = 1000
@@ -64,18 +60,8 @@ def problem_of(e: Exception) -> Problem | None:
         return e
     if isinstance(e, AudienceError):
         return language_problem(e)
-    if isinstance(e, UnknownAudience | UnknownCustomer):
-        return Problem(404, str(e), kind="not-found")
-    if isinstance(e, NotBuilt | ProfileNotBuilt):
-        return Problem(
-            409,
-            "no customer profile yet: start a build (POST /api/builds, or `archer build`)",
-            kind="not-built",
-        )
-    if isinstance(e, AudienceInUse):
-        return Problem(409, str(e), kind="in-use")
-    if isinstance(e, StoreError | WarehouseError):
-        return Problem(503, f"the shop's data cannot be read now: {e}", kind="unavailable")
+    if isinstance(e, ArcherError):
+        return from_error(e)
     if isinstance(e, LookupError):
         return Problem(404, str(e).strip("'\""), kind="not-found")
     if isinstance(e, ValueError):

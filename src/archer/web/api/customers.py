@@ -40,10 +40,8 @@ def fields_of(text: str | None, default: tuple[str, ...] = ()) -> list[str]:
     return [f.strip() for f in text.split(",") if f.strip()][:50]
 
 
-def _members_page(settings, query: str, fields: list[str], offset: int, limit: int):
-    df = members(
-        settings, query, fields=fields, limit=offset + limit + 1, resolve=resolver(settings)
-    )
+def _members_page(ws, query: str, fields: list[str], offset: int, limit: int):
+    df = members(ws, query, fields=fields, limit=offset + limit + 1, resolve=resolver(ws))
     rows = records(df.iloc[offset:])
     return rows[:limit], len(rows) > limit
 
@@ -64,15 +62,13 @@ async def list_customers(
     """The customers a query selects, by id, with a few of their fields."""
     offset = offset_of(cursor)
     q = query if query and query.strip() else EVERYONE
-    settings = request.app.state.settings
-    rows, more = await core(
-        _members_page, settings, q, fields_of(fields, DEFAULT_FIELDS), offset, limit
-    )
+    ws = request.app.state.ws
+    rows, more = await core(_members_page, ws, q, fields_of(fields, DEFAULT_FIELDS), offset, limit)
     return page(request, rows, offset, limit, more)
 
 
 @router.get("/customers/{customer_id}")
 async def get_customer(request: Request, customer_id: str) -> CustomerPublic:
     """One customer's profile."""
-    doc: dict[str, Any] = await core(load_profile, request.app.state.settings, customer_id)
+    doc: dict[str, Any] = await core(load_profile, request.app.state.ws, customer_id)
     return CustomerPublic(**plain(doc))

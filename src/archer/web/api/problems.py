@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from archer.errors import ArcherError
+
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://archer.invalid/problems/"  # names, not links: see docs/api.md
 TOO_LARGE = "archer_body_too_large"  # scope state: the body passed this many bytes
@@ -56,6 +58,17 @@ class Problem(Exception):
         return JSONResponse(
             self.document(instance), self.status, self.headers, media_type=MEDIA_TYPE
         )
+
+
+def from_error(e: ArcherError) -> Problem:
+    """The one mapping of the core's error family to problem details."""
+    extra = {k: v for k, v in e.extra.items() if isinstance(v, str | int | float | list | None)}
+    return Problem(e.status, str(e), kind=e.kind, title=e.title, **extra)
+
+
+async def _on_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ArcherError)
+    return from_error(exc).response(request.url.path)
 
 
 def problem_response(request_path: str, status: int, detail: str, **kw: Any) -> JSONResponse:
@@ -106,5 +119,6 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Answer Problem, validation errors and HTTP errors under /api as problem details."""
     app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(ArcherError, _on_error)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)

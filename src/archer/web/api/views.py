@@ -35,7 +35,7 @@ async def funnel(
 ) -> dict[str, Any]:
     """The funnel from visit to repeat purchase, for the whole shop or ``by`` acquisition
     channel or registration month."""
-    doc = await core(reports.funnel_report, request.app.state.settings, as_of, by)
+    doc = await core(reports.funnel_report, request.app.state.ws, as_of, by)
     return _answer(request, doc, limit, cursor)
 
 
@@ -49,7 +49,7 @@ async def cohorts(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Monthly cohorts and how many of each came back in the months after."""
-    doc = await core(reports.cohorts_report, request.app.state.settings, as_of, by, months)
+    doc = await core(reports.cohorts_report, request.app.state.ws, as_of, by, months)
     return _answer(request, doc, limit, cursor)
 
 
@@ -68,7 +68,7 @@ async def affinities(
     """What is bought together: support, confidence and lift of each pair."""
     doc = await core(
         reports.affinities_report,
-        request.app.state.settings,
+        request.app.state.ws,
         as_of,
         level,
         scope,
@@ -95,7 +95,7 @@ async def recommendations(
     """The next categories to offer each customer, from the basket affinities."""
     doc = await core(
         reports.recommendations_report,
-        request.app.state.settings,
+        request.app.state.ws,
         as_of,
         k,
         scope,
@@ -117,5 +117,5 @@ async def kpis(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Sales, orders, customers, refunds, gross profit … per period."""
-    doc = await core(reports.kpis_report, request.app.state.settings, as_of, grain, last)
+    doc = await core(reports.kpis_report, request.app.state.ws, as_of, grain, last)
     return _answer(request, doc, limit, cursor)

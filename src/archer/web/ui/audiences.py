@@ -11,11 +11,11 @@ from fastapi import APIRouter, Body, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from starlette.background import BackgroundTask
 
-from archer.audiences import AudienceError, NotBuilt, count
+from archer.audiences import AudienceError, NotBuilt, count, snapshots
 from archer.audiences import service as svc
+from archer.customers.timeline import LIST_FIELDS, PAGE_SIZE
 from archer.web.auth import CsrfProtected, CurrentUser
 from archer.web.ui import charts
-from archer.web.ui.customers_data import LIST_FIELDS, PAGE_SIZE
 from archer.web.ui.errors import placed
 from archer.web.ui.render import page, urlpart, user_name
 
@@ -28,11 +28,11 @@ EXAMPLES = (
 )
 
 
-def _listing(settings) -> list[dict[str, Any]]:
+def _listing(ws) -> list[dict[str, Any]]:
     out = []
-    for a in svc.list_audiences(settings):
+    for a in svc.list_audiences(ws):
         try:
-            n = svc.count_of(settings, a["name"])["count"]
+            n = svc.count_of(ws, a["name"])["count"]
             problem = None
         except (AudienceError, NotBuilt, KeyError) as e:
             n, problem = None, str(e)
@@ -50,14 +50,14 @@ def _editor(
     error: dict | None = None,
     status_code: int = 200,
 ):
-    settings = request.app.state.settings
+    ws = request.app.state.ws
     return page(
         request,
         "audiences.html",
         user,
         section="audiences",
         status_code=status_code,
-        audiences=_listing(settings),
+        audiences=_listing(ws),
         name=name,
         query=query,
         description=description,
@@ -81,9 +81,9 @@ def count_json(
 ) -> JSONResponse:
     """The editor's live count: ``{count, customers, clauses}``, or 422 ``{error}`` with the
     place of the mistake in the query."""
-    settings = request.app.state.settings
+    ws = request.app.state.ws
     try:
-        doc = count(settings, query, resolve=svc.resolver(settings))
+        doc = count(ws, query, resolve=svc.resolver(ws))
     except AudienceError as e:
         return JSONResponse({"error": placed(query, e)}, status_code=422)
     except NotBuilt as e:
@@ -101,10 +101,10 @@ def save_audience(
     description: Annotated[str, Form()] = "",
 ):
     """Save (or update) an audience; a mistake comes back in the editor, at its place."""
-    settings = request.app.state.settings
+    ws = request.app.state.ws
     keep = {"name": name, "query": query, "description": description}
     try:
-        svc.save(settings, name, query, user=user_name(user), description=description or None)
+        svc.save(ws, name, query, user=user_name(user), description=description or None)
     except AudienceError as e:
         return _editor(request, user, **keep, error=placed(query, e), status_code=422)
     except (ValueError, NotBuilt, LookupError) as e:
@@ -117,11 +117,11 @@ def export_audience(request: Request, user: CurrentUser, name: str, fmt: str):
     """The members as a download: ``.csv`` (safe for spreadsheets) or ``.parquet``."""
     if fmt not in ("csv", "parquet"):
         return _missing(request, user, f"exports are .csv or .parquet, not .{fmt}", 404)
-    settings = request.app.state.settings
-    tmp = Path(tempfile.mkdtemp(prefix="export-", dir=_tmp(settings)))
+    ws = request.app.state.ws
+    tmp = Path(tempfile.mkdtemp(prefix="export-", dir=_tmp(ws)))
     out = tmp / f"audience.{fmt}"
     try:
-        svc.export(settings, name, out, fields=LIST_FIELDS)
+        svc.export(ws, name, out, fields=LIST_FIELDS)
     except svc.UnknownAudience as e:
         out.parent.rmdir()
         return _missing(request, user, str(e), 404)
@@ -138,7 +138,7 @@ def export_audience(request: Request, user: CurrentUser, name: str, fmt: str):
 def delete_audience(request: Request, user: CurrentUser, _csrf: CsrfProtected, name: str):
     """Delete the audience (refused while another one uses it)."""
     try:
-        svc.delete(request.app.state.settings, name)
+        svc.delete(request.app.state.ws, name)
     except (svc.UnknownAudience, svc.AudienceInUse) as e:
         return _missing(request, user, str(e), 409, title="Not deleted")
     return RedirectResponse("/audiences", status_code=303)
@@ -152,21 +152,21 @@ def audience_page(
     page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
 ):
     """One audience: definition, count per clause, history over the builds, members."""
-    settings = request.app.state.settings
+    ws = request.app.state.ws
     try:
-        a = svc.get(settings, name)
+        a = svc.get(ws, name)
     except svc.UnknownAudience as e:
         return _missing(request, user, str(e), 404)
     counted, members, problem, pages = None, [], None, 1
     try:
-        counted = svc.count_of(settings, name)
+        counted = svc.count_of(ws, name)
         pages = max(1, -(-counted["count"] // PAGE_SIZE))
         page_no = min(page_no, pages)
-        df = svc.members_of(settings, name, fields=LIST_FIELDS, limit=page_no * PAGE_SIZE)
+        df = svc.members_of(ws, name, fields=LIST_FIELDS, limit=page_no * PAGE_SIZE)
         members = df.iloc[(page_no - 1) * PAGE_SIZE :].to_dict(orient="records")
     except (AudienceError, NotBuilt, KeyError) as e:
         problem = str(e)
-    history = svc.history(settings, name)
+    history = snapshots.history(ws, name)
     return page(
         request,
         "audience.html",
@@ -196,8 +196,8 @@ def _missing(request: Request, user: Any, message: str, status: int, title: str 
     )
 
 
-def _tmp(settings) -> Path:
-    d = settings.home / "tmp"
+def _tmp(ws) -> Path:
+    d = ws.home / "tmp"
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse
 
 from archer.audiences import AudienceError, NotBuilt
 from archer.customers import describe
+from archer.customers import timeline as data
 from archer.web.auth import CurrentUser
-from archer.web.ui import customers_data as data
 from archer.web.ui.errors import placed
 from archer.web.ui.render import page
 
@@ -25,10 +25,10 @@ def customer_list(
     page_no: Annotated[int, Query(alias="page", ge=1)] = 1,
 ):
     """A page of the customers the query selects (everyone without one)."""
-    settings = request.app.state.settings
+    ws = request.app.state.ws
     result, error, not_built = None, None, None
     try:
-        result = data.search(settings, q, page_no)
+        result = data.search(ws, q, page_no)
     except AudienceError as e:
         error = placed(q, e)
     except NotBuilt as e:
@@ -50,9 +50,9 @@ def customer_list(
 @router.get("/customers/{customer_id:path}", response_class=HTMLResponse)
 def customer_page(request: Request, user: CurrentUser, customer_id: str):
     """State, stage, RFM, preferences, scores, timeline, and the audiences with their why."""
-    settings = request.app.state.settings
+    ws = request.app.state.ws
     try:
-        profile = describe.load_profile(settings, customer_id)
+        profile = describe.load_profile(ws, customer_id)
     except (describe.UnknownCustomer, describe.NotBuilt) as e:
         return page(
             request,
@@ -70,8 +70,8 @@ def customer_page(request: Request, user: CurrentUser, customer_id: str):
         user,
         section="customers",
         p=profile,
-        words=describe.sentences(profile, settings.currency),
-        contact=data.contact(settings, customer_id),
-        timeline=data.timeline(settings, customer_id),
-        audiences=data.audiences_of(settings, customer_id),
+        words=describe.sentences(profile, ws.settings.currency),
+        contact=data.contact(ws, customer_id),
+        timeline=data.timeline(ws, customer_id),
+        audiences=data.audiences_of(ws, customer_id),
     )

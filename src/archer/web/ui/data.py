@@ -4,33 +4,33 @@ the last imports with their rejected rows, and a build to start and watch."""
 from __future__ import annotations
 
 import re
-import shutil
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
 from archer.config import Settings
-from archer.ingest.importer import import_file
+from archer.errors import ArcherError
+from archer.ingest import uploads
 from archer.ingest.presets import PRESETS
 from archer.schema import LOAD_ORDER
-from archer.warehouse import Warehouse, WarehouseError
-from archer.web.api.builds import builds_of
+from archer.web.api.builds import start
 from archer.web.api.problems import Problem
 from archer.web.auth import CsrfProtected, CurrentUser
 from archer.web.ui.render import page, user_name
+from archer.workspace import Workspace
 
 router = APIRouter(include_in_schema=False)
 UPLOADS = "uploads"
 SHOWN_IMPORTS = 15
 
 
-def last_imports(settings: Settings) -> list[dict[str, Any]]:
+def last_imports(ws: Workspace) -> list[dict[str, Any]]:
     """The newest imports, each with the file name of its quarantine (if rows were rejected)."""
-    with Warehouse.connect(settings.warehouse_url) as wh:
+    with ws.warehouse() as wh:
         rows = wh.last_imports(SHOWN_IMPORTS)
     for r in rows:
         q = r.get("quarantine")
@@ -40,17 +40,16 @@ def last_imports(settings: Settings) -> list[dict[str, Any]]:
 
 
 def _shown_name(source: str) -> str:
-    """An uploaded file's own name, without the prefix that keeps uploads apart."""
+    """An uploaded file's own name (older uploads carried a stamp prefix: dropped)."""
     name = Path(source).name
     return re.sub(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{6}-", "", name)
 
 
 def _data_page(request: Request, user: Any, status_code: int = 200, **context: Any):
-    settings = request.app.state.settings
     ctx = {
         "tables": LOAD_ORDER,
         "presets": {name: p.description for name, p in PRESETS.items()},
-        "imports": last_imports(settings),
+        "imports": last_imports(request.app.state.ws),
         "result": None,
         "error": None,
         "form": {"table": "customers", "preset": "", "mapping": ""},
@@ -65,16 +64,8 @@ def data_page(request: Request, user: CurrentUser):
     return _data_page(request, user)
 
 
-def _safe_filename(name: str) -> str:
-    """The uploaded file's base name with only harmless characters (its suffix decides how it
-    is read, so it is kept)."""
-    base = Path(name.replace("\\", "/")).name or "upload"
-    base = re.sub(r"[^\w.\-]+", "_", base, flags=re.UNICODE).lstrip(".") or "upload"
-    return base[-120:]
-
-
 @router.post("/data/import", response_class=HTMLResponse)
-def import_upload(
+async def import_upload(
     request: Request,
     user: CurrentUser,
     _csrf: CsrfProtected,
@@ -84,26 +75,21 @@ def import_upload(
     mapping: Annotated[str, Form()] = "",
 ):
     """Import the uploaded file; rejected rows go to the quarantine, as with ``archer import``."""
-    settings: Settings = request.app.state.settings
+    ws = request.app.state.ws
     form = {"table": table, "preset": preset, "mapping": mapping}
-    folder = settings.home / UPLOADS
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    path = folder / f"{stamp}-{uuid.uuid4().hex[:6]}-{_safe_filename(file.filename or '')}"
-    with path.open("wb") as out:
-        shutil.copyfileobj(file.file, out, length=1024 * 1024)
-    lines = [m.strip() for m in mapping.splitlines() if m.strip()]
     try:
-        r = import_file(settings, table, path, preset=preset or None, mapping=lines or None)
-    except (ValueError, WarehouseError) as e:  # ImportError_, SourceError, KeyError texts
-        path.unlink(missing_ok=True)
-        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        return _data_page(request, user, 422, error=msg, form=form)
-    result = r.to_dict()
-    result["quarantine_file"] = Path(r.quarantine).name if r.quarantine else None
-    result["source_name"] = _shown_name(r.source)
+        path = await uploads.save(ws, file.filename, uploads.chunks_of(file))
+        lines = uploads.parse_mapping(mapping)
+        result = await run_in_threadpool(
+            uploads.import_upload, ws, table, path, preset or None, lines
+        )
+    except ArcherError as e:
+        return await run_in_threadpool(
+            _data_page, request, user, e.status if e.status < 500 else 503, error=str(e), form=form
+        )
+    result["source_name"] = result["source"]
     result["by"] = user_name(user)
-    return _data_page(request, user, result=result, form=form)
+    return await run_in_threadpool(_data_page, request, user, result=result, form=form)
 
 
 @router.get("/data/quarantine/{filename}")
@@ -129,7 +115,7 @@ def quarantine_file(request: Request, user: CurrentUser, filename: str):
 def build_state(request: Request) -> dict[str, Any]:
     """The latest build of this app (started here or through ``POST /api/builds``; one runs at
     a time) as the page shows it: ``{state, stage, done, total, seconds, result, error}``."""
-    everyone = builds_of(request).all()
+    everyone = request.app.state.jobs.recent("build", 1)
     if not everyone:
         return {"state": "idle", "stage": "", "done": 0, "total": 0, "seconds": None,
                 "result": None, "error": None, "started_by": None}  # fmt: skip
@@ -154,8 +140,9 @@ def build_state(request: Request) -> dict[str, Any]:
 @router.post("/data/build")
 def start_build(request: Request, user: CurrentUser, _csrf: CsrfProtected):
     """Start a build in the background unless one runs; the page polls its progress."""
+    st = request.app.state
     try:
-        builds_of(request).start(None, user_name(user))
+        start(st.ws, st.jobs, None, user_name(user))
         started = True
     except Problem:  # one is running already (maybe started through the API): follow it
         started = False

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from archer.analytics.overview import overview
 from archer.web.auth import CurrentUser
 from archer.web.ui import charts
-from archer.web.ui.overview_data import overview
 from archer.web.ui.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -16,7 +16,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/", response_class=HTMLResponse)
 def overview_page(request: Request, user: CurrentUser) -> HTMLResponse:
     """KPIs by month, the funnel, lifecycle and stages, the RFM grid, cohorts and CLV."""
-    o = overview(request.app.state.settings)
+    o = overview(request.app.state.ws)
     specs = {}
     if o is not None:
         specs = {

@@ -1,18 +1,17 @@
 """What the overview draws, read from the tables the last build wrote (``customer_profile``
-and the shop-level views of :data:`archer.customers.profile.SHOP_TABLES`), so a page costs a
+and the shop-level views of :data:`archer.analytics.views.SHOP_TABLES`), so a page costs a
 few small aggregates whatever the size of the shop."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import pandas as pd
 
 from archer.analytics.reports import records
-from archer.config import Settings
 from archer.customers.lifecycle import LIFECYCLE_STATES, STAGES
-from archer.customers.profile import PROFILE
+from archer.schema import PROFILE
 from archer.warehouse import Warehouse
 
 FUNNEL_STEPS = (
@@ -27,10 +26,13 @@ COHORT_ROWS = 12  # the latest cohorts shown in the heat map
 COHORT_MONTHS = 12
 CLV_BINS = 20
 
+if TYPE_CHECKING:
+    from archer.workspace import Workspace
 
-def overview(settings: Settings) -> dict[str, Any] | None:
+
+def overview(ws: Workspace) -> dict[str, Any] | None:
     """Everything the overview shows, or None before the first build."""
-    with Warehouse.connect(settings.warehouse_url) as wh:
+    with ws.warehouse() as wh:
         if not wh.has_table(PROFILE):
             return None
         p = wh.table(PROFILE)

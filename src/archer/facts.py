@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 import ibis
 import ibis.expr.types as ir
 
+from archer.errors import Invalid
 from archer.warehouse import Warehouse
 
 PAID_STATUSES = ("paid", "shipped", "completed", "refunded")
@@ -68,7 +69,7 @@ def _to_datetime(v) -> datetime:
     return v.to_pydatetime() if hasattr(v, "to_pydatetime") else v
 
 
-@dataclass
+@dataclass(frozen=True)
 class Snapshot:
     """The shop as of the end of ``as_of`` (local day); every table an unexecuted Ibis table."""
 
@@ -77,14 +78,21 @@ class Snapshot:
     tz: ZoneInfo
     cutoff: datetime  # naive UTC, exclusive
     offset: int  # seconds to add to UTC for local time
-    # The anonymous-id → member map, once computed and staged by a build (see identities()).
+    # The anonymous-id → member map, once computed and staged by a build (see identities());
+    # a snapshot with it is made by ``dataclasses.replace``, never by changing this one.
     identity_map: ir.Table | None = None
 
     @classmethod
-    def at(cls, wh: Warehouse, as_of: date | None, tz: ZoneInfo) -> Snapshot:
+    def at(cls, wh: Warehouse, as_of: date | None, tz: ZoneInfo, *, today: date) -> Snapshot:
+        """The shop as of ``as_of``; by default the day of its latest activity, or ``today``
+        (the clock's, in the shop's zone) when it has none."""
         if as_of is None:
-            as_of = latest_activity(wh, tz) or datetime.now(tz).date()
-        return cls(wh, as_of, tz, cutoff_utc(as_of, tz), utc_offset_seconds(as_of, tz))
+            as_of = latest_activity(wh, tz) or today
+        try:
+            cutoff = cutoff_utc(as_of, tz)
+        except OverflowError:
+            raise Invalid(f"as-of day {as_of} is out of range") from None
+        return cls(wh, as_of, tz, cutoff, utc_offset_seconds(as_of, tz))
 
     # -- helpers -----------------------------------------------------------------------------
     @property

@@ -6,31 +6,32 @@ Queries are Ibis expressions over the canonical tables; values are bound, never 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import ibis
 
 from archer.audiences import count, members
 from archer.audiences import service as svc
-from archer.config import Settings
-from archer.warehouse import Warehouse
 
 EVERYONE = "customer_id is not null"
 LIST_FIELDS = ["name", "lifecycle", "stage", "rfm_segment", "net_spent", "province", "city"]
 PAGE_SIZE = 50
 TIMELINE_LIMIT = 100  # per kind: orders, refunds, events
 
+if TYPE_CHECKING:
+    from archer.workspace import Workspace
 
-def search(settings: Settings, query: str, page: int = 1, size: int = PAGE_SIZE) -> dict[str, Any]:
+
+def search(ws: Workspace, query: str, page: int = 1, size: int = PAGE_SIZE) -> dict[str, Any]:
     """One page of the customers ``query`` selects (everyone when empty), with the counts of
     the whole query and of each top-level clause. Raises AudienceError for a bad query."""
     q = query.strip() or EVERYONE
-    resolve = svc.resolver(settings)
-    counted = count(settings, q, resolve=resolve)
+    resolve = svc.resolver(ws)
+    counted = count(ws, q, resolve=resolve)
     pages = max(1, -(-counted["count"] // size))
     page = min(max(1, page), pages)
-    df = members(settings, q, fields=LIST_FIELDS, limit=page * size, resolve=resolve)
+    df = members(ws, q, fields=LIST_FIELDS, limit=page * size, resolve=resolve)
     rows = df.iloc[(page - 1) * size :].to_dict(orient="records")
     return {
         **counted,
@@ -57,22 +58,22 @@ def _local(v: datetime | None, tz: ZoneInfo) -> datetime | None:
     return v.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).replace(tzinfo=None)
 
 
-def contact(settings: Settings, customer_id: str) -> dict[str, Any]:
+def contact(ws: Workspace, customer_id: str) -> dict[str, Any]:
     """The customer's row of ``customers`` (name, e-mail, phone, place …), or {}."""
-    with Warehouse.connect(settings.warehouse_url) as wh:
+    with ws.warehouse() as wh:
         c = wh.table("customers")
         rows = c.filter(c.customer_id == ibis.literal(customer_id, "string")).to_pyarrow()
         got = rows.to_pylist()
     return got[0] if got else {}
 
 
-def timeline(settings: Settings, customer_id: str) -> list[dict[str, Any]]:
+def timeline(ws: Workspace, customer_id: str) -> list[dict[str, Any]]:
     """The customer's orders, refunds and events, newest first (at most
     :data:`TIMELINE_LIMIT` of each kind), in the shop's local time."""
     cid = ibis.literal(customer_id, "string")
-    tz = settings.tz
+    tz = ws.tz
     out: list[dict[str, Any]] = []
-    with Warehouse.connect(settings.warehouse_url) as wh:
+    with ws.warehouse() as wh:
         o = wh.table("orders")
         orders = (
             o.filter(o.customer_id == cid)
@@ -137,12 +138,12 @@ def timeline(settings: Settings, customer_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def audiences_of(settings: Settings, customer_id: str) -> list[dict[str, Any]]:
+def audiences_of(ws: Workspace, customer_id: str) -> list[dict[str, Any]]:
     """Every saved audience with whether the customer is in it and why (clause by clause)."""
     out = []
-    for a in svc.list_audiences(settings):
+    for a in svc.list_audiences(ws):
         try:
-            doc = svc.explain_member(settings, a["name"], customer_id)
+            doc = svc.explain_member(ws, a["name"], customer_id)
         except ValueError as e:  # a definition the language no longer reads
             out.append({"name": a["name"], "query": a["query"], "error": str(e)})
             continue
