@@ -1,139 +1,77 @@
-"""Run every benchmark, print the figures and write them to docs/benchmarks.md.
+"""Run every benchmark (or those named with ``--only``), each writing its section of the report.
 
-``.venv/bin/python bench/run.py`` (what ``make bench`` runs) is the full size:
-a 10-million-line orders import and a 1-million-customer sample shop. ``--quick``
-runs 1M lines and 100k customers to check that everything works; it prints the
-figures but writes the report only when ``--out`` is given.
+``.venv/bin/python bench/run.py`` (what ``make bench`` runs) is the full size, written to
+docs/benchmarks.md: a 10-million-line orders import, a 1-million-customer sample shop, the CLV
+models against lifetimes up to 100 million customers, the profile build, the audience count and
+the pages on the 1-million-customer shop, and a minute of tracking ingest. It takes hours the
+first time (the shop is imported once and kept under bench/out/).
+
+``--quick`` runs every subject at a small size to check that everything works, in a few minutes;
+its sections go to bench/out/benchmarks-quick.md, never to docs/benchmarks.md.
+
+Each subject runs as its own process (``bench/<subject>/bench.py``), one after the other; a
+subject that fails is reported and the others still run. The build runs before the audience
+and the pages, which read the shop it prepares.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-import bench_audience
-import bench_build
-import bench_import
-import bench_pages
-import bench_sample
-import report
-from harness import BENCH_DIR
-
-FULL = {"lines": 10_000_000, "customers": 1_000_000}
-QUICK = {"lines": 1_000_000, "customers": 100_000}
-DOCS = BENCH_DIR.parent / "docs" / "benchmarks.md"
+BENCH_DIR = Path(__file__).resolve().parent
+# In the order they run; what each measures, against which peer: bench/README.md.
+SUBJECTS = ("import", "sample", "clv", "build", "audience", "pages", "tracking")
 
 
-def main(argv: list[str] | None = None) -> None:
+def subjects(only: list[str] | None) -> list[str]:
+    """The subjects named (``--only build --only pages``, or ``--only build,pages``), in the
+    order they run."""
+    if not only:
+        return list(SUBJECTS)
+    named = {s.strip() for o in only for s in o.split(",") if s.strip()}
+    unknown = sorted(named - set(SUBJECTS))
+    if unknown:
+        raise SystemExit(f"unknown subject {', '.join(unknown)}: choose from {', '.join(SUBJECTS)}")
+    return [s for s in SUBJECTS if s in named]
+
+
+def command(subject: str, quick: bool, out: Path | None) -> list[str]:
+    argv = [sys.executable, str(BENCH_DIR / subject / "bench.py")]
+    if quick:
+        argv.append("--quick")
+    if out is not None:
+        argv += ["--out", str(out)]
+    return argv
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="1M lines / 100k customers")
-    ap.add_argument("--lines", type=int, help="orders in the import benchmark")
-    ap.add_argument("--customers", type=int, help="customers in the sample benchmark")
     ap.add_argument(
         "--only",
-        choices=("import", "sample", "build", "audience", "pages"),
-        help="run one benchmark",
+        action="append",
+        metavar="SUBJECT",
+        help=f"run only these ({', '.join(SUBJECTS)}); repeat or separate with commas",
     )
-    ap.add_argument("--out", type=Path, help=f"report to write (default {DOCS}, full run only)")
+    ap.add_argument("--quick", action="store_true", help="small sizes; not written to the docs")
+    ap.add_argument("--out", type=Path, help="report to update instead of the default")
     args = ap.parse_args(argv)
-    if args.only == "build":  # its own sizes and its own section of the report
-        bench_build.main(
-            (["--quick"] if args.quick else [])
-            + (["--customers", str(args.customers)] if args.customers else [])
-            + (["--out", str(args.out)] if args.out else [])
-        )
-        return
-    if args.only == "audience":  # the built 1M shop; its own section of the report
-        bench_audience.main(
-            (["--quick"] if args.quick else [])
-            + (["--customers", str(args.customers)] if args.customers else [])
-            + (["--out", str(args.out)] if args.out else [])
-        )
-        return
-    if args.only == "pages":  # the built 1M shop served; its own section of the report
-        bench_pages.main(
-            (["--customers", str(args.customers)] if args.customers else [])
-            + (["--no-write"] if args.quick else [])
-        )
-        return
-    size = QUICK if args.quick else FULL
-    lines = args.lines or size["lines"]
-    customers = args.customers or size["customers"]
-    out = args.out or (None if args.quick else DOCS)
-
-    console = Console(stderr=True)
-    m = report.machine()
-    console.print(
-        f"[bold]Archer benchmarks[/] on {m.cores} cores, {m.ram_gb:.0f} GB, Python {m.python}, "
-        f"DuckDB {m.packages['duckdb']}, pandas {m.packages['pandas']}"
-    )
-    started = report.now()
-    imp = sample = None
-    # Every file (GBs at full size) lives in this directory, removed even on failure.
-    with tempfile.TemporaryDirectory(prefix="archer-bench-") as tmp:
-        if args.only in (None, "import"):
-            d = Path(tmp) / "import"
-            d.mkdir()
-            imp = bench_import.run(lines, d, log=console.log)
-        if args.only in (None, "sample"):
-            d = Path(tmp) / "sample"
-            d.mkdir()
-            sample = bench_sample.run(customers, d, log=console.log)
-
-    commit_at_end = report.commit()
-
-    # Wide enough for the tables when the output is a file or a pipe.
-    out_console = Console() if sys.stdout.isatty() else Console(width=140)
-    if imp is not None:
-        out_console.print(
-            _table(f"Import of {lines:,} orders", report.IMPORT_HEADERS, report.import_rows(imp))
-        )
-        if report.stage_rows(imp):
-            out_console.print(
-                _table(
-                    "archer import stages", ["stage", "seconds", "share"], report.stage_rows(imp)
-                )
-            )
-    if sample is not None:
-        out_console.print(
-            _table(
-                f"Sample shop of {customers:,} customers",
-                report.SAMPLE_HEADERS,
-                report.sample_rows(sample),
-            )
-        )
-    out_console.print(report.interpretation(imp, sample))
-    if out is not None:
-        text = report.markdown(m, started, report.command_line(), imp, sample, commit_at_end)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + _kept_sections(out), encoding="utf-8")
-        console.print(f"report written to {out}")
-
-
-def _kept_sections(path: Path) -> str:
-    """The sections other benchmarks wrote between ``<!-- name:start/end -->`` markers (CLV,
-    build, tracking …), kept as they are: this run rewrites only its own part of the page."""
-    if not path.exists():
-        return ""
-    old = path.read_text(encoding="utf-8")
-    marked = re.finditer(r"<!-- (\w+):start -->.*?<!-- \1:end -->", old, flags=re.S)
-    return "".join(f"\n{m.group(0)}\n" for m in marked)
-
-
-def _table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
-    t = Table(title=title)
-    for i, h in enumerate(headers):
-        t.add_column(h, justify="right" if i else "left", no_wrap=not i)
-    for r in rows:
-        t.add_row(*r)
-    return t
+    chosen = subjects(args.only)
+    took: dict[str, tuple[int, float]] = {}
+    for subject in chosen:
+        print(f"== {subject}", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        code = subprocess.run(command(subject, args.quick, args.out), check=False).returncode
+        took[subject] = (code, time.perf_counter() - t0)
+    print("\n== summary", file=sys.stderr)
+    for subject, (code, seconds) in took.items():
+        said = "ok" if code == 0 else f"FAILED (exit code {code})"
+        print(f"  {subject:<9} {said:<24} {seconds:7.1f} s", file=sys.stderr)
+    return 1 if any(code for code, _ in took.values()) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
