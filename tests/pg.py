@@ -26,6 +26,8 @@ SUPERUSER = "archer"  # the server's superuser (trust authentication, loopback o
 RUN_AS = "postgres"  # the system user the server runs as when the tests run as root
 START_TRIES = 3  # another process may take the free port between the check and the start
 TIMEOUT = 120  # seconds for initdb and for pg_ctl's start and stop
+PREFIX = "archer-pg-"  # the temporary folders' names start so
+OWNER = "owner.pid"  # in each: the test process that started the server
 
 
 class Unavailable(RuntimeError):
@@ -89,7 +91,9 @@ def start() -> PgServer:
             " (apt-get install postgresql)"
         )
     run_as = _server_user()
-    root = Path(tempfile.mkdtemp(prefix="archer-pg-"))
+    _sweep(bindir, run_as)
+    root = Path(tempfile.mkdtemp(prefix=PREFIX))
+    (root / OWNER).write_text(str(os.getpid()))
     srv = PgServer(bindir, root, 0, run_as)
     try:
         if run_as:
@@ -118,6 +122,20 @@ def start() -> PgServer:
     except (OSError, subprocess.SubprocessError) as e:
         shutil.rmtree(root, ignore_errors=True)
         raise Unavailable(f"PostgreSQL could not be set up in {root}: {e}") from None
+
+
+def _sweep(bindir: Path, run_as: str | None) -> None:
+    """Stop the servers that test processes killed before their teardown left behind."""
+    for d in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            owner = int((d / OWNER).read_text())
+            os.kill(owner, 0)
+            continue  # its test process is still running
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            continue  # not ours to judge (unreadable, or no owner written yet)
+        PgServer(bindir, d, 0, run_as).stop()
 
 
 def _server_user() -> str | None:

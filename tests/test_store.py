@@ -545,3 +545,29 @@ def test_audience_names(name, ok):
     else:
         with pytest.raises(ValueError):
             check_name(name)
+
+
+def test_text_postgresql_cannot_store_is_refused_alike_on_both(store_ws):
+    with session(store_ws, write=True) as s:
+        for query, description in [("q\x00", None), ("q", "big\x00spenders")]:
+            with pytest.raises(ValueError, match="NUL"):
+                store_audiences.put(s, "vip", query, description=description, user="u", now=T0)
+        store_audiences.put(s, "vip", "q", description="fine", user="u", now=T0)  # still usable
+    with session(store_ws) as s:
+        assert [a.name for a in store_audiences.all_audiences(s)] == ["vip"]
+
+
+def test_one_bad_request_does_not_fail_the_others_in_its_group_commit(pg_url, ws):
+    pg = ws.model_copy(update={"database": pg_url})
+    writer = inbox.InboxWriter(engine(pg))
+    # Queued before the thread starts, so that the three are committed as one group.
+    futures = [writer.submit(inbox.Batch(1, T0, [(mid, "{}")])) for mid in ("m1", "m\x002", "m3")]
+    writer.start()
+    try:
+        with pytest.raises(Exception, match="NUL"):
+            futures[1].result(timeout=60)  # PostgreSQL refuses it (the routes refuse it first)
+        assert [futures[i].result(timeout=60) for i in (0, 2)] == [inbox.Accepted(1, 0)] * 2
+    finally:
+        writer.stop()
+    with session(pg) as s:
+        assert [e.message_id for e in inbox.next_events(s.connection(), 10)] == ["m1", "m3"]

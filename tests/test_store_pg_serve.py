@@ -16,9 +16,9 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from archer.cli import app as cli_app
-from archer.store import audiences, session, utcnow
+from archer.store import audiences, inbox, session, utcnow
 from conftest import rows
-from test_tracking_server import ProcessServer, basic, free_port
+from test_tracking_server import ProcessServer, ThreadServer, basic, free_port, new_source
 
 pytestmark = pytest.mark.slow
 PASSWORD = "s3cret-password"
@@ -91,3 +91,19 @@ def test_archer_serve_runs_on_postgresql(ws, pg_url, monkeypatch):
     events = [e for e in rows(ws, "events") if e["customer_id"] == "PG-1"]
     assert sorted(e["event_id"] for e in events) == ["web:e1", "web:e2"]
     pg.dispose()
+
+
+def test_a_message_id_postgresql_cannot_store_is_refused_not_a_503(store_ws):
+    """A NUL character: SQLite would keep it, PostgreSQL refuses it and would fail the writer's
+    whole group commit (503 for every request in it); both stores answer 400 instead."""
+    key = new_source(store_ws, "web")
+    with ThreadServer(store_ws) as srv:
+        bad = {"type": "track", "event": "X", "userId": "u", "messageId": "m\x001"}
+        r = httpx.post(srv.url + "/v1/batch", json={"batch": [bad]}, headers=basic(key))
+        assert r.status_code == 400, r.text
+        assert "batch[0].messageId" in r.text and "NUL" in r.text
+        good = {**bad, "messageId": "m1"}
+        r = httpx.post(srv.url + "/v1/batch", json={"batch": [good]}, headers=basic(key))
+        assert r.status_code == 200, r.text
+    with session(store_ws) as s:
+        assert [e.message_id for e in inbox.next_events(s.connection(), 10)] == ["m1"]
