@@ -9,7 +9,8 @@ PostgreSQL (``postgresql+psycopg://…``, the ``postgres`` extra) runs the same 
 against a real server. A writing session there takes one transaction-level advisory lock
 (:data:`PG_WRITE_LOCK`) at its start: the same one-writer-at-a-time guarantee, across every
 process sharing the database, while readers never wait. Work that must scale out across
-workers (dispatch) claims its rows with ``FOR UPDATE SKIP LOCKED`` in its own sessions instead.
+workers (the coming dispatcher) should not hold it: it claims its rows with
+``SELECT … FOR UPDATE SKIP LOCKED`` in a session opened without ``write=True``.
 
 The schema is kept by Alembic: the revisions in ``store/migrations/versions`` are applied when
 a process first opens the store (:func:`migrate`).
