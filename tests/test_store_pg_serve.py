@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from archer.cli import app as cli_app
-from archer.store import audiences, inbox, session, utcnow
+from archer.store import audiences, head_revision, inbox, session, utcnow
 from conftest import rows
 from test_tracking_server import ProcessServer, ThreadServer, basic, free_port, new_source
 
@@ -83,7 +83,9 @@ def test_archer_serve_runs_on_postgresql(ws, pg_url, monkeypatch):
         assert c.execute(text("SELECT count(*) FROM tracking_inbox")).scalar() == 2
         assert c.execute(text("SELECT last_login_at FROM users")).scalar() is not None
         assert c.execute(text("SELECT last_used_at FROM api_keys")).scalar() is not None
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert (
+            c.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
+        )
     loaded = cli("sync")
     assert loaded["read"] == 2
     with pg.connect() as c:
