@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,39 @@ def shared(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"reference data not found at {p}")
     return p
+
+
+# -- PostgreSQL: a real server per test process, a fresh database per test (tests/pg.py) -------
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The PostgreSQL server of this test process, started on first use; skips where none can."""
+    import pg
+
+    try:
+        srv = pg.start()
+    except pg.Unavailable as e:
+        pytest.skip(f"PostgreSQL: {e}")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped after the test."""
+    from archer.store import db
+
+    name = pg_server.create_database()
+    url = pg_server.url(name)
+    yield url
+    db.dispose_url(url)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_ws(request, ws: Workspace) -> Workspace:
+    """The workspace with its operational store on SQLite (the default) or PostgreSQL."""
+    if request.param == "sqlite":
+        return ws
+    return ws.replace(database=request.getfixturevalue("pg_url"))

@@ -2,8 +2,8 @@
 users, API keys, campaigns and the outbox later), in SQLAlchemy 2 over SQLite or PostgreSQL.
 
 One module per concept holds its model and its queries (:mod:`archer.store.audiences`);
-:mod:`archer.store.db` opens the database and :mod:`archer.store.migrations` brings its schema
-up to date.
+:mod:`archer.store.db` opens the database and brings its schema up to date with the Alembic
+revisions in :mod:`archer.store.migrations`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from archer.store.db import (
     Base,
     StoreError,
-    current_version,
+    current_revision,
     engine,
-    latest_version,
+    head_revision,
     migrate,
     session,
     utcnow,
@@ -22,9 +22,9 @@ from archer.store.db import (
 __all__ = [
     "Base",
     "StoreError",
-    "current_version",
+    "current_revision",
     "engine",
-    "latest_version",
+    "head_revision",
     "migrate",
     "session",
     "utcnow",

@@ -82,8 +82,12 @@ def put(
 ) -> tuple[Audience, bool]:
     """Create or update ``name``; return it and whether it is new.
 
-    An update keeps ``created_*``, and the description when none is given.
+    An update keeps ``created_*``, and the description when none is given. Text with a NUL
+    character is refused (PostgreSQL cannot store it; SQLite alike, so both stores agree).
     """
+    for what, v in (("query", query), ("description", description)):
+        if v is not None and "\x00" in v:
+            raise ValueError(f"the audience's {what} contains a NUL character (\\x00)")
     a = get(s, name)
     if a is None:
         a = Audience(

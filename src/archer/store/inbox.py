@@ -7,9 +7,16 @@ after a lost answer, a server killed between commit and reply — is acknowledge
 stored twice.
 
 The HTTP routes hand their events to one :class:`InboxWriter` thread, which commits whatever
-has queued up in one transaction (group commit) and only then answers the waiting requests.
-On SQLite its connection runs with ``synchronous=FULL``: the WAL is synced to disk at every
-commit, so an acknowledged event survives a killed process and a power cut alike.
+has queued up in one transaction (group commit) and only then answers the waiting requests;
+should that commit fail, the requests are committed one by one, so one bad request fails
+alone. On SQLite its connection runs with ``synchronous=FULL``: the WAL is synced to disk at
+every commit, so an acknowledged event survives a killed process and a power cut alike.
+
+Each commit holds the store's write lock (SQLite's, or the advisory lock on PostgreSQL, see
+:mod:`archer.store.db`), also when several servers share one PostgreSQL database: so a
+message id is checked and stored by one writer at a time, and inbox rows become visible in
+``seq`` order — which the loader relies on when it removes everything up to the last ``seq``
+it loaded.
 """
 
 from __future__ import annotations
@@ -203,10 +210,13 @@ class InboxWriter:
         try:
             with self._conn.begin():
                 answers = append(self._conn, [b for b, _ in group])
-        except Exception as e:  # the requests answer 503 and the SDKs send again
-            log.exception("inbox commit failed")
-            for _, fut in group:
-                fut.set_exception(e)
+        except Exception as e:
+            if len(group) > 1:  # one request's bad row must not fail the others: one by one
+                for item in group:
+                    self._commit([item])
+                return
+            log.exception("inbox commit failed")  # the request answers 503; the SDK sends again
+            group[0][1].set_exception(e)
             return
         for (_, fut), a in zip(group, answers, strict=True):
             fut.set_result(a)

@@ -133,6 +133,8 @@ def _event(
     mid = str(mid)
     if len(mid) > ID_MAX:
         raise SpecError(f"{where}messageId: longer than {ID_MAX} characters", where + "messageId")
+    if "\x00" in mid:  # PostgreSQL cannot store it (the store would fail the whole commit)
+        raise SpecError(f"{where}messageId: contains a NUL character", where + "messageId")
     out["messageId"] = mid
 
     original = _instant(doc, "timestamp", where) or _instant(doc, "originalTimestamp", where)
