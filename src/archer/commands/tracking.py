@@ -55,8 +55,8 @@ def serve(
 @app.command()
 def sync(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Load the tracking inbox into the warehouse now (the server also does it every few s)."""
-    from archer.ingest.tracking import sync as run_sync
     from archer.store import StoreError
+    from archer.tracking.loader import sync as run_sync
     from archer.warehouse import WarehouseError
 
     s = load_home(home)

@@ -60,7 +60,7 @@ def create_app(settings: Settings, *, sync_every: float | None = SYNC_EVERY_SECO
 
 
 async def _load_forever(settings: Settings, every: float) -> None:
-    from archer.ingest.tracking import sync_if_pending
+    from archer.tracking.loader import sync_if_pending
 
     while True:
         await asyncio.sleep(every)

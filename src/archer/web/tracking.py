@@ -2,7 +2,7 @@
 
 A route reads the body (at most 500 KB, gzip allowed), finds the source by its write key
 (HTTP Basic user, or ``writeKey`` in the body), checks and normalises the events
-(:mod:`archer.web.segment`), hands them to the inbox writer and answers ``{"success": true}``
+(:mod:`archer.tracking.spec`), hands them to the inbox writer and answers ``{"success": true}``
 only once they are committed. Errors are RFC 9457 problem details; they also carry the
 ``code``/``message`` pair the Segment SDKs read, so a client logs a reason, not a parse error.
 """
@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from archer.store import sources
 from archer.store.db import session
 from archer.store.inbox import Batch, InboxWriter
-from archer.web.segment import MAX_BATCH_BYTES, MAX_EVENT_BYTES, SpecError, normalise, parse_body
+from archer.tracking.spec import MAX_BATCH_BYTES, MAX_EVENT_BYTES, SpecError, normalise, parse_body
 
 router = APIRouter(tags=["tracking"])
 SUCCESS = b'{"success":true}'
