@@ -13,8 +13,8 @@ import pytest
 from rudderstack.analytics.client import Client as RudderClient
 from segment.analytics.client import Client as SegmentClient
 
-from archer.ingest.tracking import sync
 from archer.store import inbox
+from archer.tracking.loader import sync
 from conftest import rows
 from test_tracking_server import ProcessServer, ThreadServer, free_port, new_source
 

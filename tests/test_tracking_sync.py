@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from archer.cli import app as cli_app
-from archer.ingest import tracking
-from archer.ingest.tracking import event_type, sync
 from archer.store import inbox
+from archer.tracking import loader as tracking
+from archer.tracking.loader import event_type, sync
 from conftest import rows
 from test_tracking_server import ThreadServer, basic, new_source
 

@@ -12,6 +12,7 @@ into SQL text.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -286,16 +287,19 @@ class Compiler:
         return ~self.compile(n.operand)
 
     def compile_and(self, n: t.And) -> ir.BooleanValue:
-        out = self.compile(n.operands[0])
-        for op in n.operands[1:]:
-            out = out & self.compile(op)
-        return out
+        return _balanced([self.compile(op) for op in n.operands], operator.and_)
 
     def compile_or(self, n: t.Or) -> ir.BooleanValue:
-        out = self.compile(n.operands[0])
-        for op in n.operands[1:]:
-            out = out | self.compile(op)
-        return out
+        return _balanced([self.compile(op) for op in n.operands], operator.or_)
+
+
+def _balanced(values: list[ir.BooleanValue], combine) -> ir.BooleanValue:
+    """``a & b & c & d`` as ``(a & b) & (c & d)``: a chain of 1,000 operands nests 10 deep, not
+    1,000 deep (Ibis and sqlglot walk expressions recursively)."""
+    while len(values) > 1:
+        pairs = [combine(a, b) for a, b in zip(values[::2], values[1::2], strict=False)]
+        values = pairs + values[len(pairs) * 2 :]
+    return values[0]
 
 
 def _comparable(a: str, b: str) -> bool:

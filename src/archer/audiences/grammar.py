@@ -15,13 +15,14 @@ from __future__ import annotations
 import ast
 from datetime import date
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.visitors import Transformer_NonRecursive
 
 from archer.audiences import tree as t
 
 MAX_LENGTH = 20_000
-MAX_DEPTH = 64
+MAX_DEPTH = 64  # parentheses inside parentheses, and not/and/or inside one another
 DAYS_PER_UNIT = {"h": 1 / 24, "d": 1.0, "w": 7.0, "m": 30.0, "y": 365.0}
 
 GRAMMAR = r"""
@@ -158,8 +159,12 @@ def _pos(meta_or_token) -> t.Pos:
 
 
 @v_args(meta=True)
-class _Build(Transformer):
-    """Lark's parse tree → the dataclasses of :mod:`archer.audiences.tree`."""
+class _Build(Transformer_NonRecursive):
+    """Lark's parse tree → the dataclasses of :mod:`archer.audiences.tree`.
+
+    Without recursion: a chain of 600 ``and`` is a parse tree 600 deep (the grammar is left
+    recursive), which becomes one flat :class:`~archer.audiences.tree.And` here.
+    """
 
     def or_(self, meta, items):
         ops = [*(_flat(items[0], t.Or)), items[1]]
@@ -223,6 +228,8 @@ class _Build(Transformer):
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             raise AudienceError.at(_pos(tok), "a text with a broken escape") from None
+        if "\x00" in value:
+            raise AudienceError.at(_pos(tok), "a text cannot contain a NUL character (\\0)")
         return t.Literal(value, "string", _pos(tok))
 
     def number(self, meta, items):
@@ -284,6 +291,32 @@ def _depth_check(text: str) -> None:
             depth -= 1
 
 
+def _nesting_check(node: t.Node) -> None:
+    """Refuse a tree whose not/and/or nest more than :data:`MAX_DEPTH` deep, at the place of
+    the first combination too deep (walked without recursion: the tree is not checked yet)."""
+    todo: list[tuple[t.Node, int]] = [(node, 0)]
+    while todo:
+        n, depth = todo.pop()
+        if isinstance(n, t.Not):
+            kids: tuple[t.Node, ...] = (n.operand,)
+        elif isinstance(n, t.And | t.Or):
+            kids = n.operands
+        else:
+            continue
+        depth += 1
+        if depth > MAX_DEPTH:
+            end = n.pos.start + len("not") if isinstance(n, t.Not) else n.pos.end
+            raise AudienceError(
+                f"not, and, or nested more than {MAX_DEPTH} deep: write the query more simply"
+                " (two nots in a row cancel out)",
+                n.pos.line,
+                n.pos.column,
+                start=n.pos.start,
+                end=end,
+            )
+        todo.extend((k, depth) for k in reversed(kids))  # text order: the first too deep
+
+
 def _expected(e: UnexpectedInput) -> str:
     names = sorted(getattr(e, "expected", None) or getattr(e, "allowed", None) or [])
     words = []
@@ -310,6 +343,11 @@ def parse(text: str) -> t.Node:
         )
     if not text.strip():
         raise AudienceError("the query is empty: write who, e.g. total_spent >= 500")
+    if "\x00" in text:
+        at = text.index("\x00")
+        line = text.count("\n", 0, at) + 1
+        column = at - (text.rfind("\n", 0, at) + 1) + 1
+        raise AudienceError("a NUL character (\\0) cannot be in a query", line, column, start=at)
     _depth_check(text)
     try:
         tree = _PARSER.parse(text)
@@ -348,9 +386,11 @@ def parse(text: str) -> t.Node:
     except UnexpectedInput as e:  # pragma: no cover - the three above are all Lark raises
         raise AudienceError("cannot read the query", e.line, e.column) from None
     try:
-        return _Build().transform(tree)
+        node = _Build().transform(tree)
     except Exception as e:  # Lark wraps errors raised inside the transformer
         inner = getattr(e, "orig_exc", e)
         if isinstance(inner, AudienceError):
             raise inner from None
         raise
+    _nesting_check(node)
+    return node

@@ -56,15 +56,18 @@ def serve(
 @app.command()
 def sync(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Load the tracking inbox into the warehouse now (the server also does it every few s)."""
-    from archer.ingest.tracking import sync as run_sync
-    from archer.store import StoreError
-    from archer.warehouse import WarehouseError
+    from archer.jobs import Jobs
+    from archer.tracking.loader import sync as run_sync
 
-    s = load_home(home)
-    try:
-        r = run_sync(s.settings)
-    except (StoreError, WarehouseError) as e:
-        fail(str(e))
+    ws = load_home(home)
+    done = []
+
+    def work(report) -> dict:
+        done.append(run_sync(ws))
+        return done[0].to_dict()
+
+    Jobs(ws).run("sync", work, who="cli")  # one sync at a time, with the server's loader
+    r = done[0]
     if json_out:
         emit_json(r.to_dict())
         return

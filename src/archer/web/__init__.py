@@ -79,16 +79,22 @@ def create_app(
 
 
 async def _load_forever(ws: Workspace, jobs: Jobs, every: float) -> None:
-    from archer.ingest.tracking import sync_if_pending
-
     while True:
         await asyncio.sleep(every)
         try:
-            await asyncio.to_thread(sync_if_pending, ws.settings)
+            await asyncio.to_thread(_sync_round, ws, jobs)
         except (Unavailable, Conflict) as e:  # busy: a build or a CLI import; next round
             log.info("tracking inbox not loaded this round: %s", e)
         except Exception:  # the next round tries again; the inbox keeps everything
             log.exception("loading the tracking inbox into the warehouse failed")
+
+
+def _sync_round(ws: Workspace, jobs: Jobs) -> None:
+    """One round of the loader, as a ``sync`` job when the inbox holds something."""
+    from archer.tracking.loader import pending, sync
+
+    if pending(ws):
+        jobs.run("sync", lambda report: sync(ws).to_dict(), who="server")
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, sync_every=5.0) -> None:

@@ -2,7 +2,7 @@
 
 A route reads the body (at most 500 KB, gzip allowed), finds the source by its write key
 (HTTP Basic user, or ``writeKey`` in the body), checks and normalises the events
-(:mod:`archer.web.segment`), hands them to the inbox writer and answers ``{"success": true}``
+(:mod:`archer.tracking.spec`), hands them to the inbox writer and answers ``{"success": true}``
 only once they are committed. Errors are RFC 9457 problem details; they also carry the
 ``code``/``message`` pair the Segment SDKs read, so a client logs a reason, not a parse error.
 """
@@ -12,20 +12,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import zlib
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from archer.store import sources
 from archer.store.db import session
 from archer.store.inbox import Batch, InboxWriter
-from archer.web.segment import MAX_BATCH_BYTES, MAX_EVENT_BYTES, SpecError, normalise, parse_body
+from archer.tracking.spec import MAX_BATCH_BYTES, MAX_EVENT_BYTES, SpecError, normalise, parse_body
 
 router = APIRouter(tags=["tracking"])
 SUCCESS = b'{"success":true}'
+log = logging.getLogger(__name__)
 
 
 class Problem(Exception):
@@ -70,17 +73,34 @@ def _bad(detail: str, field: str | None = None) -> Problem:
 
 
 async def _read(request: Request, limit: int) -> bytes:
-    """The body, unzipped, refused as soon as it passes ``limit`` bytes."""
+    """The body, unzipped, refused as soon as it passes ``limit`` bytes.
+
+    A client that goes away mid-body is one line in the log (no traceback: it is the network,
+    not a fault), and a gzip body must be whole, up to its trailer (CRC and length).
+    """
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _bad(_too_large(int(declared), limit))
     chunks: list[bytes] = []
     n = 0
-    async for chunk in request.stream():
-        n += len(chunk)
-        if n > limit:
-            raise _bad(_too_large(n, limit))
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            n += len(chunk)
+            if n > limit:
+                raise _bad(_too_large(n, limit))
+            chunks.append(chunk)
+    except ClientDisconnect:
+        client = request.client.host if request.client else "?"
+        log.warning(
+            "%s %s: the client (%s) disconnected mid-body (%d bytes read); nothing stored",
+            request.method,
+            request.url.path,
+            client,
+            n,
+        )
+        raise Problem(
+            400, "Bad Request", "the body ended early: the client disconnected", code="incomplete"
+        ) from None
     raw = b"".join(chunks)
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):
@@ -94,6 +114,8 @@ async def _read(request: Request, limit: int) -> bytes:
         raise _bad(f"the gzip body cannot be read: {e}") from None
     if len(out) > limit:
         raise _bad(_too_large(len(out), limit, "unzipped"))
+    if not d.eof:  # cut short: without its trailer, nothing checks the CRC and length
+        raise _bad("the gzip body is cut short: it ends before the end of its gzip stream")
     return out
 
 

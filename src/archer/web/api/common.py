@@ -3,7 +3,11 @@ problem details, plain JSON values, and pagination.
 
 Pagination: every list takes ``limit`` (page size) and ``cursor`` (opaque, from the previous
 page's ``next``) and answers ``{"items": [...], "limit", "next"}``; ``next`` is the URL of the
-following page, ``null`` on the last one.
+following page, ``null`` on the last one. A cursor stands for at most
+:data:`MAX_OFFSET`; anything else is a 400.
+
+Texts the routes hand the core (ids, names, queries) never contain a NUL character: a NUL can
+name nothing, and the warehouse's SQL cannot carry it, so :func:`core` refuses it with a 400.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from archer.web.api.problems import Problem, from_error
 
 T = TypeVar("T")
 MAX_PAGE = 1000
+MAX_OFFSET = 1_000_000_000  # the furthest a cursor may point: a billion rows into a list
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page (1 to 1000).")]
 Cursor = Annotated[str | None, Query(max_length=64, description="From the previous page's `next`.")]
@@ -69,10 +74,37 @@ def problem_of(e: Exception) -> Problem | None:
     return None
 
 
+def refuse_nul(value: str, what: str) -> None:
+    """A 400 if ``value`` contains a NUL character (``what`` names it: "the customer id")."""
+    if "\x00" in value:
+        raise Problem(
+            400,
+            f"{what} contains a NUL character (\\0, at character {value.index(chr(0)) + 1}),"
+            " which nothing in Archer can contain",
+            kind="invalid-value",
+            title="Invalid value",
+        )
+
+
 async def core(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` in a worker thread; the core's input errors become problems."""
+    """``fn(*args, **kwargs)`` in a worker thread; the core's input errors become problems.
+
+    A text argument with a NUL is a 400 before any work. An expression too deeply nested for
+    the libraries the core calls (``RecursionError``) is a 422, answered without a traceback:
+    the audience language bounds its nesting, this is the net under it.
+    """
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, str):
+            refuse_nul(v, "a text of the request")
     try:
         return await run_in_threadpool(fn, *args, **kwargs)
+    except RecursionError:
+        raise Problem(
+            422,
+            "the request nests too deeply to evaluate: write it more simply",
+            kind="too-deep",
+            title="Too deeply nested",
+        ) from None
     except Exception as e:
         p = problem_of(e)
         if p is None:
@@ -107,8 +139,9 @@ def offset_of(cursor: str | None) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
         kind, _, n = text.partition(":")
-        if kind == "o" and n.isdigit():
-            return int(n)
+        if kind == "o" and n.isdigit() and len(n) <= len(str(MAX_OFFSET)):
+            if int(n) <= MAX_OFFSET:
+                return int(n)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise Problem(

@@ -12,7 +12,16 @@ from archer.analytics.reports import records
 from archer.audiences import members
 from archer.audiences.service import resolver
 from archer.customers.describe import load_profile
-from archer.web.api.common import Cursor, Limit, Page, core, offset_of, page, plain
+from archer.web.api.common import (
+    Cursor,
+    Limit,
+    Page,
+    core,
+    offset_of,
+    page,
+    plain,
+    refuse_nul,
+)
 
 router = APIRouter(tags=["customers"])
 EVERYONE = "customer_id is not null"
@@ -70,5 +79,6 @@ async def list_customers(
 @router.get("/customers/{customer_id}")
 async def get_customer(request: Request, customer_id: str) -> CustomerPublic:
     """One customer's profile."""
+    refuse_nul(customer_id, "the customer id")
     doc: dict[str, Any] = await core(load_profile, request.app.state.ws, customer_id)
     return CustomerPublic(**plain(doc))

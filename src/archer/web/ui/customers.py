@@ -52,6 +52,8 @@ def customer_page(request: Request, user: CurrentUser, customer_id: str):
     """State, stage, RFM, preferences, scores, timeline, and the audiences with their why."""
     ws = request.app.state.ws
     try:
+        if "\x00" in customer_id:  # no id has one, and the warehouse's SQL cannot carry it
+            raise describe.UnknownCustomer(f"no customer {customer_id!r} in the profile")
         profile = describe.load_profile(ws, customer_id)
     except (describe.UnknownCustomer, describe.NotBuilt) as e:
         return page(

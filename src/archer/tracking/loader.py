@@ -15,24 +15,25 @@ snake case (``Coupon Applied`` → ``coupon_applied``), and the name as sent is 
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import orjson
 import pyarrow as pa
 
-from archer.config import Settings
+from archer.clock import elapsed
 from archer.ingest.parse import FALSE_WORDS, GENDERS, TRUE_WORDS
 from archer.places import lookup_city, normalise_key, parse_address, province_aliases, sole_cities
 from archer.schema import LOAD_ORDER, get_table
 from archer.store import inbox, sources
-from archer.store.db import engine, session
 from archer.warehouse import UpsertResult, Warehouse
+
+if TYPE_CHECKING:
+    from archer.workspace import Workspace
 
 CHUNK = 20_000
 
@@ -451,18 +452,16 @@ def _merge_attributes(wh: Warehouse, rows: Rows) -> None:
 # -- the loop ----------------------------------------------------------------------------------
 
 
-def sync(settings: Settings, *, chunk: int = CHUNK, now: datetime | None = None) -> SyncResult:
+def sync(ws: Workspace, *, chunk: int = CHUNK, now: datetime | None = None) -> SyncResult:
     """Move everything in the inbox into the warehouse; prune message ids past the window."""
-    started = time.perf_counter()
+    started = elapsed()
     res = SyncResult()
-    eng = engine(settings)
-    with session(settings) as s:
+    eng = ws.engine()
+    with ws.session() as s:
         names = sources.names_by_id(s)
         waiting = inbox.pending(s.connection())
     if waiting:
-        wh = Warehouse.connect(settings.warehouse_url)
-        try:
-            wh.ensure_tables()
+        with ws.warehouse() as wh:
             while True:
                 with eng.connect() as conn:
                     batch = inbox.next_events(conn, chunk)
@@ -475,7 +474,7 @@ def sync(settings: Settings, *, chunk: int = CHUNK, now: datetime | None = None)
                     )
                 with wh.transaction():
                     written = write(wh, rows)
-                with session(settings, write=True) as s:
+                with ws.session(write=True) as s:
                     inbox.remove_through(s.connection(), batch[-1].seq)
                 res.read += len(batch)
                 res.notes.update(rows.notes)
@@ -483,18 +482,19 @@ def sync(settings: Settings, *, chunk: int = CHUNK, now: datetime | None = None)
                     res.tables[k] = res.tables.get(k, UpsertResult(0, 0, 0)) + v
                 if len(batch) < chunk:
                     break
-        finally:
-            wh.close()
-    with session(settings, write=True) as s:
-        res.pruned_ids = inbox.prune_ids(s.connection(), now or datetime.now(UTC))
+    with ws.session(write=True) as s:
+        res.pruned_ids = inbox.prune_ids(s.connection(), now or ws.now())
         res.pending = inbox.pending(s.connection())
-    res.seconds = round(time.perf_counter() - started, 3)
+    res.seconds = round(elapsed() - started, 3)
     return res
 
 
-def sync_if_pending(settings: Settings) -> SyncResult | None:
+def pending(ws: Workspace) -> int:
+    """How many events wait in the inbox."""
+    with ws.session() as s:
+        return inbox.pending(s.connection())
+
+
+def sync_if_pending(ws: Workspace) -> SyncResult | None:
     """:func:`sync` when the inbox has events (the server's loop: idle costs one count)."""
-    with session(settings) as s:
-        if not inbox.pending(s.connection()):
-            return None
-    return sync(settings)
+    return sync(ws) if pending(ws) else None

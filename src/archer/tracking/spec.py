@@ -8,6 +8,11 @@ What is stored per event (JSON): the spec's own fields — ``type``, ``messageId
 ``properties``, ``traits``, ``context``, ``integrations`` — plus the three instants of the
 spec: ``originalTimestamp`` (the client's ``timestamp``), ``sentAt``, ``receivedAt``, and
 ``timestamp`` corrected for the client's clock: ``receivedAt - (sentAt - originalTimestamp)``.
+
+Limits, each checked before the work it bounds: an event is at most :data:`MAX_EVENT_BYTES`
+*with* the batch's shared ``context`` and ``integrations`` merged into it (they are copied into
+every event); one request stores at most :data:`MAX_STORED_BYTES` in all; objects and arrays
+nest at most :data:`MAX_NESTING` levels; ids have no control characters and no text has a NUL.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ import orjson
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
+# What one request may store, the fields Archer adds (messageId, timestamps) and the shared
+# context copied into each event included: 500 KB of the smallest events grow about 7.3 times.
+MAX_STORED_BYTES = 8 * MAX_BATCH_BYTES
+MAX_NESTING = 254  # levels of objects and arrays in an event (orjson writes no deeper)
 ID_MAX = 200
 TYPES = ("track", "identify", "page", "screen", "alias", "group")
 _OBJECTS = ("properties", "traits", "context", "integrations")
@@ -56,7 +65,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
 def normalise(kind: str, doc: dict[str, Any], received: datetime) -> list[Event]:
     """The events of one call to ``/v1/<kind>`` (``batch`` included), ready to store."""
     if kind != "batch":
-        size = len(orjson.dumps(doc))
+        size = len(_dumps(doc, ""))
         if size > MAX_EVENT_BYTES:
             raise SpecError(_too_big(size))
         return [_event(doc, kind, "", received, None, {}, {})]
@@ -66,23 +75,42 @@ def normalise(kind: str, doc: dict[str, Any], received: datetime) -> list[Event]
     sent_at = _instant(doc, "sentAt", "")
     context = _object(doc, "context", "")
     integrations = _object(doc, "integrations", "")
+    # Copied into every event: an upper bound of what each event grows by, known before any copy.
+    shared = sum(
+        len(_dumps(v, f)) for f, v in (("context", context), ("integrations", integrations)) if v
+    )
     out = []
+    stored = 0
     for i, item in enumerate(items):
         where = f"batch[{i}]."
         if not isinstance(item, dict):
             raise SpecError(
                 f"batch[{i}]: expected an event object, got {_kind(item)}", f"batch[{i}]"
             )
-        size = len(orjson.dumps(item))
-        if size > MAX_EVENT_BYTES:
-            raise SpecError(f"batch[{i}]: {_too_big(size)}", f"batch[{i}]")
+        size = len(_dumps(item, f"batch[{i}]"))
+        if size + shared > MAX_EVENT_BYTES:
+            with_shared = f" with the batch's context and integrations ({shared:,} bytes)"
+            raise SpecError(
+                f"batch[{i}]: {_too_big(size + shared, with_shared if shared else '')}",
+                f"batch[{i}]",
+            )
         kind_i = item.get("type")
         if kind_i not in TYPES:
             raise SpecError(
                 f"{where}type: expected one of {', '.join(TYPES)}, got {_show(kind_i)}",
                 f"{where}type",
             )
-        out.append(_event(item, kind_i, where, received, sent_at, context, integrations))
+        event = _event(item, kind_i, where, received, sent_at, context, integrations)
+        stored += len(event.body)
+        if stored > MAX_STORED_BYTES:
+            raise SpecError(
+                f"batch: the events would take more than {MAX_STORED_BYTES:,} bytes to store"
+                f" (at batch[{i}] of {len(items):,}); at most {MAX_STORED_BYTES:,}"
+                f" ({MAX_STORED_BYTES // 1024:,} KB) per request, the shared context"
+                " counted once in every event: send a smaller context or fewer events per batch",
+                "batch",
+            )
+        out.append(event)
     return out
 
 
@@ -105,6 +133,7 @@ def _event(
         v = str(v)
         if len(v) > ID_MAX:
             raise SpecError(f"{where}{f}: longer than {ID_MAX} characters", where + f)
+        _printable(v, where + f)
         out[f] = v
     _require_ids(kind, out, where)
     for f in _STRINGS:
@@ -112,6 +141,8 @@ def _event(
         if v is not None:
             if not isinstance(v, str):
                 raise SpecError(f"{where}{f}: expected a string, got {_kind(v)}", where + f)
+            if "\x00" in v:
+                raise SpecError(f"{where}{f}: contains a NUL character (\\0)", where + f)
             out[f] = v
     if kind == "track" and not out.get("event"):
         raise SpecError(f"{where}event: a track call needs the event's name", where + "event")
@@ -133,8 +164,7 @@ def _event(
     mid = str(mid)
     if len(mid) > ID_MAX:
         raise SpecError(f"{where}messageId: longer than {ID_MAX} characters", where + "messageId")
-    if "\x00" in mid:  # PostgreSQL cannot store it (the store would fail the whole commit)
-        raise SpecError(f"{where}messageId: contains a NUL character", where + "messageId")
+    _printable(mid, where + "messageId")
     out["messageId"] = mid
 
     original = _instant(doc, "timestamp", where) or _instant(doc, "originalTimestamp", where)
@@ -145,7 +175,7 @@ def _event(
         out["originalTimestamp"] = _iso(original)
     if sent_at is not None:
         out["sentAt"] = _iso(sent_at)
-    return Event(mid, orjson.dumps(out).decode())
+    return Event(mid, _dumps(out, where.rstrip(".")).decode())
 
 
 def corrected(original: datetime | None, sent_at: datetime | None, received: datetime) -> datetime:
@@ -159,6 +189,31 @@ def corrected(original: datetime | None, sent_at: datetime | None, received: dat
     if sent_at is None:
         return original
     return received - (sent_at - original)
+
+
+def _printable(v: str, field: str) -> None:
+    """Ids name customers and messages in the warehouse: no control character (NUL included)."""
+    bad = next((c for c in v if c < " " or c == "\x7f"), None)
+    if bad is not None:
+        raise SpecError(
+            f"{field}: contains the control character {bad!r} (at character {v.index(bad) + 1});"
+            " an id is printable text",
+            field,
+        )
+
+
+def _dumps(v: Any, field: str) -> bytes:
+    """``v`` as JSON, or a :class:`SpecError` at ``field`` when it nests too deeply to write."""
+    try:
+        return orjson.dumps(v)
+    except orjson.JSONEncodeError as e:
+        where = f"{field}: " if field else ""
+        if "recursion" not in str(e).lower():
+            raise SpecError(f"{where}cannot be stored as JSON: {e}", field or None) from None
+        raise SpecError(
+            f"{where}objects and arrays nested more than {MAX_NESTING} levels deep",
+            field or None,
+        ) from None
 
 
 def _require_ids(kind: str, out: dict, where: str) -> None:
@@ -214,8 +269,10 @@ def _iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _too_big(size: int) -> str:
-    return f"the event is {size:,} bytes; at most {MAX_EVENT_BYTES:,} (32 KB) per event"
+def _too_big(size: int, with_shared: str = "") -> str:
+    return (
+        f"the event is {size:,} bytes{with_shared}; at most {MAX_EVENT_BYTES:,} (32 KB) per event"
+    )
 
 
 def _kind(v: Any) -> str:
