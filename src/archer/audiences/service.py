@@ -30,6 +30,7 @@ from archer.audiences import tree as t
 from archer.audiences.evaluate import profile_as_of
 from archer.audiences.grammar import AudienceError
 from archer.config import Settings
+from archer.csvsafe import escape_cell
 from archer.store import StoreError, session, utcnow
 from archer.store import audiences as store
 from archer.warehouse import Warehouse
@@ -40,8 +41,6 @@ MEMBERSHIP_SCHEMA = ibis.schema({"audience": "string", "customer_id": "string", 
 SNAPSHOT_SCHEMA = ibis.schema(
     {"audience": "string", "as_of": "date", "size": "int64", "taken_at": "timestamp"}
 )
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 Resolve = Callable[[str], str]
 
 
@@ -188,13 +187,6 @@ def explain_member(settings: Settings, name: str, customer_id: str) -> dict[str,
     a = get(settings, name)
     doc = explain(settings, a["query"], customer_id, resolve=resolver(settings))
     return {"audience": name, "query": a["query"], **doc}
-
-
-def escape_cell(v: Any) -> Any:
-    """A text a spreadsheet would run as a formula, made inert with a leading ``'``."""
-    if isinstance(v, str) and v.startswith(FORMULA_STARTS):
-        return "'" + v
-    return v
 
 
 def export(
