@@ -35,6 +35,10 @@ def _local_to_utc_tz(tz: str, ts: dt.timestamp) -> dt.Timestamp(timezone="UTC"):
 def _tz_to_naive(tz: str, ts: dt.Timestamp(timezone="UTC")) -> dt.timestamp: ...
 
 
+@ibis.udf.scalar.builtin(name="epoch_ms")
+def _epoch_ms(ms: dt.int64) -> dt.timestamp: ...
+
+
 TIMESTAMP_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M:%S.%f",
@@ -86,9 +90,42 @@ class ParseContext:
 
     @property
     def formats(self) -> list[str]:
-        return (
-            [self.date_format, *TIMESTAMP_FORMATS] if self.date_format else list(TIMESTAMP_FORMATS)
-        )
+        own = self.date_format and self.date_format not in EPOCH_UNITS
+        return [self.date_format, *TIMESTAMP_FORMATS] if own else list(TIMESTAMP_FORMATS)
+
+    @property
+    def epoch_unit(self) -> int | None:
+        """Milliseconds per unit of an epoch number (1000 or 1) when the dates are epoch times."""
+        return EPOCH_UNITS.get(self.date_format)
+
+
+# ``--date-format`` words for Unix times (UTC): seconds (also strftime's ``%s``) or milliseconds.
+EPOCH_UNITS = {"epoch": 1000, "%s": 1000, "epoch_ms": 1}
+# Epoch numbers outside these (in milliseconds: 1653 .. 5138) are not read as times at all.
+_EPOCH_MS_RANGE = (-1e13, 1e14)
+
+
+def check_date_format(fmt: str, con: ibis.BaseBackend, option: str = "--date-format") -> str:
+    """``fmt`` as the importer uses it; a format the engine cannot read is a one-line error."""
+    fmt = fmt.strip()
+    if fmt.lower() in EPOCH_UNITS:
+        return fmt.lower()
+    try:
+        con.con.execute("SELECT try_strptime('', ?)", [fmt])
+    except Exception as e:  # the engine's InvalidInputException: an unknown % code
+        detail = str(e).splitlines()[0].split("Error: ", 1)[-1]
+        raise ValueError(
+            f"{option} {fmt!r}: not a date format ({detail}); write it with strptime codes "
+            "such as %d/%m/%Y %H:%M, or epoch / epoch_ms for Unix times"
+        ) from None
+    return fmt
+
+
+def epoch_time(s: ir.StringValue, ms_per_unit: int) -> ir.TimestampValue:
+    """The UTC time of a cell that is a Unix epoch number (NULL for any other cell)."""
+    ms = s.try_cast(dt.float64) * ms_per_unit
+    lo, hi = _EPOCH_MS_RANGE
+    return ibis.ifelse(ms.between(lo, hi), _epoch_ms(ms.round().cast(dt.int64)), None)
 
 
 NULL_STR = ibis.null(dt.string)
@@ -150,6 +187,8 @@ def parse_timestamp(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed
     aware = _tz_to_naive("UTC", zoned.try_cast(dt.Timestamp(timezone="UTC")))
     local = s.try_cast(dt.timestamp).coalesce(_try_strptime(s, ibis.literal(ctx.formats)))
     value = ibis.ifelse(has_offset, aware, local_to_utc(local, ctx.timezone))
+    if ctx.epoch_unit:  # an epoch number is an instant: UTC, whatever the shop's zone
+        value = epoch_time(s, ctx.epoch_unit).coalesce(value)
     low, high = datetime(1990, 1, 1), ctx.now + timedelta(days=1)
 
     def reason(v: ir.Value) -> ir.StringValue:
@@ -189,6 +228,9 @@ def local_to_utc(local: ir.TimestampValue, timezone: str) -> ir.TimestampValue:
 
 def parse_date(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
     value = s.try_cast(dt.date).coalesce(_try_strptime(s, ibis.literal(ctx.formats)).date())
+    if ctx.epoch_unit:  # the shop-local day of the instant
+        utc = epoch_time(s, ctx.epoch_unit)
+        value = _tz_to_naive(ctx.timezone, _local_to_utc_tz("UTC", utc)).date().coalesce(value)
     low, high = ibis.date(1900, 1, 1), ibis.literal(ctx.now.date())
 
     def reason(v: ir.Value) -> ir.StringValue:
