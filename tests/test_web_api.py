@@ -150,7 +150,7 @@ def test_unsafe_calls_from_a_session_need_the_csrf_token_and_the_same_site(brows
     )
     assert (
         r.status_code == 200
-        and r.json()["count"] == count(browser.app.state.settings, VIP)["count"]
+        and r.json()["count"] == count(browser.app.state.ws, VIP)["count"]
     )
     assert browser.get("/api/customers", params={"limit": 2}).status_code == 200  # GET: no token
 

@@ -62,11 +62,14 @@ class Unavailable(ArcherError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
-def suggest(name: str, known: Iterable[str], n: int = 2) -> tuple[str, ...]:
+def suggest(
+    name: str, known: Iterable[str], n: int = 2, cutoff: float = 0.6
+) -> tuple[str, ...]:
     """The closest known names: the best match, and a second only when it is about as close
-    (so 'provnce' suggests 'province', not also 'phone'). Case is ignored."""
+    (so 'provnce' suggests 'province', not also 'phone'). Case is ignored. A higher ``cutoff``
+    keeps only near-certain slips (the importer refuses a file on those)."""
     lowered = {k.lower(): k for k in known}
-    hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
+    hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=cutoff)
     if not hits:
         return ()
     best = difflib.SequenceMatcher(None, name.lower(), hits[0]).ratio()

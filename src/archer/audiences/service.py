@@ -25,11 +25,10 @@ import pandas as pd
 from archer.audiences import count, explain, members, parse
 from archer.audiences import tree as t
 from archer.audiences.grammar import AudienceError
+from archer.csvsafe import escape_cell
 from archer.errors import Conflict, NotFound, did_you_mean
 from archer.store import audiences as store
 
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 Resolve = Callable[[str], str]
 
 if TYPE_CHECKING:
@@ -196,13 +195,6 @@ def explain_member(ws: Workspace, name: str, customer_id: str) -> dict[str, Any]
     a = get(ws, name)
     doc = explain(ws, a["query"], customer_id, resolve=resolver(ws))
     return {"audience": name, "query": a["query"], **doc}
-
-
-def escape_cell(v: Any) -> Any:
-    """A text a spreadsheet would run as a formula, made inert with a leading ``'``."""
-    if isinstance(v, str) and v.startswith(FORMULA_STARTS):
-        return "'" + v
-    return v
 
 
 def export(

@@ -71,8 +71,12 @@ def import_(
     ] = None,
     encoding: Annotated[str | None, typer.Option(help="Text encoding (default: detected).")] = None,
     date_format: Annotated[
-        str | None, typer.Option(help="strptime format tried first, e.g. %d/%m/%Y.")
+        str | None,
+        typer.Option(help="strptime format tried first, e.g. %d/%m/%Y; epoch or epoch_ms."),
     ] = None,
+    ignore_unknown_columns: Annotated[
+        bool, typer.Option(help="Import even if a header looks like a misspelt column.")
+    ] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -93,12 +97,15 @@ def import_(
                 delimiter=delimiter,
                 encoding=encoding,
                 date_format=date_format,
+                ignore_unknown_columns=ignore_unknown_columns,
                 progress=report,
             )
     except (ValueError, SourceError, WarehouseError) as e:
         fail(str(e))
     if json_out:
         emit_json(r.to_dict())
+        if r.all_rejected:
+            raise typer.Exit(1)
         return
     out.print(
         f"[bold]{r.source}[/] → {', '.join(r.tables)}: {r.rows_read:,} rows read, "
@@ -119,6 +126,10 @@ def import_(
         out.print(f"Rejected rows, with line numbers and reasons: [bold]{r.quarantine}[/]")
     if r.ignored_columns:
         out.print(f"Columns not imported: {', '.join(r.ignored_columns)}", highlight=False)
+    for header, cols in r.suggestions.items():
+        out.print(f"  {header}: did you mean {' or '.join(cols)}?", highlight=False)
+    if r.all_rejected:
+        fail(f"every row of {r.source} was rejected ({r.rejected:,}): nothing was imported")
 
 
 @app.command()

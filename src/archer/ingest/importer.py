@@ -8,33 +8,40 @@ to a quarantine CSV with their line, reason and original cells.
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 
 from archer.clock import naive_utc
 from archer.config import Settings
-from archer.ingest.columns import CATCH_ALL, ColumnMapping, parse_map_options, resolve
+from archer.ingest.columns import (
+    CATCH_ALL,
+    ColumnMapping,
+    near_misses,
+    parse_map_options,
+    resolve,
+)
+from archer.ingest.limits import DEFAULT_LIMITS, Limits
 from archer.ingest.load import TableResult, load_table
-from archer.ingest.parse import ParseContext, clean, parse
+from archer.ingest.parse import ParseContext, check_date_format, clean, parse
 from archer.ingest.presets import Preset, get_preset
 from archer.ingest.quarantine import quarantine_path, write_quarantine
-from archer.ingest.sources import Progress, Source, close_source, open_source
+from archer.ingest.scratch import scratch_dir
+from archer.ingest.sources import Progress, Source, SourceError, close_source, open_source
 from archer.ingest.validate import place_map, typed_rows
 from archer.places import sole_cities
 from archer.progress import engine_progress
-from archer.schema import LOAD_ORDER, get_table
-from archer.warehouse import UpsertResult
+from archer.schema import LOAD_ORDER, Table, get_table
+from archer.warehouse import UpsertResult, Warehouse
 
 if TYPE_CHECKING:
     from archer.workspace import Workspace
@@ -59,6 +66,7 @@ class ImportResult:
     tables: dict[str, TableResult] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
+    suggestions: dict[str, list[str]] = field(default_factory=dict)  # ignored → columns meant
     mapping: dict[str, str] = field(default_factory=dict)
     encoding: str = "utf-8"
     delimiter: str = ","
@@ -69,6 +77,11 @@ class ImportResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def all_rejected(self) -> bool:
+        """Rows were read and not one was taken: the import failed, though it wrote nothing."""
+        return self.rejected > 0 and self.inserted + self.updated + self.unchanged == 0
 
 
 @cache
@@ -95,10 +108,14 @@ def parse_context(
 ) -> ParseContext:
     if now is None:
         raise ValueError("parse_context needs the moment of the import (now)")
+    fmt = date_format or settings.date_format
+    if fmt and reader is not None:
+        option = "--date-format" if date_format else "the date_format setting"
+        fmt = check_date_format(fmt, reader, option)
     return ParseContext(
         timezone=settings.timezone,
         now=now,
-        date_format=date_format or settings.date_format,
+        date_format=fmt,
         places=places_table(reader) if reader is not None else None,
         sole_cities=sole_cities(),
     )
@@ -114,139 +131,222 @@ def import_file(
     delimiter: str | None = None,
     encoding: str | None = None,
     date_format: str | None = None,
+    ignore_unknown_columns: bool = False,
+    name: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
     now: datetime | None = None,
     progress: Progress | None = None,
 ) -> ImportResult:
-    """Import ``path`` into ``table`` (or the tables its preset fills), all or nothing."""
+    """Import ``path`` into ``table`` (or the tables its preset fills), all or nothing.
+
+    ``name`` is what messages call the file; by default its path, or only its name when it
+    lies inside the workspace (an upload: the workspace's folders are nobody's business).
+    A leftover header that looks like a misspelt column stops the import unless
+    ``ignore_unknown_columns``.
+    """
     spec = get_table(table)
     ws.require()
     settings = ws.settings
     now = now or naive_utc(ws.now())
     explicit = parse_map_options(mapping) if isinstance(mapping, list) else (mapping or {})
     pre = _preset_for(preset, table)
+    path = Path(path)
+    label = name or shown_name(settings, path)
     started = time.perf_counter()
     started_at = naive_utc(ws.now())
     report = progress or (lambda *a: None)
 
-    lent = contextlib.ExitStack()
-    wh = lent.enter_context(ws.warehouse())
-    reader = wh.con if wh.engine == "duckdb" else ibis.duckdb.connect()
-    workdir = Path(tempfile.mkdtemp(prefix="import-", dir=_tmp_dir(settings)))
-    _tune_reader(reader, workdir)
-    ctx = parse_context(settings, now, date_format, reader)
-    src: Source | None = None
-    quarantine: Path | None = None
-    try:
-        wh.ensure_tables()
-        opts = pre.read_options() if pre else {}
-        with engine_progress(reader, report, "reading"):
-            src = open_source(
-                reader,
-                Path(path),
-                delimiter=delimiter or opts.get("delimiter"),
-                encoding=encoding or opts.get("encoding"),
-                header=opts.get("header", True),
-                columns=opts.get("columns"),
-                materialise=opts.get("materialise", False),
-                workdir=workdir,
-                progress=report,
-            )
-        used: dict[str, str] = {}
-        ignored: list[str] = []
-        if pre:
-            pre.check(src)
-
-            def build(scan: ir.Table) -> dict[str, ir.Table]:
-                return pre.build(scan, ctx)
-
-            key_cells = None
-            provided = None  # a preset's rows are whole
-        else:
-            cm = resolve(spec, src.headers, explicit)
-            missing = cm.missing(spec)
-            if missing:
-                raise ImportError_(
-                    f"{path}: required column{'s' if len(missing) > 1 else ''} "
-                    f"{', '.join(repr(m) for m in missing)} of {table} not found; "
-                    f"headers found: {', '.join(src.headers) or '(none)'}. "
-                    f"Name the right one with --map HEADER={missing[0]}"
+    with scratch_dir(settings.home / "tmp") as workdir, ws.warehouse() as wh:
+        reader = wh.con if wh.engine == "duckdb" else ibis.duckdb.connect()
+        src: Source | None = None
+        quarantine: Path | None = None
+        try:
+            wh.ensure_tables()
+            _tune_reader(reader, workdir, limits)
+            ctx = parse_context(settings, now, date_format, reader)
+            opts = pre.read_options() if pre else {}
+            with engine_progress(reader, report, "reading"):
+                src = open_source(
+                    reader,
+                    path,
+                    delimiter=delimiter or opts.get("delimiter"),
+                    encoding=encoding or opts.get("encoding"),
+                    header=opts.get("header", True),
+                    columns=opts.get("columns"),
+                    materialise=opts.get("materialise", False),
+                    workdir=workdir,
+                    progress=report,
+                    name=label,
+                    limits=limits,
                 )
-            used = cm.columns
-            ignored = [] if table in CATCH_ALL else cm.extra
-            provided = provided_columns(table, cm)
-
-            if "province" in spec.names and {"province", "city"} & set(cm.columns):
+            plan = _plan(spec, pre, src, explicit, ctx, label, ignore_unknown_columns)
+            if plan.place_columns:
                 with engine_progress(reader, report, "places"):
-                    ctx.place_map = _place_map(reader, src.scan("fast"), cm, ctx)
+                    ctx.place_map = _place_map(reader, src.scan("fast"), plan.place_columns, ctx)
+            with wh.transaction():
+                result, quarantine = _load(settings, spec.name, path, plan, src, wh, reader, report)
+                result.preset = preset
+                if pre is not None and pre.summary is not None:
+                    t = src.scan("fast")
+                    row = t.aggregate(**pre.summary(t)).to_pyarrow().to_pylist()[0]
+                    result.summary = {k: int(v) for k, v in row.items()}
+                result.seconds = round(time.perf_counter() - started, 3)
+                wh.log_import(_log_record(result, started_at, naive_utc(ws.now())))
+            result.counts = wh.counts()
+            return result
+        except BaseException as e:
+            if quarantine is not None:
+                quarantine.unlink(missing_ok=True)
+            if isinstance(e, duckdb.OutOfMemoryException):
+                raise SourceError(
+                    f"{label}: the import needs more than the {limits.engine_memory} of memory "
+                    "it may use (and what it can spill to the workspace's tmp/ folder); split "
+                    "the file"
+                ) from None
+            raise
+        finally:
+            if src is not None:
+                close_source(src)
+            if reader is not wh.con:
+                reader.disconnect()
 
-            def build(scan: ir.Table) -> dict[str, ir.Table]:
-                return {table: typed_rows(scan, spec, cm, ctx)}
 
-            def key_cells(scan: ir.Table) -> dict[str, ir.Value]:
-                # Keys typed as stored: line_no "01" is 1.
-                return {
-                    k: parse(spec.column(k), clean(scan[cm.columns[k]].cast("string")), ctx).value
-                    for k in spec.key
-                }
+@dataclass
+class _Plan:
+    """How the file's rows become canonical rows: what ``load_table`` needs, and what the
+    result reports about the file's columns."""
 
-        names = [n for n in LOAD_ORDER if n in build(src.scan("fast"))]
-        results: dict[str, TableResult] = {}
-        bad_parts: list[ir.Table] = []
-        with wh.transaction():
-            for name in names:
-                loaded, bad = load_table(name, build, key_cells, provided, src, wh, reader, report)
-                results[name] = loaded
-                if bad is not None:
-                    bad_parts.append(bad)
-            if src.parse_rejects is not None:
-                bad_parts.append(src.parse_rejects.select("line", "reason"))
-            reasons: dict[str, int] = {}
-            n_rejected = 0
-            if bad_parts:
-                quarantine = quarantine_path(settings, table, Path(path))
-                with engine_progress(reader, report, "quarantine"):
-                    n_rejected, reasons = write_quarantine(src, bad_parts, quarantine)
-            totals = sum(
-                (UpsertResult(r.inserted, r.updated, r.unchanged) for r in results.values()),
-                UpsertResult(0, 0, 0),
-            )
-            result = ImportResult(
-                source=str(path),
-                table=table,
-                preset=preset,
-                rows_read=src.rows,
-                inserted=totals.inserted,
-                updated=totals.updated,
-                unchanged=totals.unchanged,
-                rejected=n_rejected,
-                quarantine=str(quarantine) if quarantine else None,
-                repeats=sum(r.repeats for r in results.values()),
-                tables=results,
-                reasons=reasons,
-                ignored_columns=ignored,
-                mapping=used,
-                encoding=src.encoding,
-                delimiter=src.delimiter,
-            )
-            if pre is not None and pre.summary is not None:
-                t = src.scan("fast")
-                row = t.aggregate(**pre.summary(t)).to_pyarrow().to_pylist()[0]
-                result.summary = {k: int(v) for k, v in row.items()}
-            result.seconds = round(time.perf_counter() - started, 3)
-            wh.log_import(_log_record(result, started_at, naive_utc(ws.now())))
-        result.counts = wh.counts()
-        return result
-    except BaseException:
-        if quarantine is not None:
-            quarantine.unlink(missing_ok=True)
-        raise
-    finally:
-        if src is not None:
-            close_source(src)
-        shutil.rmtree(workdir, ignore_errors=True)
-        if reader is not wh.con:
-            reader.disconnect()
-        lent.close()
+    build: Callable[[ir.Table], dict[str, ir.Table]]
+    key_cells: Callable[[ir.Table], dict[str, ir.Value]] | None = None
+    provided: list[str] | None = None  # None: whole rows (a preset)
+    mapping: dict[str, str] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    suggestions: dict[str, list[str]] = field(default_factory=dict)
+    place_columns: ColumnMapping | None = None  # the places to look up first, if any
+
+
+def _plan(
+    spec: Table,
+    pre: Preset | None,
+    src: Source,
+    explicit: dict[str, str],
+    ctx: ParseContext,
+    label: str,
+    ignore_unknown_columns: bool,
+) -> _Plan:
+    table = spec.name
+    if pre:
+        pre.check(src)
+        return _Plan(lambda scan: pre.build(scan, ctx))
+    cm = resolve(spec, src.headers, explicit)
+    missing = cm.missing(spec)
+    if missing:
+        raise ImportError_(
+            f"{label}: required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(m) for m in missing)} of {table} not found; "
+            f"headers found: {', '.join(src.headers) or '(none)'}. "
+            f"Name the right one with --map HEADER={missing[0]}"
+        )
+    slips = near_misses(spec, cm)
+    if slips and not ignore_unknown_columns:
+        raise ImportError_(_slips_message(label, table, slips))
+
+    def key_cells(scan: ir.Table) -> dict[str, ir.Value]:
+        # Keys typed as stored: line_no "01" is 1.
+        return {
+            k: parse(spec.column(k), clean(scan[cm.columns[k]].cast("string")), ctx).value
+            for k in spec.key
+        }
+
+    places = "province" in spec.names and {"province", "city"} & set(cm.columns)
+    return _Plan(
+        build=lambda scan: {table: typed_rows(scan, spec, cm, ctx)},
+        key_cells=key_cells,
+        provided=provided_columns(table, cm),
+        mapping=cm.columns,
+        ignored=[] if table in CATCH_ALL else cm.extra,
+        suggestions=slips,
+        place_columns=cm if places else None,
+    )
+
+
+def _load(
+    settings: Settings,
+    table: str,
+    path: Path,
+    plan: _Plan,
+    src: Source,
+    wh: Warehouse,
+    reader: ibis.BaseBackend,
+    report: Progress,
+) -> tuple[ImportResult, Path | None]:
+    """Load every table the plan fills and write the quarantine, in the caller's transaction."""
+    results: dict[str, TableResult] = {}
+    bad_parts: list[ir.Table] = []
+    names = [n for n in LOAD_ORDER if n in plan.build(src.scan("fast"))]
+    for name in names:
+        loaded, bad = load_table(
+            name, plan.build, plan.key_cells, plan.provided, src, wh, reader, report
+        )
+        results[name] = loaded
+        if bad is not None:
+            bad_parts.append(bad)
+    if src.parse_rejects is not None:
+        bad_parts.append(src.parse_rejects.select("line", "reason"))
+    reasons: dict[str, int] = {}
+    n_rejected = 0
+    quarantine = None
+    if bad_parts:
+        quarantine = quarantine_path(settings, table, path)
+        with engine_progress(reader, report, "quarantine"):
+            n_rejected, reasons = write_quarantine(src, bad_parts, quarantine)
+    totals = sum(
+        (UpsertResult(r.inserted, r.updated, r.unchanged) for r in results.values()),
+        UpsertResult(0, 0, 0),
+    )
+    result = ImportResult(
+        source=str(path),
+        table=table,
+        preset=None,
+        rows_read=src.rows,
+        inserted=totals.inserted,
+        updated=totals.updated,
+        unchanged=totals.unchanged,
+        rejected=n_rejected,
+        quarantine=str(quarantine) if quarantine else None,
+        repeats=sum(r.repeats for r in results.values()),
+        tables=results,
+        reasons=reasons,
+        ignored_columns=plan.ignored,
+        suggestions=plan.suggestions,
+        mapping=plan.mapping,
+        encoding=src.encoding,
+        delimiter=src.delimiter,
+    )
+    return result, quarantine
+
+
+def _slips_message(label: str, table: str, slips: dict[str, list[str]]) -> str:
+    said = ", ".join(
+        f"{h!r} (did you mean {' or '.join(repr(c) for c in cols)}?)" for h, cols in slips.items()
+    )
+    h, cols = next(iter(slips.items()))
+    return (
+        f"{label}: {'header' if len(slips) == 1 else 'headers'} {said} "
+        f"{'is not a column' if len(slips) == 1 else 'are not columns'} of {table}; nothing "
+        f"was imported. Map it (--map {h}={cols[0]}) or, if it is not meant for {table}, "
+        "pass --ignore-unknown-columns to import without it"
+    )
+
+
+def shown_name(settings: Settings, path: Path) -> str:
+    """What messages call a file: its path as given, or only its name when it lies inside the
+    workspace (an upload), so that no message tells where the workspace keeps its files."""
+    try:
+        inside = path.resolve().is_relative_to(settings.home.resolve())
+    except OSError:
+        inside = False
+    return path.name if inside else str(path)
 
 
 def _place_map(
@@ -283,22 +383,16 @@ def _preset_for(name: str | None, table: str) -> Preset | None:
     return pre
 
 
-def _tune_reader(reader: ibis.BaseBackend, workdir: Path) -> None:
+def _tune_reader(reader: ibis.BaseBackend, workdir: Path, limits: Limits) -> None:
     """Bounded memory (spilling into the workspace) and unordered, parallel inserts."""
     raw = reader.con
     raw.execute("SET preserve_insertion_order = false")
     raw.execute("SET temp_directory = " + _sql_str(str(workdir)))
-    raw.execute("SET memory_limit = '4GB'")
+    raw.execute("SET memory_limit = " + _sql_str(limits.engine_memory))
 
 
 def _sql_str(v: str) -> str:
     return "'" + v.replace("'", "''") + "'"
-
-
-def _tmp_dir(settings: Settings) -> Path:
-    d = settings.home / "tmp"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def _log_record(r: ImportResult, started_at: datetime, finished_at: datetime) -> dict:

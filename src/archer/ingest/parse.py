@@ -17,6 +17,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
+from archer.csvsafe import GUARD, unguard
 from archer.schema import MONEY, Column
 
 # -- engine functions Ibis has no portable operation for (the reader is DuckDB) --
@@ -32,6 +33,10 @@ def _local_to_utc_tz(tz: str, ts: dt.timestamp) -> dt.Timestamp(timezone="UTC"):
 
 @ibis.udf.scalar.builtin(name="timezone")
 def _tz_to_naive(tz: str, ts: dt.Timestamp(timezone="UTC")) -> dt.timestamp: ...
+
+
+@ibis.udf.scalar.builtin(name="epoch_ms")
+def _epoch_ms(ms: dt.int64) -> dt.timestamp: ...
 
 
 TIMESTAMP_FORMATS = (
@@ -85,9 +90,42 @@ class ParseContext:
 
     @property
     def formats(self) -> list[str]:
-        return (
-            [self.date_format, *TIMESTAMP_FORMATS] if self.date_format else list(TIMESTAMP_FORMATS)
-        )
+        own = self.date_format and self.date_format not in EPOCH_UNITS
+        return [self.date_format, *TIMESTAMP_FORMATS] if own else list(TIMESTAMP_FORMATS)
+
+    @property
+    def epoch_unit(self) -> int | None:
+        """Milliseconds per unit of an epoch number (1000 or 1) when the dates are epoch times."""
+        return EPOCH_UNITS.get(self.date_format)
+
+
+# ``--date-format`` words for Unix times (UTC): seconds (also strftime's ``%s``) or milliseconds.
+EPOCH_UNITS = {"epoch": 1000, "%s": 1000, "epoch_ms": 1}
+# Epoch numbers outside these (in milliseconds: 1653 .. 5138) are not read as times at all.
+_EPOCH_MS_RANGE = (-1e13, 1e14)
+
+
+def check_date_format(fmt: str, con: ibis.BaseBackend, option: str = "--date-format") -> str:
+    """``fmt`` as the importer uses it; a format the engine cannot read is a one-line error."""
+    fmt = fmt.strip()
+    if fmt.lower() in EPOCH_UNITS:
+        return fmt.lower()
+    try:
+        con.con.execute("SELECT try_strptime('', ?)", [fmt])
+    except Exception as e:  # the engine's InvalidInputException: an unknown % code
+        detail = str(e).splitlines()[0].split("Error: ", 1)[-1]
+        raise ValueError(
+            f"{option} {fmt!r}: not a date format ({detail}); write it with strptime codes "
+            "such as %d/%m/%Y %H:%M, or epoch / epoch_ms for Unix times"
+        ) from None
+    return fmt
+
+
+def epoch_time(s: ir.StringValue, ms_per_unit: int) -> ir.TimestampValue:
+    """The UTC time of a cell that is a Unix epoch number (NULL for any other cell)."""
+    ms = s.try_cast(dt.float64) * ms_per_unit
+    lo, hi = _EPOCH_MS_RANGE
+    return ibis.ifelse(ms.between(lo, hi), _epoch_ms(ms.round().cast(dt.int64)), None)
 
 
 NULL_STR = ibis.null(dt.string)
@@ -103,9 +141,11 @@ def clean(s: ir.StringValue) -> ir.StringValue:
     # a set of characters.
     t = _trim_spaces(s)
     # Tabs and line breaks at the edges (Excel guards, stray CRs) are rare: only a
-    # cell that holds one pays for the slower trim of a set of characters.
-    ws = t.contains("\t") | t.contains("\r") | t.contains("\n")
-    return ibis.ifelse(ws, t.strip(), t).nullif("")
+    # cell that holds one pays for the slower trim of a set of characters. So is the
+    # ``'`` that guards a formula-like cell in a quarantine file (``archer.csvsafe``):
+    # it is removed, so a fixed quarantine file imports as it was written.
+    odd = t.contains("\t") | t.contains("\r") | t.contains("\n") | (t.left(1) == GUARD)
+    return ibis.ifelse(odd, unguard(t).strip(), t).nullif("")
 
 
 def reason_if(cond: ir.BooleanValue, message: ir.StringValue | str) -> ir.StringValue:
@@ -147,6 +187,8 @@ def parse_timestamp(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed
     aware = _tz_to_naive("UTC", zoned.try_cast(dt.Timestamp(timezone="UTC")))
     local = s.try_cast(dt.timestamp).coalesce(_try_strptime(s, ibis.literal(ctx.formats)))
     value = ibis.ifelse(has_offset, aware, local_to_utc(local, ctx.timezone))
+    if ctx.epoch_unit:  # an epoch number is an instant: UTC, whatever the shop's zone
+        value = epoch_time(s, ctx.epoch_unit).coalesce(value)
     low, high = datetime(1990, 1, 1), ctx.now + timedelta(days=1)
 
     def reason(v: ir.Value) -> ir.StringValue:
@@ -186,6 +228,9 @@ def local_to_utc(local: ir.TimestampValue, timezone: str) -> ir.TimestampValue:
 
 def parse_date(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
     value = s.try_cast(dt.date).coalesce(_try_strptime(s, ibis.literal(ctx.formats)).date())
+    if ctx.epoch_unit:  # the shop-local day of the instant
+        utc = epoch_time(s, ctx.epoch_unit)
+        value = _tz_to_naive(ctx.timezone, _local_to_utc_tz("UTC", utc)).date().coalesce(value)
     low, high = ibis.date(1900, 1, 1), ibis.literal(ctx.now.date())
 
     def reason(v: ir.Value) -> ir.StringValue:

@@ -4,7 +4,8 @@ One CSV per import under ``<workspace>/quarantine/``. Columns: ``line`` (in
 the source file; for Parquet the row number, for Excel the sheet row),
 ``reason`` (every problem, "; "-separated), ``raw`` (the text of a line that
 could not even be split into fields) and then the file's own columns as
-they were read, so a fixed file can be imported again.
+they were read, so a fixed file can be imported again. Text cells a spreadsheet would
+run as a formula get a leading ``'`` (``archer.csvsafe``); the importer removes it again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from archer.config import Settings
+from archer.csvsafe import escape_column
 from archer.ingest.sources import Source
 
 OWN_COLUMNS = ("line", "reason", "raw")
@@ -54,6 +56,10 @@ def write_quarantine(src: Source, parts: list[ir.Table], out: Path) -> tuple[int
     # A header of the file that clashes with ours gets a prefix.
     cells = cells.rename({f"source_{c}": c for c in cells.columns if c in OWN_COLUMNS})
     joined = per_line.left_join(cells, per_line.line == cells._line).drop("_line")
+    # Operators open this file in a spreadsheet: no cell may run as a formula there.
+    joined = joined.mutate(
+        **{c: escape_column(joined[c]) for c, t in joined.schema().items() if t.is_string()}
+    )
     joined.order_by("line").to_csv(out)
     n = int(per_line.count().execute())
     top = (

@@ -1,10 +1,13 @@
 """Reading a shop's export file into the engine as text columns with line numbers.
 
 Files are read by DuckDB (also when the warehouse is Spark): CSV of any
-delimiter, plain or gzip, UTF-8 with or without BOM, GBK/GB18030 and UTF-16
-(transcoded as a stream), Excel ``.xlsx`` and Parquet. Every value arrives as
-text; typing and validation happen afterwards, in the engine. Each row keeps
-the number of the line it came from so a rejected row can be found again.
+delimiter, plain or gzip (inflated first, bounded, its trailer checked), UTF-8
+with or without BOM, GBK/GB18030 and UTF-16 (transcoded as a stream), Excel
+``.xlsx`` (checked, then read in a child process: ``excel``) and Parquet. Every
+value arrives as text; typing and validation happen afterwards, in the engine.
+Each row keeps the number of the line it came from so a rejected row can be
+found again. Messages name the file as ``name`` says (an upload's own name, not
+where the workspace keeps it).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import csv
 import gzip
 import io
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +26,9 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot as sg
+
+from archer.ingest.excel import ExcelError, check_workbook, read_sheet, unique_names
+from archer.ingest.limits import DEFAULT_LIMITS, Limits
 
 SAMPLE_BYTES = 1 << 20
 CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".tab", ".dat"}
@@ -105,12 +112,16 @@ def open_source(
     materialise: bool = False,
     workdir: Path,
     progress: Progress | None = None,
+    name: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Source:
     """Open ``path`` in the DuckDB connection ``con`` and describe it.
 
     CSV is streamed from the file on each scan unless ``materialise`` asks for
-    it to be staged once (a preset that groups rows needs that).
+    it to be staged once (a preset that groups rows needs that). ``name`` is
+    what messages call the file (default: its path).
     """
+    label = name or str(path)
     delimiter = _delimiter(delimiter)
     if encoding:
         try:
@@ -121,23 +132,27 @@ def open_source(
             ) from None
     path = Path(path)
     if not path.exists():
-        raise SourceError(f"{path}: no such file")
+        raise SourceError(f"{label}: no such file")
     if path.is_dir():
-        raise SourceError(f"{path}: is a folder, expected a file")
+        raise SourceError(f"{label}: is a folder, expected a file")
     if path.stat().st_size == 0:
-        raise SourceError(f"{path}: the file is empty")
+        raise SourceError(f"{label}: the file is empty")
     suffixes = [s.lower() for s in path.suffixes]
     last = suffixes[-1] if suffixes else ""
     if last in PARQUET_SUFFIXES:
-        return _open_parquet(con, path)
+        return _open_parquet(con, path, label)
     if last in EXCEL_SUFFIXES:
-        return _open_excel(con, path)
+        return _open_excel(con, path, label, workdir, limits)
     # Anything else is tried as CSV text; binary content is recognised and refused.
-    gz = last == ".gz"
+    read_path = path
+    if last == ".gz":
+        read_path = workdir / f"inflated_{uuid.uuid4().hex}.csv"
+        _inflate(path, read_path, label, limits, progress)
     return _open_csv(
         con,
         path,
-        gz=gz,
+        read_path,
+        label,
         delimiter=delimiter,
         encoding=encoding,
         header=header,
@@ -162,18 +177,50 @@ def _delimiter(d: str | None) -> str | None:
 
 
 # -- CSV ----------------------------------------------------------------------------
-def _read_sample(path: Path, gz: bool) -> bytes:
+def _inflate(path: Path, out: Path, label: str, limits: Limits, progress: Progress | None) -> None:
+    """Inflate a gzip file into ``out``: at most ``limits.inflated_bytes``, and whole (a file
+    cut short, without its end marker and trailer, or with a wrong checksum is refused)."""
+    total, done = path.stat().st_size, 0
+    too_big = (
+        f"{label}: inflates to more than {limits.inflated_bytes:,} bytes, the most an import "
+        "reads from a compressed file; split it, or import it uncompressed"
+    )
+    with path.open("rb") as f:  # the trailer's size (modulo 4 GiB) refuses most at once
+        f.seek(max(total - 4, 0))
+        if int.from_bytes(f.read(4), "little") > limits.inflated_bytes:
+            raise SourceError(too_big)
     try:
-        if gz:
-            with gzip.open(path, "rb") as f:
-                return f.read(SAMPLE_BYTES)
+        with gzip.open(path, "rb") as src, out.open("wb") as dst:
+            while chunk := src.read(4 << 20):
+                done += len(chunk)
+                if done > limits.inflated_bytes:
+                    raise SourceError(too_big)
+                dst.write(chunk)
+                if progress:
+                    progress("inflating", src.fileobj.tell(), total)  # type: ignore[attr-defined]
+    except EOFError:
+        out.unlink(missing_ok=True)
+        raise SourceError(
+            f"{label}: the gzip file is cut short (it ends before its end marker and "
+            "trailer); copy or download it again"
+        ) from None
+    except (gzip.BadGzipFile, zlib.error) as e:
+        out.unlink(missing_ok=True)
+        raise SourceError(f"{label}: not a readable gzip file ({e})") from None
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+
+
+def _read_sample(path: Path, label: str) -> bytes:
+    try:
         with path.open("rb") as f:
             return f.read(SAMPLE_BYTES)
-    except (OSError, EOFError) as e:
-        raise SourceError(f"{path}: cannot be read ({e})") from None
+    except OSError as e:
+        raise SourceError(f"{label}: cannot be read ({e.strerror or e})") from None
 
 
-def detect_encoding(sample: bytes, path: Path) -> str:
+def detect_encoding(sample: bytes, path: Path | str) -> str:
     """UTF-8 (with or without BOM), UTF-16 with BOM, else GB18030 (a superset of GBK)."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -208,37 +255,34 @@ def sniff_delimiter(text: str) -> str:
         return best if counts[best] else ","
 
 
-def _transcode(path: Path, gz: bool, encoding: str, out: Path, progress: Progress | None) -> None:
+def _transcode(path: Path, label: str, encoding: str, out: Path, progress: Progress | None) -> None:
     """Stream ``path`` from ``encoding`` to UTF-8 without holding it in memory."""
     total = path.stat().st_size
-    opener = gzip.open if gz else open
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    done = 0
     line = 1
-    with opener(path, "rb") as src, out.open("w", encoding="utf-8", newline="") as dst:
-        raw_pos = src.fileobj if gz else src  # type: ignore[attr-defined]
+    with path.open("rb") as src, out.open("w", encoding="utf-8", newline="") as dst:
         while chunk := src.read(4 << 20):
             try:
                 text = decoder.decode(chunk)
             except UnicodeDecodeError as e:
                 bad = chunk[: e.start].count(b"\n") + line
                 raise SourceError(
-                    f"{path}: line {bad}: bytes that are not valid {encoding} "
+                    f"{label}: line {bad}: bytes that are not valid {encoding} "
                     f"(file read as {encoding}); re-save the file as UTF-8"
                 ) from None
             line += chunk.count(b"\n")
             dst.write(text)
-            done = raw_pos.tell() if hasattr(raw_pos, "tell") else done + len(chunk)
             if progress:
-                progress("transcoding", done, total)
+                progress("transcoding", src.tell(), total)
         dst.write(decoder.decode(b"", final=True))
 
 
 def _open_csv(
     con: ibis.BaseBackend,
     path: Path,
+    read_path: Path,
+    label: str,
     *,
-    gz: bool,
     delimiter: str | None,
     encoding: str | None,
     header: bool,
@@ -247,24 +291,24 @@ def _open_csv(
     workdir: Path,
     progress: Progress | None,
 ) -> Source:
-    sample = _read_sample(path, gz)
-    enc = encoding or detect_encoding(sample, path)
+    sample = _read_sample(read_path, label)
+    enc = encoding or detect_encoding(sample, label)
     text = codecs.getincrementaldecoder(enc)(errors="replace").decode(sample, final=False)
     if not text.strip():
-        raise SourceError(f"{path}: the file holds no rows (only blank space)")
+        raise SourceError(f"{label}: the file holds no rows (only blank space)")
     delim = delimiter or sniff_delimiter(text)
-    read_path = path
     if enc not in ("utf-8", "utf-8-sig"):
-        read_path = workdir / f"transcoded_{uuid.uuid4().hex}.csv"
-        _transcode(path, gz, enc, read_path, progress)
+        utf8 = workdir / f"transcoded_{uuid.uuid4().hex}.csv"
+        _transcode(read_path, label, enc, utf8, progress)
+        read_path = utf8
     if columns is None and header:
         first = next(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delim), [])
         if not any(h.strip() for h in first):
-            raise SourceError(f"{path}: the first line is empty; expected a header row")
+            raise SourceError(f"{label}: the first line is empty; expected a header row")
         # The header is read here, so DuckDB need not guess the layout: its guess
         # fails on a file with one unterminated quote, where reading row by row
         # quarantines just that row (and what it swallowed) with its line number.
-        columns = _unique([h.strip() or f"column{i}" for i, h in enumerate(first)])
+        columns = unique_names([h.strip() or f"column{i}" for i, h in enumerate(first)])
 
     tag = uuid.uuid4().hex[:10]
     rej_t, rej_s = f"_rej_{tag}", f"_rejscan_{tag}"
@@ -299,7 +343,8 @@ def _open_csv(
             d[0] for d in raw.execute(f'SELECT * FROM "{views["fast"]}" LIMIT 0').description
         ]
     except Exception as e:  # DuckDB raises many kinds here; all mean "cannot parse"
-        raise SourceError(f"{path}: cannot be read as CSV ({_first_line(e)})") from None
+        said = _first_line(e).replace(str(read_path), label).replace(str(path), label)
+        raise SourceError(f"{label}: cannot be read as CSV ({said})") from None
     src = Source(
         path,
         "csv",
@@ -370,11 +415,12 @@ def _first_line(e: Exception) -> str:
 
 
 # -- Parquet and Excel ----------------------------------------------------------------
-def _open_parquet(con: ibis.BaseBackend, path: Path) -> Source:
+def _open_parquet(con: ibis.BaseBackend, path: Path, label: str) -> Source:
     try:
         t = con.read_parquet(str(path), file_row_number=True)
     except Exception as e:
-        raise SourceError(f"{path}: cannot be read as Parquet ({_first_line(e)})") from None
+        said = _first_line(e).replace(str(path), label)
+        raise SourceError(f"{label}: cannot be read as Parquet ({said})") from None
     cols = [c for c in t.columns if c != "file_row_number"]
     t = t.select(_line=t.file_row_number + 1, **{c: t[c].cast("string") for c in cols})
     stage = f"_src_{uuid.uuid4().hex[:10]}"
@@ -383,60 +429,24 @@ def _open_parquet(con: ibis.BaseBackend, path: Path) -> Source:
     return Source(path, "parquet", con, cols, rows=n, table=table, cleanup=[stage])
 
 
-def _excel_text(v: object) -> str | None:
-    if v is None or v == "":
-        return None
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    if hasattr(v, "isoformat"):
-        return v.isoformat(sep=" ") if hasattr(v, "hour") else v.isoformat()
-    return str(v)
-
-
-def _open_excel(con: ibis.BaseBackend, path: Path) -> Source:
-    from python_calamine import CalamineWorkbook
-
+def _open_excel(
+    con: ibis.BaseBackend, path: Path, label: str, workdir: Path, limits: Limits
+) -> Source:
+    out = workdir / f"sheet_{uuid.uuid4().hex}.arrow"
     try:
-        wb = CalamineWorkbook.from_path(str(path))
-        sheet = wb.get_sheet_by_index(0)
-        rows = sheet.to_python(skip_empty_area=False)
-    except Exception as e:
-        raise SourceError(
-            f"{path}: cannot be read as an Excel workbook ({_first_line(e)})"
-        ) from None
-    if not rows:
-        raise SourceError(f"{path}: the first sheet is empty")
-    # Headers lose surrounding blanks, as DuckDB's CSV reader trims them too.
-    headers = _unique(
-        [(_excel_text(h) or "").strip() or f"column{i}" for i, h in enumerate(rows[0])]
-    )
-    data: dict[str, list[str | None]] = {h: [] for h in headers}
-    lines: list[int] = []
-    for n, row in enumerate(rows[1:], start=2):
-        if all(v in (None, "") for v in row):
-            continue
-        lines.append(n)
-        for i, h in enumerate(headers):
-            data[h].append(_excel_text(row[i]) if i < len(row) else None)
-    arrow = pa.table(
-        {
-            "_line": pa.array(lines, pa.int64()),
-            **{h: pa.array(v, pa.string()) for h, v in data.items()},
-        }
-    )
-    stage = f"_src_{uuid.uuid4().hex[:10]}"
-    table = con.create_table(stage, arrow, temp=True)
-    return Source(path, "excel", con, headers, rows=len(lines), table=table, cleanup=[stage])
-
-
-def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        k = seen.get(n, 0)
-        out.append(n if k == 0 else f"{n}_{k}")
-        seen[n] = k + 1
-    return out
+        check_workbook(path, limits)
+        read_sheet(path, out, limits)
+    except ExcelError as e:
+        raise SourceError(f"{label}: {str(e).replace(str(path), label)}") from None
+    try:
+        with pa.memory_map(str(out)) as f:
+            arrow = pa.ipc.open_file(f).read_all()
+        stage = f"_src_{uuid.uuid4().hex[:10]}"
+        table = con.create_table(stage, arrow, temp=True)
+    finally:
+        out.unlink(missing_ok=True)
+    headers = [c for c in arrow.column_names if c != "_line"]
+    return Source(path, "excel", con, headers, rows=arrow.num_rows, table=table, cleanup=[stage])
 
 
 def close_source(src: Source) -> None:

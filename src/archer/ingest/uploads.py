@@ -107,7 +107,9 @@ def import_upload(
     from archer.ingest.importer import import_file
 
     try:
-        r = import_file(ws, table, path, preset=preset or None, mapping=mapping or None)
+        r = import_file(
+            ws, table, path, preset=preset or None, mapping=mapping or None, name=path.name
+        )
     except (ValueError, KeyError) as e:
         msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         raise Invalid(msg.replace(str(path), path.name).replace(str(path.parent), "")) from None
