@@ -148,10 +148,7 @@ def test_unsafe_calls_from_a_session_need_the_csrf_token_and_the_same_site(brows
     r = browser.post(
         "/api/audiences/count", json={"query": VIP}, headers={"X-CSRF-Token": browser.csrf}
     )
-    assert (
-        r.status_code == 200
-        and r.json()["count"] == count(browser.app.state.ws, VIP)["count"]
-    )
+    assert r.status_code == 200 and r.json()["count"] == count(browser.app.state.ws, VIP)["count"]
     assert browser.get("/api/customers", params={"limit": 2}).status_code == 200  # GET: no token
 
 

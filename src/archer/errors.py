@@ -62,9 +62,7 @@ class Unavailable(ArcherError):
     exit_code = 75  # EX_TEMPFAIL: try again later
 
 
-def suggest(
-    name: str, known: Iterable[str], n: int = 2, cutoff: float = 0.6
-) -> tuple[str, ...]:
+def suggest(name: str, known: Iterable[str], n: int = 2, cutoff: float = 0.6) -> tuple[str, ...]:
     """The closest known names: the best match, and a second only when it is about as close
     (so 'provnce' suggests 'province', not also 'phone'). Case is ignored. A higher ``cutoff``
     keeps only near-certain slips (the importer refuses a file on those)."""

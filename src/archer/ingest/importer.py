@@ -184,7 +184,9 @@ def import_file(
                 with engine_progress(reader, report, "places"):
                     ctx.place_map = _place_map(reader, src.scan("fast"), plan.place_columns, ctx)
             with wh.transaction():
-                result, quarantine = _load(settings, spec.name, path, plan, src, wh, reader, report)
+                result, quarantine = _load(
+                    settings, spec.name, path, plan, src, wh, reader, report, started_at
+                )
                 result.preset = preset
                 if pre is not None and pre.summary is not None:
                     t = src.scan("fast")
@@ -279,6 +281,7 @@ def _load(
     wh: Warehouse,
     reader: ibis.BaseBackend,
     report: Progress,
+    started_at: datetime,
 ) -> tuple[ImportResult, Path | None]:
     """Load every table the plan fills and write the quarantine, in the caller's transaction."""
     results: dict[str, TableResult] = {}
@@ -297,7 +300,7 @@ def _load(
     n_rejected = 0
     quarantine = None
     if bad_parts:
-        quarantine = quarantine_path(settings, table, path)
+        quarantine = quarantine_path(settings, table, path, started_at)
         with engine_progress(reader, report, "quarantine"):
             n_rejected, reasons = write_quarantine(src, bad_parts, quarantine)
     totals = sum(

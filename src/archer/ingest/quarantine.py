@@ -11,7 +11,7 @@ run as a formula get a leading ``'`` (``archer.csvsafe``); the importer removes 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import ibis
@@ -25,9 +25,10 @@ from archer.ingest.sources import Source
 OWN_COLUMNS = ("line", "reason", "raw")
 
 
-def quarantine_path(settings: Settings, table: str, source: Path) -> Path:
+def quarantine_path(settings: Settings, table: str, source: Path, now: datetime) -> Path:
+    """A new quarantine file's path, stamped with the import's moment ``now`` (UTC)."""
     settings.quarantine_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    stamp = now.strftime("%Y%m%dT%H%M%S")
     stem = source.name.split(".")[0] or "file"
     return settings.quarantine_dir / f"{stamp}-{table}-{stem}-{uuid.uuid4().hex[:6]}.csv"
 

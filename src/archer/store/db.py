@@ -45,6 +45,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
+from archer.clock import SYSTEM
 from archer.config import Settings
 from archer.errors import Unavailable
 
@@ -68,8 +69,9 @@ class StoreError(Unavailable):
 
 
 def utcnow() -> datetime:
-    """The current instant, timezone-aware in UTC (read at the edges, passed inwards)."""
-    return datetime.now(UTC)
+    """The wall clock's instant, aware in UTC, for callers at the edge (scripts, tests); core
+    code takes ``ws.now()`` so that a manual clock governs it."""
+    return SYSTEM.now()
 
 
 class UTCDateTime(TypeDecorator):

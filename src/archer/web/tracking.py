@@ -14,7 +14,6 @@ import base64
 import binascii
 import logging
 import zlib
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -158,7 +157,7 @@ def _authenticate(request: Request, key: str | None) -> sources.Caller:
 
 
 async def _handle(request: Request, kind: str) -> Response:
-    received = datetime.now(UTC)
+    received = request.app.state.ws.now()
     header_key = _basic_user(request)
     caller = None
     if header_key:
