@@ -3,7 +3,7 @@ The benchmark itself reaches archer only through the CLI (``common/archer_calls.
 
 from archer import open as load_settings  # the workspace
 from archer.analytics.overview import overview
-from archer.audiences import count
+from archer.audiences import browse, count
 from archer.audiences import service as audience_service
 from archer.customers import describe
 from archer.customers import timeline as customers_data
@@ -11,6 +11,7 @@ from archer.warehouse import Warehouse
 from archer.web import create_app
 
 __all__ = [
+    "browse",
     "Warehouse",
     "audience_service",
     "count",

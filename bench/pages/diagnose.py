@@ -46,7 +46,7 @@ def ms(f, *a, **kw) -> float:
 def parts(settings, ids: list[str]) -> dict[str, float]:
     """Median warm ms of each part of the customer page over ``ids``."""
     import ibis
-    from archer_calls import Warehouse, describe
+    from archer_calls import Warehouse, browse, describe
     from archer_calls import customers_data as data
 
     def newest(table: str, at: str):
@@ -71,7 +71,7 @@ def parts(settings, ids: list[str]) -> dict[str, float]:
         "timeline (3 queries)": lambda c: data.timeline(settings, c),
         "  timeline: orders query": newest("orders", "created_at"),
         "  timeline: events query": newest("events", "occurred_at"),
-        "audiences_of": lambda c: data.audiences_of(settings, c),
+        "audiences_of": lambda c: browse.audiences_of(settings, c),
     }
     out = {}
     for name, f in funcs.items():
@@ -139,14 +139,14 @@ def main() -> None:
         print(f"{k:32} {each[k]:12.1f} {held[k]:14.1f}")
 
     from archer_calls import audience_service as svc
-    from archer_calls import count, describe, overview
+    from archer_calls import browse, count, describe, overview
     from archer_calls import customers_data as data
 
     def customer_page(cid=ids[0]):
         describe.load_profile(settings, cid)
         data.contact(settings, cid)
         data.timeline(settings, cid)
-        data.audiences_of(settings, cid)
+        browse.audiences_of(settings, cid)
 
     def five():
         count(settings, FIVE_CLAUSES, resolve=svc.resolver(settings))

@@ -6,7 +6,8 @@ when every compute step has run, :func:`build` swaps all staged tables in under 
 names in ONE warehouse transaction, and runs the publish steps (the audience snapshots,
 later the campaign triggers) inside that same transaction, together with a row of the
 ``build_log``. A build killed at any point before the commit leaves the previous build whole;
-the next build removes the staging tables a killed one left behind.
+the staging tables it left behind are dropped the next time a process opens the warehouse
+(:meth:`~archer.warehouse.Warehouse.remove_strays`).
 
 Packages contribute steps; this module is the one place that lists them, in order
 (:func:`default_steps`), so that no package reaches into another to call it.
@@ -29,16 +30,12 @@ from archer.clock import elapsed, naive_utc
 from archer.errors import Conflict
 from archer.facts import Snapshot
 from archer.schema import BUILD_LOG, BUILD_LOG_SCHEMA
-from archer.warehouse import Warehouse
+from archer.warehouse import STAGING_PREFIX, Warehouse
 
 if TYPE_CHECKING:
     from archer.workspace import Workspace
 
 Report = Callable[[str, int, int], None]
-STAGING_PREFIX = "_build_"
-# Tables a killed process may leave behind: a build's staging tables, an upsert's scratch
-# tables (Spark keeps them as real tables) and Ibis's registered in-memory tables.
-STRAY_PREFIXES = (STAGING_PREFIX, "_stage_", "ibis_duckdb_table_", "ibis_pandas_memtable_")
 
 
 @dataclass(frozen=True)
@@ -157,7 +154,7 @@ def build(
     started = elapsed()
     build_id = uuid.uuid4().hex[:12]
     with ws.warehouse() as wh:
-        remove_strays(wh)
+        wh.remove_strays()
         snap = Snapshot.at(wh, as_of, ws.tz, today=ws.today())
         b = Build(ws, wh, snap, report, build_id)
         try:
@@ -206,14 +203,6 @@ def _log(b: Build, started: float) -> None:
         "tables": json.dumps(sorted(b.staged)),
     }
     wh.con.insert(BUILD_LOG, ibis.memtable(pd.DataFrame([row])).cast(BUILD_LOG_SCHEMA))
-
-
-def remove_strays(wh: Warehouse) -> list[str]:
-    """Drop the staging and scratch tables a killed build or import left behind."""
-    gone = [n for n in wh.con.list_tables() if n.startswith(STRAY_PREFIXES)]
-    for name in gone:
-        wh.drop_any(name)
-    return gone
 
 
 def last_build(wh: Warehouse) -> dict[str, Any] | None:

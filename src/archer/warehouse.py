@@ -29,6 +29,10 @@ from archer.errors import Unavailable
 from archer.schema import IMPORT_LOG, LOAD_ORDER, TABLES, get_table
 
 IMPORT_LOG_TABLE = "import_log"
+STAGING_PREFIX = "_build_"  # a build's tables until it publishes them (archer.pipeline)
+# Tables a killed process may leave behind: a build's staging tables, scratch tables (Spark
+# keeps them as real tables) and in-memory tables Ibis registered.
+STRAY_PREFIXES = (STAGING_PREFIX, "_stage_", "ibis_duckdb_table_", "ibis_pandas_memtable_")
 
 
 class WarehouseError(Unavailable):
@@ -164,6 +168,15 @@ class Warehouse:
         # Spark: the catalog renames one table at a time; each step is atomic on its own.
         self.con.drop_table(name, force=True)
         self.con.rename_table(staging, name)
+
+    def remove_strays(self) -> list[str]:
+        """Drop the staging and scratch tables a killed build or import left behind. Safe only
+        while no build runs: the Workspace calls it when it opens the warehouse (DuckDB lets
+        one process at a time have it), the build when it starts."""
+        gone = [n for n in self.con.list_tables() if n.startswith(STRAY_PREFIXES)]
+        for name in gone:
+            self.drop_any(name)
+        return gone
 
     def drop_any(self, name: str) -> None:
         """Drop a table or view called ``name`` if there is one."""

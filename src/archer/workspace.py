@@ -144,6 +144,8 @@ class Workspace:
             try:
                 wh = Warehouse.connect(self.settings.warehouse_url)
                 wh.ensure_tables()
+                if wh.engine == "duckdb":  # this process alone has the file: no build runs
+                    wh.remove_strays()
                 return wh
             except WarehouseBusy as e:
                 if time.monotonic() >= deadline:

@@ -1,5 +1,5 @@
-"""What the customer pages show besides the profile: a page of an audience's members, and one
-customer's contact details and timeline (orders, refunds, events), newest first.
+"""What a customer's page shows besides the profile: contact details and the timeline
+(orders, refunds, events), newest first.
 
 Queries are Ibis expressions over the canonical tables; values are bound, never SQL text."""
 
@@ -11,36 +11,10 @@ from zoneinfo import ZoneInfo
 
 import ibis
 
-from archer.audiences import count, members
-from archer.audiences import service as svc
-
-EVERYONE = "customer_id is not null"
-LIST_FIELDS = ["name", "lifecycle", "stage", "rfm_segment", "net_spent", "province", "city"]
-PAGE_SIZE = 50
 TIMELINE_LIMIT = 100  # per kind: orders, refunds, events
 
 if TYPE_CHECKING:
     from archer.workspace import Workspace
-
-
-def search(ws: Workspace, query: str, page: int = 1, size: int = PAGE_SIZE) -> dict[str, Any]:
-    """One page of the customers ``query`` selects (everyone when empty), with the counts of
-    the whole query and of each top-level clause. Raises AudienceError for a bad query."""
-    q = query.strip() or EVERYONE
-    resolve = svc.resolver(ws)
-    counted = count(ws, q, resolve=resolve)
-    pages = max(1, -(-counted["count"] // size))
-    page = min(max(1, page), pages)
-    df = members(ws, q, fields=LIST_FIELDS, limit=page * size, resolve=resolve)
-    rows = df.iloc[(page - 1) * size :].to_dict(orient="records")
-    return {
-        **counted,
-        "query": query.strip(),
-        "clauses": counted["clauses"] if query.strip() else [],
-        "page": page,
-        "pages": pages,
-        "rows": [{k: _plain(v) for k, v in r.items()} for r in rows],
-    }
 
 
 def _plain(v: Any) -> Any:
@@ -135,18 +109,4 @@ def timeline(ws: Workspace, customer_id: str) -> list[dict[str, Any]]:
                 }
             )
     out.sort(key=lambda r: r["at"] or datetime.min, reverse=True)
-    return out
-
-
-def audiences_of(ws: Workspace, customer_id: str) -> list[dict[str, Any]]:
-    """Every saved audience with whether the customer is in it and why (clause by clause)."""
-    out = []
-    for a in svc.list_audiences(ws):
-        try:
-            doc = svc.explain_member(ws, a["name"], customer_id)
-        except ValueError as e:  # a definition the language no longer reads
-            out.append({"name": a["name"], "query": a["query"], "error": str(e)})
-            continue
-        out.append({"name": a["name"], "query": a["query"], "error": None, **doc})
-    out.sort(key=lambda d: (not d.get("member"), d["name"]))
     return out

@@ -13,7 +13,7 @@ from starlette.background import BackgroundTask
 
 from archer.audiences import AudienceError, NotBuilt, count, snapshots
 from archer.audiences import service as svc
-from archer.customers.timeline import LIST_FIELDS, PAGE_SIZE
+from archer.audiences.browse import LIST_FIELDS, PAGE_SIZE
 from archer.web.auth import CsrfProtected, CurrentUser
 from archer.web.ui import charts
 from archer.web.ui.errors import placed

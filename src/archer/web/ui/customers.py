@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from archer.audiences import AudienceError, NotBuilt
+from archer.audiences import AudienceError, NotBuilt, browse
 from archer.customers import describe
 from archer.customers import timeline as data
 from archer.web.auth import CurrentUser
@@ -28,7 +28,7 @@ def customer_list(
     ws = request.app.state.ws
     result, error, not_built = None, None, None
     try:
-        result = data.search(ws, q, page_no)
+        result = browse.search(ws, q, page_no)
     except AudienceError as e:
         error = placed(q, e)
     except NotBuilt as e:
@@ -75,5 +75,5 @@ def customer_page(request: Request, user: CurrentUser, customer_id: str):
         words=describe.sentences(profile, ws.settings.currency),
         contact=data.contact(ws, customer_id),
         timeline=data.timeline(ws, customer_id),
-        audiences=data.audiences_of(ws, customer_id),
+        audiences=browse.audiences_of(ws, customer_id),
     )
