@@ -12,14 +12,12 @@ log-parameters with L-BFGS-B and the analytic gradient. A fit works on distinct
 
 from __future__ import annotations
 
-from typing import Self
-
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, polygamma
 
-from archer.models.base import MLEModel, as_arrays, nbd_log_pmf, nbd_log_sf, pattern_data
+from archer.models.base import as_arrays, nbd_log_pmf, nbd_log_sf
+from archer.models.recency import RecencyModel, _dot, distinct
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 
@@ -51,17 +49,6 @@ def _loglik_terms(params, x, tx, T, *, grad: bool = False):
     d_a = dg_ab + w4 / a
     d_b = dg_ab + digamma(b + x) - digamma(b) - w4 / (b + xm1)
     return ll, np.stack([d_r, d_alpha, d_a, d_b])
-
-
-def distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, uniques)`` with ``uniques[codes] == values`` (hashing: no sort; NaN kept)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    return codes.astype(np.intp), np.asarray(uniques, dtype=float)
-
-
-def _dot(u: np.ndarray, v: np.ndarray) -> float:
-    """Dot product of two long vectors without BLAS (its threads stall on a busy machine)."""
-    return float(np.einsum("i,i->", u, v))
 
 
 class BGLikelihood:
@@ -228,31 +215,6 @@ def negative_log_likelihood(log_params, x, tx, T, w, penalizer: float = 0.0):
     value = -(w @ ll) + penalizer * np.sum(p**2)
     grad = (-(g @ w) + 2.0 * penalizer * p) * p  # chain rule for log-parameters
     return value, grad
-
-
-def check_frequency_recency_T(x, tx, T) -> None:
-    if np.any(x < 0) or np.any(tx < 0) or np.any(tx > T) or np.any((x == 0) & (tx != 0)):
-        raise ValueError("need frequency >= 0, 0 <= recency <= T, recency 0 when frequency 0")
-
-
-class RecencyModel(MLEModel):
-    """A model of (frequency, recency, T) patterns, fitted from every parameter at 1 unless
-    ``initial_params`` says otherwise: BG/NBD, MBG/NBD and Pareto/NBD."""
-
-    def fit(
-        self,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
-        weights: ArrayLike | None = None,
-        penalizer: float = 0.0,
-        initial_params: ArrayLike | None = None,
-        maxiter: int = 2000,
-    ) -> Self:
-        (x, tx, T), w = pattern_data(frequency, recency, T, weights=weights)
-        check_frequency_recency_T(x, tx, T)
-        start = np.ones(len(self.PARAM_NAMES))
-        return self._fit((x, tx, T), w, penalizer, initial_params, maxiter, start)
 
 
 class BGNBD(RecencyModel):
