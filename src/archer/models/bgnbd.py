@@ -225,7 +225,7 @@ MAX_TERMS = 100_000
 SERIES_MAX_Z = 0.999
 
 
-def expected_alive(r, a, b, x, alpha_T, t) -> np.ndarray:
+def expected_alive(r, a, b, x, alpha_T, t, *, small: bool = False) -> np.ndarray:
     """E[purchases in (T, T+t]] of a customer alive at T with p ~ Beta(a, B), B = b + x, and
     lambda ~ Gamma(R, alpha+T), R = r + x: the bracket of the paper's eq. 10,
 
@@ -249,6 +249,13 @@ def expected_alive(r, a, b, x, alpha_T, t) -> np.ndarray:
     none of these gives as a finite number is NaN, which every caller that shows results refuses.
     """
     x, alpha_T, t = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, alpha_T, t)))
+    shape = x.shape
+    if (
+        x.size > 64 and not small
+    ):  # each distinct (x, alpha+T, t) once: a million customers have ~7,000
+        keys, back = np.unique(np.stack([np.ravel(v) for v in (x, alpha_T, t)]), axis=1,
+                               return_inverse=True)  # fmt: skip
+        return expected_alive(r, a, b, *keys, small=True)[np.ravel(back)].reshape(shape)
     R, B = r + x, b + x
     C = a + B - 1.0
     A = a + b - 1.0 - r  # C - R: the same for every x
