@@ -469,6 +469,9 @@ def test_expected_purchases_with_a_plus_b_below_one():
         (0.2, 40.0, 20.0, 1, 0.5, 300.0, 1.5372545088821648),
         (0.77, 0.3, 0.4, 0, 7.1, 300.0, 8.7287699671198993),
         (3.0, 0.3, 0.4, 0, 2.0, 50.0, 16.918058106244233),
+        # b = 3000: the tail bound pairs B with C, not with n! (mpmath, 20 digits)
+        (0.77, 40.0, 3000.0, 0, 0.5, 23.14, 23.372755589963177),
+        (0.05, 5.0, 3000.0, 0, 0.5, 23.14, 2.225913905781558),
         # a + b = 1 at x = 0, where C = 0 is a pole of 2F1 (limit from both sides, mpmath)
         (0.77, 0.25, 0.75, 0, 7.1, 23.14, 1.7971822095674459),
     ],
@@ -476,7 +479,7 @@ def test_expected_purchases_with_a_plus_b_below_one():
 def test_expected_alive_against_high_precision(r, a, b, x, alpha_T, t, expected):
     from archer.models.bgnbd import expected_alive
 
-    assert expected_alive(r, a, b, x, alpha_T, t) == pytest.approx(expected, rel=1e-13)
+    assert expected_alive(r, a, b, x, alpha_T, t) == pytest.approx(expected, rel=1e-11)
 
 
 @pytest.mark.parametrize("a", [0.02, 0.5, 1.0, 1.0 + 1e-9, 3.0])

@@ -322,9 +322,12 @@ def _log_series(p1, p2, q1, q2: float, z: np.ndarray):
         acc = np.where(ended, acc, new)
         scale = np.where(ended, scale, np.maximum(scale, lt))
         m += 1
-        # once p1 + m > 0 the terms keep one sign and the ratio of later terms is at most
-        # z max(1, (p1+m)/(q1+m)) max(1, (p2+m)/(q2+m)); below 1 the tail is at most geometric
-        ratio = zl * np.maximum(1.0, (p1 + m) / (q1 + m)) * np.maximum(1.0, (p2 + m) / (q2 + m))
+        # once p1 + m > 0 the terms keep one sign, and each of (p+m)/(q+m) moves toward 1, so
+        # the ratio of later terms is at most z times the product of max(1, (p+m)/(q+m)) over
+        # either pairing of (p1, p2) with (q1, q2); below 1 the tail is at most geometric
+        straight = np.maximum(1.0, (p1 + m) / (q1 + m)) * np.maximum(1.0, (p2 + m) / (q2 + m))
+        crossed = np.maximum(1.0, (p1 + m) / (q2 + m)) * np.maximum(1.0, (p2 + m) / (q1 + m))
+        ratio = zl * np.minimum(straight, crossed)
         ok = (p1 + m > 0.0) & (ratio < 1.0)
         q = np.where(ok, ratio, 0.5)
         log_tail = np.where(ok, lt + np.log(q) - np.log1p(-q), np.inf)
