@@ -170,3 +170,18 @@ def test_bad_input():
         BGBB().fit([2], [1], [6])  # more transactions than opportunities up to the last one
     with pytest.raises(ValueError):
         BGBB().fit([1.5], [2], [6])
+
+
+def test_expectations_at_gamma_one_are_numbers():
+    """The closed form of the survival sum is 0/0 at gamma = 1 (it was NaN)."""
+    from scipy.special import betaln
+
+    m = BGBB()
+    m.params_ = {"alpha": 1.2, "beta": 0.75, "gamma": 1.0, "delta": 2.78}
+    direct = sum(np.exp(betaln(1.0, 2.78 + i) - betaln(1.0, 2.78)) for i in range(1, 6))
+    assert m.expected_purchases_new(5) == pytest.approx(1.2 / 1.95 * direct, rel=1e-12)
+    near = BGBB()
+    near.params_ = {**m.params_, "gamma": 1.0 + 1e-5}
+    assert m.conditional_expected_purchases(5, 3, 6, 6) == pytest.approx(
+        near.conditional_expected_purchases(5, 3, 6, 6), rel=1e-4
+    )

@@ -405,3 +405,91 @@ def test_a_warm_start_on_a_ridge_still_reaches_the_optimum(cdnow, monkeypatch):
     assert m.params_["r"] == pytest.approx(0.2426, abs=5e-4)
     assert m.params_["a"] == pytest.approx(0.7929, abs=5e-4)
     assert m.log_likelihood_ == pytest.approx(-9582.43, abs=0.01)
+
+
+# -- expectations where a + b < 1 and other awkward corners (issue 11 item 20) ---------------------
+# BG/NBD fitted on Online Retail (blank customers left out), weeks, calibration to 2011-06-30:
+RETAIL = {"r": 0.7743909646700691, "alpha": 7.106735860976689, "a": 0.02585023691092758,
+          "b": 0.41474524768493787}  # fmt: skip
+RETAIL_HOLDOUT = 162 / 7  # 2011-07-01 .. 2011-12-09
+# E[Y(t) | x = 0, T] = the bracket of eq. 10, from mpmath's hyp2f1 at 30 digits on the paper's
+# 2F1(r, b; a+b-1; z) (and, independently, scipy's quad with the Beta weight, below)
+RETAIL_EXPECTED = {0.0: 2.3668373619892996, 1 / 7: 2.321507673814459, 4.0: 1.5332667937502621,
+                   10.0: 1.0065434701364436, 15.0: 0.78354157973201876,
+                   20.0: 0.64180316247436414, 25.0: 0.5436686004452108,
+                   30.0: 0.47166003876318167}  # fmt: skip
+
+
+def _beta_weighted(r, a, b, x, alpha_T, t):
+    """E over p ~ Beta(a, b+x) of (1 - (1 + p t/(alpha+T))^-(r+x)) / p, by adaptive quadrature
+    with the Beta weight (no hypergeometric function involved)."""
+    from scipy.integrate import quad
+    from scipy.special import betaln
+
+    R, w = r + x, t / alpha_T
+
+    def h(p):
+        return -np.expm1(-R * np.log1p(p * w)) / p if p > 0 else R * w
+
+    value, _ = quad(h, 0, 1, weight="alg", wvar=(a - 1, b + x - 1), epsabs=0, epsrel=1e-13,
+                    limit=200)  # fmt: skip
+    return value / np.exp(betaln(a, b + x))
+
+
+def _retail_model():
+    m = BGNBD()
+    m.params_ = dict(RETAIL)
+    return m
+
+
+def test_expected_purchases_with_a_plus_b_below_one():
+    """Was NaN for 46 of 61 T values: the log of a 2F1 that is negative there."""
+    m = _retail_model()
+    T = np.array(list(RETAIL_EXPECTED))
+    zero = np.zeros_like(T)
+    got = m.conditional_expected_purchases(RETAIL_HOLDOUT, zero, zero, T)  # p_alive = 1 at x = 0
+    np.testing.assert_allclose(got, list(RETAIL_EXPECTED.values()), rtol=1e-13)
+    every_day = np.arange(0, 30.2, 1 / 7)
+    got = m.conditional_expected_purchases(RETAIL_HOLDOUT, 0, 0, every_day)
+    assert np.all(np.isfinite(got)) and np.all(np.diff(got) < 0)
+    r, alpha, a, b = RETAIL.values()
+    for k in (0, 24, 119, 210):
+        assert got[k] == pytest.approx(
+            _beta_weighted(r, a, b, 0, alpha + every_day[k], RETAIL_HOLDOUT), rel=1e-11
+        )
+    assert np.all(np.isfinite(m.expected_purchases_new(np.linspace(0, 60, 121))))
+
+
+@pytest.mark.parametrize(
+    ("r", "a", "b", "x", "alpha_T", "t", "expected"),
+    [
+        # scipy's hyp2f1 gives NaN here (mpmath, 30 digits)
+        (3.0, 5.0, 0.41475, 500, 0.5, 23.14, 126.10366198373635),
+        # a > r + x + 2: the paper's series, not Euler's (mpmath)
+        (0.2, 40.0, 20.0, 1, 0.5, 300.0, 1.5372545088821648),
+        (0.77, 0.3, 0.4, 0, 7.1, 300.0, 8.7287699671198993),
+        (3.0, 0.3, 0.4, 0, 2.0, 50.0, 16.918058106244233),
+        # b = 3000: the tail bound pairs B with C, not with n! (mpmath, 20 digits)
+        (0.77, 40.0, 3000.0, 0, 0.5, 23.14, 23.372755589963177),
+        (0.05, 5.0, 3000.0, 0, 0.5, 23.14, 2.225913905781558),
+        # a + b = 1 at x = 0, where C = 0 is a pole of 2F1 (limit from both sides, mpmath)
+        (0.77, 0.25, 0.75, 0, 7.1, 23.14, 1.7971822095674459),
+    ],
+)
+def test_expected_alive_against_high_precision(r, a, b, x, alpha_T, t, expected):
+    from archer.models.bgnbd import expected_alive
+
+    assert expected_alive(r, a, b, x, alpha_T, t) == pytest.approx(expected, rel=1e-11)
+
+
+@pytest.mark.parametrize("a", [0.02, 0.5, 1.0, 1.0 + 1e-9, 3.0])
+@pytest.mark.parametrize("b", [0.3, 2.4])
+@pytest.mark.parametrize("x", [0, 1, 7])
+def test_expected_alive_against_the_beta_integral(a, b, x):
+    """Across a = 1 (a removable singularity of the closed form) and a + b < 1."""
+    from archer.models.bgnbd import expected_alive
+
+    t = np.array([0.01, 1.0, 23.0, 200.0])
+    got = expected_alive(0.6, a, b, x, 9.0, t)
+    want = [_beta_weighted(0.6, a, b, x, 9.0, ti) for ti in t]
+    np.testing.assert_allclose(got, want, rtol=1e-10)

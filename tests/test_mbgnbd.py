@@ -192,3 +192,11 @@ def test_newton_fit_on_distinct_values_equals_the_plain_per_pattern_fit(cdnow, f
             plain.standard_errors_[name], rel=1e-4
         )
     assert fitted.log_likelihood_ == pytest.approx(plain.log_likelihood_, abs=1e-8)
+
+
+def test_conditional_expectation_at_large_a_and_frequency():
+    """The bracket is BG/NBD's with b + 1; scipy's hyp2f1 gave NaN at a = 5, x = 500."""
+    m = MBGNBD()
+    m.params_ = {"r": 3.0, "alpha": 0.25, "a": 5.0, "b": 0.41475}
+    got = m.conditional_expected_purchases(23.14, 500, 0.25, 0.25) / m.p_alive(500, 0.25, 0.25)
+    assert got == pytest.approx(126.35366173316212, rel=1e-13)  # mpmath, 30 digits

@@ -222,6 +222,12 @@ class Snapshot:
         f = self.order_facts()
         return f.filter(f.is_paid & f.customer_id.notnull())
 
+    def purchases(self) -> ir.Table:
+        """Paid orders as the customer-base models see them: ``customer_id``, ``day`` (the
+        local pay day) and ``amount`` (net of refunds)."""
+        f = self.paid_orders()
+        return f.select("customer_id", day=f.pay_day, amount=f.net)
+
     def paid_lines(self) -> ir.Table:
         """Lines of paid orders with the order's customer, day and the product's category."""
         f = self.paid_orders()

@@ -65,8 +65,7 @@ class ModelReport:
 
 
 def _purchases(s: Snapshot) -> ir.Table:
-    f = s.paid_orders()
-    return f.select("customer_id", day=f.pay_day, amount=f.net)
+    return s.purchases()
 
 
 def _fit(name: str, pats, report: ModelReport):

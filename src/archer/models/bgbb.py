@@ -145,8 +145,11 @@ class BGBB(MLEModel):
         """sum_{i=n+1}^{n+n*} B(gamma, delta+i)/B(gamma, delta) in the closed form
         delta/(gamma-1) Gamma(gamma+delta)/Gamma(1+delta)
         * [Gamma(1+delta+n)/Gamma(gamma+delta+n) - Gamma(1+delta+n+n*)/Gamma(gamma+delta+n+n*)]
-        (log space, so n in the thousands is fine; the limit of gamma -> 1 is not special-cased).
+        (log space, so n in the thousands is fine). At gamma = 1 the closed form is 0/0; the sum
+        is then delta (digamma(delta+n+n*+1) - digamma(delta+n+1)), used within 1e-7 of 1.
         """
+        if abs(ga - 1.0) < 1e-7:
+            return de * (digamma(de + n + n_star + 1.0) - digamma(de + n + 1.0))
         const = np.log(de) - np.log(np.abs(ga - 1.0)) + gammaln(ga + de) - gammaln(1.0 + de)
         l1 = gammaln(1.0 + de + n) - gammaln(ga + de + n)
         l2 = gammaln(1.0 + de + n + n_star) - gammaln(ga + de + n + n_star)

@@ -12,14 +12,12 @@ log-parameters with L-BFGS-B and the analytic gradient. A fit works on distinct
 
 from __future__ import annotations
 
-from typing import Self
-
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, polygamma
 
-from archer.models.base import MLEModel, as_arrays, nbd_log_pmf, nbd_log_sf, pattern_data
+from archer.models.base import as_arrays, nbd_log_pmf, nbd_log_sf
+from archer.models.recency import RecencyModel, _dot, distinct
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 
@@ -51,17 +49,6 @@ def _loglik_terms(params, x, tx, T, *, grad: bool = False):
     d_a = dg_ab + w4 / a
     d_b = dg_ab + digamma(b + x) - digamma(b) - w4 / (b + xm1)
     return ll, np.stack([d_r, d_alpha, d_a, d_b])
-
-
-def distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, uniques)`` with ``uniques[codes] == values`` (hashing: no sort; NaN kept)."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    return codes.astype(np.intp), np.asarray(uniques, dtype=float)
-
-
-def _dot(u: np.ndarray, v: np.ndarray) -> float:
-    """Dot product of two long vectors without BLAS (its threads stall on a busy machine)."""
-    return float(np.einsum("i,i->", u, v))
 
 
 class BGLikelihood:
@@ -230,29 +217,132 @@ def negative_log_likelihood(log_params, x, tx, T, w, penalizer: float = 0.0):
     return value, grad
 
 
-def check_frequency_recency_T(x, tx, T) -> None:
-    if np.any(x < 0) or np.any(tx < 0) or np.any(tx > T) or np.any((x == 0) & (tx != 0)):
-        raise ValueError("need frequency >= 0, 0 <= recency <= T, recency 0 when frequency 0")
+# A series below stops when its tail is below this share of its sum, or after MAX_TERMS terms;
+# it needs about 37 / (1 - z) terms, so beyond z = SERIES_MAX_Z (t > 1,000 (alpha+T))
+# expected_alive leaves the element to scipy's hyp2f1 (its transformation to 1 - z).
+SERIES_TOL = 1e-17
+MAX_TERMS = 100_000
+SERIES_MAX_Z = 0.999
 
 
-class RecencyModel(MLEModel):
-    """A model of (frequency, recency, T) patterns, fitted from every parameter at 1 unless
-    ``initial_params`` says otherwise: BG/NBD, MBG/NBD and Pareto/NBD."""
+def expected_alive(r, a, b, x, alpha_T, t, *, small: bool = False) -> np.ndarray:
+    """E[purchases in (T, T+t]] of a customer alive at T with p ~ Beta(a, B), B = b + x, and
+    lambda ~ Gamma(R, alpha+T), R = r + x: the bracket of the paper's eq. 10,
 
-    def fit(
-        self,
-        frequency: ArrayLike,
-        recency: ArrayLike,
-        T: ArrayLike,
-        weights: ArrayLike | None = None,
-        penalizer: float = 0.0,
-        initial_params: ArrayLike | None = None,
-        maxiter: int = 2000,
-    ) -> Self:
-        (x, tx, T), w = pattern_data(frequency, recency, T, weights=weights)
-        check_frequency_recency_T(x, tx, T)
-        start = np.ones(len(self.PARAM_NAMES))
-        return self._fit((x, tx, T), w, penalizer, initial_params, maxiter, start)
+        C/(a-1) [1 - (1-z)^R 2F1(R, B; C; z)],  C = a+b+x-1,  z = t / (alpha+T+t).
+
+    Taking the log of a 2F1 is wrong here: with a + b < 1 and x = 0, C is negative and
+    Euler's 2F1(A, a-1; C; z), A = C - R, is negative for many T; and scipy's ``hyp2f1``
+    returns NaN for some of these parameters (a = 5, x = 500 among them). Two exact series
+    instead, each summed in log space with a running scale (nothing overflows or underflows):
+
+    * when a <= R + 2, Euler's form split as 2F1(A, a-1; C; z) = 1 + (a-1)/C S:
+      E = C (1 - (1-z)^(a-1)) / (a-1) - (1-z)^(a-1) S,
+      S = sum_{n>=1} (A)_n (a)_(n-1) / ((C+1)_(n-1) n!) z^n; neither part has a pole (a = 1
+      is the limit -C log(1-z); C + 1 = a + B > 0) and past n = -A every term has one sign;
+    * when a > R + 2 (a fit on a ridge), the paper's form, whose terms are all positive
+      (C > 0) and fall like n^(R-a) z^n where Euler's would grow like n^(a-R-2) z^n.
+
+    A series needs about 37 / (1 - z) terms, so for z > :data:`SERIES_MAX_Z` (t more than
+    1,000 times alpha + T, far beyond any holdout or horizon) the bracket is taken from scipy's
+    ``hyp2f1`` (Euler's form, no logarithm), which transforms to 1 - z there. An element that
+    none of these gives as a finite number is NaN, which every caller that shows results refuses.
+    """
+    x, alpha_T, t = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, alpha_T, t)))
+    shape = x.shape
+    if (
+        x.size > 64 and not small
+    ):  # each distinct (x, alpha+T, t) once: a million customers have ~7,000
+        keys, back = np.unique(np.stack([np.ravel(v) for v in (x, alpha_T, t)]), axis=1,
+                               return_inverse=True)  # fmt: skip
+        return expected_alive(r, a, b, *keys, small=True)[np.ravel(back)].reshape(shape)
+    R, B = r + x, b + x
+    C = a + B - 1.0
+    A = a + b - 1.0 - r  # C - R: the same for every x
+    log1mz = np.log(alpha_T) - np.log(alpha_T + t)  # log(1 - z) <= 0
+    z = -np.expm1(log1mz)
+    am1 = a - 1.0
+    out = np.empty(z.shape)
+    near_one = z > SERIES_MAX_Z
+    if near_one.any():
+        f = hyp2f1(A, am1, C[near_one], z[near_one])
+        with np.errstate(all="ignore"):
+            p_f = np.exp(am1 * log1mz[near_one]) * f
+            out[near_one] = C[near_one] / am1 * (1.0 - p_f) if am1 else np.nan
+    euler = (a <= R + 2.0) & ~near_one
+    if euler.any():
+        L, Ce = log1mz[euler], C[euler]
+        first = -Ce * L if am1 == 0.0 else Ce * (-np.expm1(am1 * L) / am1)
+        # S = A z * sum_m (A+1)_m (a)_m / ((C+1)_m (2)_m) z^m
+        with np.errstate(divide="ignore"):
+            sign, log_s = _log_series(A + 1.0, a, Ce + 1.0, 2.0, z[euler])
+            log_s += np.log(abs(A)) + np.log(z[euler])
+        with np.errstate(over="ignore"):
+            out[euler] = first - np.sign(A) * sign * np.exp(am1 * L + log_s)
+    paper = ~euler & ~near_one
+    if paper.any():
+        L, Cp = log1mz[paper], C[paper]
+        _, log_f = _log_series(R[paper], B[paper], Cp, 1.0, z[paper])
+        out[paper] = Cp / am1 * -np.expm1(R[paper] * L + log_f)
+    return out[()] if out.ndim == 0 else out
+
+
+def _log_series(p1, p2, q1, q2: float, z: np.ndarray):
+    """``(sign, log|sum|)`` of sum_{m>=0} (p1)_m (p2)_m / ((q1)_m (q2)_m) z^m per element of
+    ``z`` (``p1``, ``p2``, ``q1`` scalars or arrays like it; p2, q1, q2 > 0); NaN where it does
+    not converge within :data:`MAX_TERMS` terms."""
+    shape = z.shape
+    p1, p2, q1, zz = (np.ravel(np.broadcast_to(np.asarray(v, dtype=float), shape)) for v in
+                      (p1, p2, q1, z))  # fmt: skip
+    sign = np.ones(zz.size)
+    log_abs = np.zeros(zz.size)  # the first term, 1
+    live = np.flatnonzero(zz > 0.0)
+    p1, p2, q1, zl = p1[live], p2[live], q1[live], zz[live]
+    lz = np.log(np.where(zl > 0.0, zl, 1.0))
+    lt = np.zeros(live.size)  # log|term|
+    ts = np.ones(live.size)  # sign of the term
+    scale, acc = np.zeros(live.size), np.ones(live.size)  # the sum is acc * exp(scale)
+    log_tol = np.log(SERIES_TOL)
+
+    def finish(which, value):
+        idx = live[which]
+        sign[idx] = np.sign(value[which])
+        with np.errstate(divide="ignore"):
+            log_abs[idx] = scale[which] + np.log(np.abs(value[which]))
+
+    m = 0
+    while live.size:
+        f1 = p1 + m
+        ended = f1 == 0.0  # p1 a negative integer: the series stops here
+        with np.errstate(divide="ignore"):
+            lt = lt + np.log(np.abs(f1)) + np.log(p2 + m) - np.log(q1 + m) - np.log(q2 + m) + lz
+        ts = np.where(f1 < 0.0, -ts, ts)
+        shrink = np.exp(-np.abs(lt - scale))  # the smaller scale over the larger
+        new = np.where(lt > scale, acc * shrink + ts, acc + ts * shrink)
+        acc = np.where(ended, acc, new)
+        scale = np.where(ended, scale, np.maximum(scale, lt))
+        m += 1
+        # once p1 + m > 0 the terms keep one sign, and each of (p+m)/(q+m) moves toward 1, so
+        # the ratio of later terms is at most z times the product of max(1, (p+m)/(q+m)) over
+        # either pairing of (p1, p2) with (q1, q2); below 1 the tail is at most geometric
+        straight = np.maximum(1.0, (p1 + m) / (q1 + m)) * np.maximum(1.0, (p2 + m) / (q2 + m))
+        crossed = np.maximum(1.0, (p1 + m) / (q2 + m)) * np.maximum(1.0, (p2 + m) / (q1 + m))
+        ratio = zl * np.minimum(straight, crossed)
+        ok = (p1 + m > 0.0) & (ratio < 1.0)
+        q = np.where(ok, ratio, 0.5)
+        log_tail = np.where(ok, lt + np.log(q) - np.log1p(-q), np.inf)
+        with np.errstate(divide="ignore"):
+            done = ended | (log_tail < scale + np.log(np.abs(acc)) + log_tol)
+        if m >= MAX_TERMS:
+            acc = np.where(done, acc, np.nan)
+            done[:] = True
+        if done.any():
+            finish(done, acc)
+            keep = ~done
+            live, p1, p2, q1, zl, lz, lt, ts, scale, acc = (
+                v[keep] for v in (live, p1, p2, q1, zl, lz, lt, ts, scale, acc)
+            )
+    return sign.reshape(shape), log_abs.reshape(shape)
 
 
 class BGNBD(RecencyModel):
@@ -291,18 +381,9 @@ class BGNBD(RecencyModel):
 
     @staticmethod
     def _expected(r, alpha, a, b, x, alpha_T, t):
-        """(a+b+x-1)/(a-1) * [1 - ((α+T)/(α+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)].
-
-        With z = t / (α+T+t), Euler's transformation 2F1(A, B; C; z) =
-        (1-z)^(C-A-B) 2F1(C-A, C-B; C; z) turns the bracket into
-        1 - (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), whose upper parameters stay small
-        however large x is, so nothing overflows at high frequency or long T.
-        """
-        c = a + b + x - 1.0
-        log1mz = np.log(alpha_T) - np.log(alpha_T + t)
-        z = -np.expm1(log1mz)
-        f = hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
-        return c / (a - 1.0) * -np.expm1((a - 1.0) * log1mz + np.log(f))
+        """E[purchases in (T, T+t] | alive at T], p ~ Beta(a, b+x), lambda ~ Gamma(r+x, alpha+T)
+        (paper, eq. 10 without P(alive)): see :func:`expected_alive`."""
+        return expected_alive(r, a, b, x, alpha_T, t)
 
     def p_alive(self, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> np.ndarray:
         """P(alive | x, t_x, T) = 1 / (1 + δ(x>0) a/(b+x-1) ((α+T)/(α+t_x))^(r+x)); 1 if x = 0."""

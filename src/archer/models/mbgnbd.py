@@ -23,7 +23,8 @@ from numpy.typing import ArrayLike
 from scipy.special import betaln, digamma, expit, gammaln
 
 from archer.models.base import as_arrays, nbd_log_pmf, nbd_log_sf, pattern_data
-from archer.models.bgnbd import BGNBD, BGLikelihood, RecencyModel
+from archer.models.bgnbd import BGNBD, BGLikelihood
+from archer.models.recency import RecencyModel
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 

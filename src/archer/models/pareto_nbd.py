@@ -34,7 +34,7 @@ from scipy.integrate import quad
 from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from archer.models.base import as_arrays, pattern_data
-from archer.models.bgnbd import RecencyModel, _dot, distinct
+from archer.models.recency import RecencyModel, _dot, distinct
 
 PARAM_NAMES = ("r", "alpha", "s", "beta")
 
