@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from archer.store.db import NAMING
@@ -110,10 +111,16 @@ def _v3_users_apikeys(conn: Connection) -> None:
     md.create_all(conn)
 
 
+def _v4_session_epoch(conn: Connection) -> None:
+    # One column, so that a sign-out can end the user's sessions (cookies carry a stamp of it).
+    conn.execute(text("ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "audiences: saved audience definitions with who and when", _v1_audiences),
     Migration(2, "tracking: sources with hashed write keys, the inbox, message ids", _v2_tracking),
     Migration(3, "users and API keys: operator accounts, hashed REST API keys", _v3_users_apikeys),
+    Migration(4, "users: session_epoch, bumped at sign-out to end sessions", _v4_session_epoch),
 ]
 
 for _i, _m in enumerate(MIGRATIONS, start=1):  # versions are 1, 2, 3, … in order
