@@ -75,7 +75,16 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, sync_ev
     import uvicorn
 
     app = create_app(settings, sync_every=sync_every or None)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    proxies = settings.trusted_proxies  # X-Forwarded-* only from these: the throttle keys on it
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
 
 
 def from_environment() -> FastAPI:
