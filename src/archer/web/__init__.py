@@ -22,6 +22,7 @@ from archer.config import Settings
 from archer.store.db import engine
 from archer.store.inbox import InboxWriter
 from archer.web import auth, tracking, ui
+from archer.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
 SYNC_EVERY_SECONDS = 5.0
@@ -50,6 +51,7 @@ def create_app(settings: Settings, *, sync_every: float | None = SYNC_EVERY_SECO
     tracking.install(app)
     auth.install(app)  # sign-in, credentials on every request, the REST API
     ui.install(app)  # the operator's pages, their JSON endpoints and /static
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, refusals included
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:
