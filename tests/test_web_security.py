@@ -282,6 +282,10 @@ def assert_secure(r: httpx.Response, *, cached: bool = False) -> None:
 def test_every_answer_carries_the_security_headers(plain):
     app = plain
 
+    @app.get("/t/boom")
+    async def boom() -> None:
+        raise RuntimeError("an unexpected error")
+
     c = client(app)
     for r in (
         c.get("/login"),
@@ -302,5 +306,57 @@ def test_every_answer_carries_the_security_headers(plain):
     page = c.get("/audiences").text
     assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)", page)
     assert not re.search(r"\son[a-z]+=|\sstyle=", page)
+    # Even the 500 of an unexpected error, which Starlette sends from outside the app's own
+    # middleware.
+    c500 = TestClient(app, follow_redirects=False, raise_server_exceptions=False)
+    c500.cookies = c.cookies
+    r = c500.get("/t/boom")
+    assert r.status_code == 500
+    assert_secure(r)
     r = TestClient(app, base_url="https://testserver").get("/login")
     assert r.headers["strict-transport-security"] == f"max-age={headers.HSTS_SECONDS}"
+
+
+# -- docs/security.md states the code's numbers -------------------------------------------------
+def test_security_md_states_the_numbers_of_the_code():
+    from pathlib import Path
+
+    from archer.audiences import grammar
+    from archer.store import apikeys, inbox
+    from archer.web import segment
+    from archer.web.api import audiences as api_audiences
+    from archer.web.api import common, customers
+
+    doc = Path(__file__).parents[1] / "docs" / "security.md"
+    text = " ".join(doc.read_text(encoding="utf-8").split())
+    assert api_audiences.QUERY_MAX == customers.MAX_QUERY == grammar.MAX_LENGTH
+    days = auth.SESSION_SECONDS // 86400
+    for phrase in (
+        f"{auth.MAX_FORM_BYTES:,} bytes",
+        f"{auth.MAX_JSON_BYTES:,} bytes",
+        f"{auth.MAX_UPLOAD_BYTES:,} bytes",
+        f"{users.PASSWORD_MIN} to {users.PASSWORD_MAX:,} characters",
+        f"1 to {users.NAME_MAX} characters",
+        f"{grammar.MAX_LENGTH:,} characters; parentheses nested at most {grammar.MAX_DEPTH} deep",
+        f"1 to {common.MAX_PAGE:,}",
+        f"{segment.MAX_EVENT_BYTES:,} bytes",
+        f"{segment.MAX_BATCH_BYTES:,} bytes",
+        f"| {segment.ID_MAX} characters",
+        f"within {inbox.DEDUP_DAYS} days",
+        f"first {apikeys.PREFIX_CHARS} characters",
+        f"valid for {days} days",
+        f"| {auth.LOGIN_FREE_TRIES} | each further try waits: {auth.LOGIN_FIRST_WAIT:g} s",
+        f"at most {auth.LOGIN_MOST_WAIT / 60:g} minutes",
+        f"| {auth.LOGIN_FREE_TRIES_ADDRESS} | the same",
+        f"no try for {auth.LOGIN_FORGET / 3600:g} hours",
+        f"at most {auth.VERIFY_AT_ONCE} runs at a time",
+        f"While {auth.VERIFY_WAITING} sign-ins are waiting",
+        f"at most {auth.LOGIN_KEYS:,} names",
+        f"`max-age={headers.HSTS_SECONDS}`",
+        f"get {auth.LOGIN_FREE_TRIES} checks, and {100 - auth.LOGIN_FREE_TRIES} answers `429`",
+    ):
+        assert phrase in text, f"docs/security.md does not say {phrase!r}"
+    for name, value in headers.ALWAYS.items():
+        for part in value.split("; "):
+            if "sha256-" not in part:
+                assert part in text, f"docs/security.md does not show {name}: {part}"

@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from archer.config import Settings
 from archer.store.db import engine
@@ -26,6 +27,15 @@ from archer.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
 SYNC_EVERY_SECONDS = 5.0
+
+
+class _App(FastAPI):
+    """FastAPI with the security headers outside everything else, so that every answer has
+    them: refusals, and the 500 of an unexpected error too (Starlette sends that one from its
+    outermost middleware, around anything ``add_middleware`` adds)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(settings: Settings, *, sync_every: float | None = SYNC_EVERY_SECONDS) -> FastAPI:
@@ -46,12 +56,11 @@ def create_app(settings: Settings, *, sync_every: float | None = SYNC_EVERY_SECO
                     await loader
             await asyncio.to_thread(writer.stop)
 
-    app = FastAPI(title="Archer", lifespan=lifespan)
+    app = _App(title="Archer", lifespan=lifespan)
     app.state.settings = settings
     tracking.install(app)
     auth.install(app)  # sign-in, credentials on every request, the REST API
     ui.install(app)  # the operator's pages, their JSON endpoints and /static
-    app.add_middleware(SecurityHeaders)  # outermost: on every answer, refusals included
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, str]:

@@ -3,7 +3,10 @@
 * ``GET /login`` shows the sign-in form, ``POST /login`` (username, password, csrf) signs in,
   ``POST /logout`` signs out. The session is a signed cookie (HttpOnly, SameSite=Lax, Secure over
   https) that expires :data:`SESSION_SECONDS` after sign-in; its key is made once per workspace
-  and kept in ``<home>/secret.key``.
+  and kept in ``<home>/secret.key``. The cookie carries the user's stamp, checked against the
+  store on every request: a new password or a sign-out changes it, which ends the sessions.
+* Sign-in tries are throttled (:class:`Throttle`) per (name, address) and per address, counted
+  before the password is checked; argon2 runs outside any store transaction.
 * Every session carries a CSRF token (:func:`csrf_token` for templates). An unsafe request made
   with the session (a form post, a ``fetch`` from the pages) must send it back as the form field
   ``csrf`` or the header ``X-CSRF-Token`` (:data:`CsrfProtected`). An unsafe request whose
