@@ -24,8 +24,13 @@ PASSWORD = "correct horse battery"
 EVENT = {"event": "Viewed", "userId": "c1", "properties": {"sku": "A1"}}
 
 
+def settings_of(ws):
+    """The settings of the ``ws`` fixture (settings, or a workspace that has them)."""
+    return getattr(ws, "settings", ws)
+
+
 def add_user(ws, name: str = "alice", password: str = PASSWORD) -> None:
-    with session(ws, write=True) as s:
+    with session(settings_of(ws), write=True) as s:
         users.create(s, name, password, now=utcnow())
 
 
@@ -211,7 +216,9 @@ def test_forwarded_for_counts_only_from_a_named_proxy(ws):
             assert "Secure" not in r.headers["set-cookie"]
     finally:
         srv.stop()
-    (ws.home / "archer.toml").write_text('trusted_proxies = "127.0.0.1"\n', encoding="utf-8")
+    (settings_of(ws).home / "archer.toml").write_text(
+        'trusted_proxies = "127.0.0.1"\n', encoding="utf-8"
+    )
     srv = ProcessServer(ws, free_port())
     srv.start()
     try:

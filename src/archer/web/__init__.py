@@ -23,7 +23,6 @@ from archer.config import Settings
 from archer.store.db import engine
 from archer.store.inbox import InboxWriter
 from archer.web import auth, tracking, ui
-from archer.web.headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
 SYNC_EVERY_SECONDS = 5.0
@@ -35,6 +34,8 @@ class _App(FastAPI):
     outermost middleware, around anything ``add_middleware`` adds)."""
 
     def build_middleware_stack(self) -> ASGIApp:
+        from archer.web.headers import SecurityHeaders
+
         return SecurityHeaders(super().build_middleware_stack())
 
 
