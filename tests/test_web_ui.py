@@ -105,6 +105,14 @@ def browser():
         b.close()
 
 
+def expect(locator):
+    """Playwright's assertions: they wait without evaluating strings in the page, which the
+    app's Content-Security-Policy (no 'unsafe-eval') forbids, unlike wait_for_function."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 def new_page(browser, server):
     ctx = browser.new_context(
         viewport={"width": 1366, "height": 900}, accept_downloads=True, locale="zh-CN"
@@ -165,7 +173,7 @@ def test_overview_draws_every_chart(page):
     page.goto(page.base + "/")
     charts = page.locator("[data-chart]")
     assert charts.count() == 7
-    page.wait_for_function("document.querySelectorAll('[data-drawn]').length === 7")
+    expect(page.locator("[data-drawn]")).to_have_count(7, timeout=30_000)
     for i in range(7):
         c = charts.nth(i)
         box = c.bounding_box()
@@ -188,7 +196,7 @@ def test_overview_fits_a_phone(browser, server, page):
     ctx.add_cookies(page.context.cookies())
     p = ctx.new_page()
     p.goto(server.url + "/")
-    p.wait_for_function("document.querySelectorAll('[data-drawn]').length === 7")
+    expect(p.locator("[data-drawn]")).to_have_count(7, timeout=30_000)
     width = p.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width}px wide on a 390px phone"
     p.wait_for_timeout(600)
@@ -201,10 +209,7 @@ def test_typing_an_audience_counts_it_live(page, shop):
     page.click("#query")
     page.keyboard.type(QUERY, delay=15)
     want = count(shop, QUERY)
-    page.wait_for_function(
-        "n => (document.getElementById('live-count') || {}).textContent === n",
-        arg=f"{want['count']:,}",
-    )
+    expect(page.locator("#live-count")).to_have_text(f"{want['count']:,}", timeout=30_000)
     clauses = page.locator("#live-clauses li")
     assert clauses.count() == 2
     for li, c in zip(clauses.all(), want["clauses"], strict=True):
@@ -291,11 +296,10 @@ def test_upload_with_bad_rows_and_download_the_quarantine(page, tmp_path):
 def test_start_a_build_and_watch_it(page):
     page.goto(page.base + "/data")
     page.click("#build-button")
-    page.wait_for_function(
-        "document.getElementById('build-status').dataset.state === 'running'", timeout=10_000
-    )
-    page.wait_for_function(
-        "['done', 'failed'].includes(document.getElementById('build-status').dataset.state)",
+    page.wait_for_selector("#build-status[data-state=running]", state="attached", timeout=10_000)
+    page.wait_for_selector(
+        "#build-status[data-state=done], #build-status[data-state=failed]",
+        state="attached",
         timeout=180_000,
     )
     text = page.inner_text("#build-text")
@@ -307,9 +311,7 @@ def test_an_audience_history_grows_with_the_builds(page, shop):
     saved(shop)
     page.goto(page.base + "/data")
     page.click("#build-button")
-    page.wait_for_function(
-        "document.getElementById('build-status').dataset.state === 'done'", timeout=180_000
-    )
+    page.wait_for_selector("#build-status[data-state=done]", state="attached", timeout=180_000)
     page.goto(f"{page.base}/audiences/{AUDIENCE}")
     page.wait_for_selector("#history [data-drawn]")
     assert page.locator("#history svg path").count() > 3

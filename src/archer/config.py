@@ -6,6 +6,7 @@ Settings come, highest first, from ``ARCHER_*`` environment variables, then
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -53,6 +54,24 @@ class Settings(BaseSettings):
     date_format: str = Field(
         default="", description="strptime format to try first for dates (e.g. %d/%m/%Y)"
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="addresses or networks of the reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto `archer serve` believes, comma-separated; none by default",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, v: str) -> str:
+        names = [x.strip() for x in v.split(",") if x.strip()]
+        for name in names:
+            try:
+                ipaddress.ip_network(name, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{name!r} is not an IP address or network (e.g. 10.0.0.2 or 10.0.0.0/24)"
+                ) from None
+        return ",".join(names)
 
     @field_validator("timezone")
     @classmethod

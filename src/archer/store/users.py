@@ -2,6 +2,12 @@
 
 The password itself is never stored nor logged. Verifying an unknown name still costs one
 argon2 verification, so the answer time does not tell which names exist.
+
+A sign-in is three steps so that the slow one holds no lock: read the account
+(:func:`credentials`), verify the password with no transaction open (:func:`verify`, about
+0.1 s of argon2), then record it in a short write (:func:`signed_in`). ``session_epoch``
+counts the sign-outs: :func:`end_sessions` bumps it, and every session made before no longer
+matches the user's :attr:`User.stamp`.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import String, select
+from sqlalchemy import String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from archer.store.db import Base
@@ -34,6 +40,7 @@ class UserAccount(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None]
+    session_epoch: Mapped[int] = mapped_column(default=0)  # +1 at each sign-out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,7 +54,8 @@ class UserAccount(Base):
 class User:
     """A signed-in operator, detached from the session that read it.
 
-    ``stamp`` changes with the password: a session made before a change no longer matches.
+    ``stamp`` changes with the password and at each sign-out: a session made before either
+    no longer matches.
     """
 
     id: int
@@ -55,8 +63,8 @@ class User:
     stamp: str = ""
 
 
-def _stamp(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode("utf-8")).hexdigest()[:16]
+def _stamp(password_hash: str, epoch: int) -> str:
+    return hashlib.sha256(f"{epoch}:{password_hash}".encode()).hexdigest()[:16]
 
 
 class UserError(ValueError):
@@ -114,25 +122,66 @@ def all_users(s: Session) -> list[UserAccount]:
 
 def get(s: Session, user_id: int) -> User | None:
     row = s.execute(
-        select(UserAccount.id, UserAccount.username, UserAccount.password_hash).where(
-            UserAccount.id == user_id
-        )
+        select(
+            UserAccount.id,
+            UserAccount.username,
+            UserAccount.password_hash,
+            UserAccount.session_epoch,
+        ).where(UserAccount.id == user_id)
     ).first()
-    return User(row.id, row.username, _stamp(row.password_hash)) if row else None
+    return User(row.id, row.username, _stamp(row.password_hash, row.session_epoch)) if row else None
 
 
-def authenticate(s: Session, username: str, password: str, *, now: datetime) -> User | None:
-    """The user whose name and password these are, or None (same cost either way)."""
-    u = s.scalar(select(UserAccount).where(UserAccount.username == username))
-    if u is None or len(password) > PASSWORD_MAX:
+@dataclass(frozen=True)
+class Credentials:
+    """What a sign-in checks the password against, read before the check."""
+
+    id: int
+    password_hash: str
+
+
+def credentials(s: Session, username: str) -> Credentials | None:
+    """The account's hash to verify against (a read: no lock held while verifying)."""
+    row = s.execute(
+        select(UserAccount.id, UserAccount.password_hash).where(UserAccount.username == username)
+    ).first()
+    return Credentials(row.id, row.password_hash) if row else None
+
+
+def verify(c: Credentials | None, password: str) -> str | None:
+    """The hash to keep if ``password`` is the account's, else None: the slow part, to run
+    with no transaction open. The hash is a fresh one when the hashing parameters were raised
+    since it was made. An unknown account or an overlong password costs one verification all
+    the same.
+    """
+    if c is None or len(password) > PASSWORD_MAX:
         _verify(_DUMMY, password[:PASSWORD_MAX])
         return None
-    if not _verify(u.password_hash, password):
+    if not _verify(c.password_hash, password):
         return None
-    if _hasher.check_needs_rehash(u.password_hash):  # parameters raised since it was made
-        u.password_hash = _hasher.hash(password)
+    if _hasher.check_needs_rehash(c.password_hash):
+        return _hasher.hash(password)
+    return c.password_hash
+
+
+def signed_in(s: Session, c: Credentials, new_hash: str, *, now: datetime) -> User | None:
+    """Record a verified sign-in (a short write); None if the account changed meanwhile."""
+    u = s.get(UserAccount, c.id)
+    if u is None or u.password_hash != c.password_hash:  # removed, or a new password since
+        return None
+    u.password_hash = new_hash
     u.last_login_at = now
-    return User(u.id, u.username, _stamp(u.password_hash))
+    s.flush()
+    return User(u.id, u.username, _stamp(u.password_hash, u.session_epoch))
+
+
+def end_sessions(s: Session, user_id: int) -> None:
+    """End every session of the user made until now (a sign-out)."""
+    s.execute(
+        update(UserAccount)
+        .where(UserAccount.id == user_id)
+        .values(session_epoch=UserAccount.session_epoch + 1)
+    )
 
 
 def _verify(hashed: str, password: str) -> bool:
@@ -140,3 +189,13 @@ def _verify(hashed: str, password: str) -> bool:
         return _hasher.verify(hashed, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+def authenticate(s: Session, username: str, password: str, *, now: datetime) -> User | None:
+    """Check a password and record the sign-in in one go (scripts, tests; the app does the
+    three steps apart so that argon2 runs outside the write transaction)."""
+    found = credentials(s, username)
+    new_hash = verify(found, password)
+    if found is None or new_hash is None:
+        return None
+    return signed_in(s, found, new_hash, now=now)

@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from archer.clock import Clock
 from archer.config import Settings
@@ -30,6 +31,17 @@ from archer.workspace import Workspace
 
 log = logging.getLogger(__name__)
 SYNC_EVERY_SECONDS = 5.0
+
+
+class _App(FastAPI):
+    """FastAPI with the security headers outside everything else, so that every answer has
+    them: refusals, and the 500 of an unexpected error too (Starlette sends that one from its
+    outermost middleware, around anything ``add_middleware`` adds)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        from archer.web.headers import SecurityHeaders
+
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(
@@ -62,7 +74,7 @@ def create_app(
             await asyncio.to_thread(writer.stop)
             ws.close()
 
-    app = FastAPI(title="Archer", lifespan=lifespan)
+    app = _App(title="Archer", lifespan=lifespan)
     app.state.settings = settings
     app.state.ws = ws
     app.state.jobs = jobs
@@ -102,7 +114,16 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, sync_ev
     import uvicorn
 
     app = create_app(settings, sync_every=sync_every or None)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    proxies = settings.trusted_proxies  # X-Forwarded-* only from these: the throttle keys on it
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
 
 
 def from_environment() -> FastAPI:

@@ -3,7 +3,10 @@
 * ``GET /login`` shows the sign-in form, ``POST /login`` (username, password, csrf) signs in,
   ``POST /logout`` signs out. The session is a signed cookie (HttpOnly, SameSite=Lax, Secure over
   https) that expires :data:`SESSION_SECONDS` after sign-in; its key is made once per workspace
-  and kept in ``<home>/secret.key``.
+  and kept in ``<home>/secret.key``. The cookie carries the user's stamp, checked against the
+  store on every request: a new password or a sign-out changes it, which ends the sessions.
+* Sign-in tries are throttled (:class:`Throttle`) per (name, address) and per address, counted
+  before the password is checked; argon2 runs outside any store transaction.
 * Every session carries a CSRF token (:func:`csrf_token` for templates). An unsafe request made
   with the session (a form post, a ``fetch`` from the pages) must send it back as the form field
   ``csrf`` or the header ``X-CSRF-Token`` (:data:`CsrfProtected`). An unsafe request whose
@@ -19,21 +22,20 @@ Routes declare who they serve with :data:`CurrentUser` (pages) or :data:`ApiPrin
 from __future__ import annotations
 
 import functools
-import html
+import math
 import os
 import secrets
 import threading
 import time
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.datastructures import Headers, MutableHeaders
@@ -45,6 +47,7 @@ from archer.store.apikeys import KeyOwner
 from archer.store.db import session as db_session
 from archer.store.users import User
 from archer.web.api.problems import TOO_LARGE, Problem, problem_response
+from archer.workspace import Workspace
 
 SESSION_COOKIE = "archer_session"
 SESSION_SECONDS = 7 * 24 * 3600  # a week after sign-in, then sign in again
@@ -194,7 +197,7 @@ async def require_user(request: Request) -> User:
     """The signed-in operator; without one, a page answers with a redirect to the sign-in."""
     p = _auth(request).principal
     if p is None or p.user is None:
-        p = await _from_session(request.app.state.settings, _auth(request).data)
+        p = await _from_session(request.app.state.ws, _auth(request).data)
     if p is None or p.user is None:
         raise LoginRequired(_next_of(request))
     return p.user
@@ -208,7 +211,7 @@ async def require_api(
 ) -> Principal:
     """An API key, or a signed-in session (which must send its CSRF token on unsafe methods)."""
     a = _auth(request)
-    p = a.principal or await _resolve(request.app.state.settings, Headers(scope=request.scope), a)
+    p = a.principal or await _resolve(request.app.state.ws, Headers(scope=request.scope), a)
     if p is None:
         raise _unauthorized()
     if p.kind == "user" and request.method not in SAFE_METHODS:
@@ -232,42 +235,42 @@ def _unauthorized(detail: str | None = None) -> Problem:
 
 
 # -- finding the principal ------------------------------------------------------------------------
-async def _resolve(settings: Settings, headers: Headers, a: _Auth) -> Principal | None:
+async def _resolve(ws: Workspace, headers: Headers, a: _Auth) -> Principal | None:
     """The principal of a request: its bearer key if it sends one, else its session."""
     auth = headers.get("authorization")
     if auth:
         scheme, _, key = auth.partition(" ")
         if scheme.lower() != "bearer":
             raise _unauthorized("send the API key as 'Authorization: Bearer <key>'")
-        p = await anyio.to_thread.run_sync(_key_principal, settings, key.strip())
+        p = await anyio.to_thread.run_sync(_key_principal, ws, key.strip())
         if p is None:
             raise _unauthorized("the API key is unknown or revoked")
         return p
-    return await _from_session(settings, a.data)
+    return await _from_session(ws, a.data)
 
 
-def _key_principal(settings: Settings, key: str) -> Principal | None:
-    with db_session(settings) as s:
+def _key_principal(ws: Workspace, key: str) -> Principal | None:
+    with ws.session() as s:
         found = apikeys.authenticate(s, key)
     if found is None:
         return None
     owner, last = found
-    now = datetime.now(UTC)
+    now = ws.now()
     if last is None or now - last > apikeys.TOUCH_EVERY:
-        with db_session(settings, write=True) as s:
+        with ws.session(write=True) as s:
             apikeys.touch(s, owner.id, now=now)
     return Principal("key", owner.name, key=owner)
 
 
-async def _from_session(settings: Settings, data: dict[str, Any]) -> Principal | None:
+async def _from_session(ws: Workspace, data: dict[str, Any]) -> Principal | None:
     uid, at = data.get("uid"), data.get("at")
     if not isinstance(uid, int) or not isinstance(at, int | float):
         return None
-    if time.time() - at > SESSION_SECONDS:
+    if ws.now().timestamp() - at > SESSION_SECONDS:
         return None
 
     def read() -> User | None:
-        with db_session(settings) as s:
+        with ws.session() as s:
             return users.get(s, uid)
 
     user = await anyio.to_thread.run_sync(read)
@@ -343,7 +346,7 @@ class AuthMiddleware:
             return
         if not is_public(path):
             try:
-                a.principal = await _resolve(settings, headers, a)
+                a.principal = await _resolve(scope["app"].state.ws, headers, a)
             except Problem as e:
                 await e.response(path)(scope, receive, send)
                 return
@@ -441,45 +444,94 @@ def safe_next(value: str | None) -> str:
 
 # -- the sign-in routes ---------------------------------------------------------------------------
 router = APIRouter(tags=["sign-in"], include_in_schema=False)
-LOGIN_FAILURES = 10  # wrong passwords for one name from one address …
-LOGIN_WINDOW = 15 * 60  # … within this many seconds, then sign-in waits for the window
+LOGIN_FREE_TRIES = 5  # wrong passwords in a row for one name from one address, then backoff
+LOGIN_FREE_TRIES_ADDRESS = 20  # … and from one address whatever the names (unknown ones too)
+LOGIN_FIRST_WAIT = 1.0  # the first wait after the free tries; each further try doubles it …
+LOGIN_MOST_WAIT = 15 * 60.0  # … up to this many seconds
+LOGIN_FORGET = 24 * 3600.0  # a name and address with no try for this long start afresh
+LOGIN_KEYS = 100_000  # most (name, address) and address counts kept in memory
+VERIFY_AT_ONCE = 1  # argon2 verifications running at once (each ~0.1 s of 4 lanes, 64 MiB)
+VERIFY_WAITING = 32  # sign-ins waiting for a verification beyond this are told to come back
+
+
+@dataclass
+class _Tries:
+    n: int = 0  # tries counted since the last success
+    not_before: float = 0.0  # the next try waits until then
+    last: float = 0.0
 
 
 class Throttle:
-    """Failed sign-ins per (address, user name) in a sliding window, in the server's memory."""
+    """Sign-in tries per key, in the server's memory, counted *before* the password is checked
+    (so parallel tries cannot overtake the count). After ``free`` tries without a success, each
+    further try waits: ``first`` seconds, then twice as long each time, up to ``most``.
 
-    def __init__(self, limit: int = LOGIN_FAILURES, window: float = LOGIN_WINDOW) -> None:
-        self.limit, self.window = limit, window
-        self._fails: dict[str, deque[float]] = {}
+    ``clock`` gives monotonic seconds (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        first: float = LOGIN_FIRST_WAIT,
+        most: float = LOGIN_MOST_WAIT,
+        forget: float = LOGIN_FORGET,
+        keys: int = LOGIN_KEYS,
+    ) -> None:
+        self.clock, self.first, self.most, self.forget, self.keys = clock, first, most, forget, keys
+        self._tries: dict[str, _Tries] = {}
         self._lock = threading.Lock()
 
-    def wait(self, key: str, now: float) -> float:
-        """Seconds until ``key`` may try again (0: now)."""
+    def admit(self, limits: dict[str, int]) -> float:
+        """Count a try against every key of ``limits`` (key: free tries) and return 0, or
+        count nothing and return the seconds until the first key that is waiting may try."""
+        now = self.clock()
         with self._lock:
-            q = self._fails.get(key)
-            if not q:
-                return 0.0
-            while q and now - q[0] > self.window:
-                q.popleft()
-            return 0.0 if len(q) < self.limit else self.window - (now - q[0])
+            found = {k: self._get(k, now) for k in limits}
+            wait = max((t.not_before - now for t in found.values()), default=0.0)
+            if wait > 0:
+                return wait
+            for key, t in found.items():
+                t.n += 1
+                t.last = now
+                over = t.n - limits[key]
+                if over >= 0:
+                    t.not_before = now + min(self.first * 2.0**over, self.most)
+            return 0.0
 
-    def fail(self, key: str, now: float) -> None:
+    def succeeded(self, key: str, *others: str) -> None:
+        """A right password: ``key`` starts afresh; the try no longer counts against ``others``."""
         with self._lock:
-            if len(self._fails) > 100_000:  # a flood of names: forget the oldest half
-                for k in list(self._fails)[:50_000]:
-                    del self._fails[k]
-            self._fails.setdefault(key, deque()).append(now)
+            self._tries.pop(key, None)
+            for k in others:
+                t = self._tries.get(k)
+                if t is not None and t.n > 0:
+                    t.n -= 1
 
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._fails.pop(key, None)
+    def _get(self, key: str, now: float) -> _Tries:
+        t = self._tries.pop(key, None)
+        if t is None or now - t.last > self.forget:
+            t = _Tries()
+        self._tries[key] = t  # the most recently tried last
+        while len(self._tries) > self.keys:  # a flood of names: forget the oldest
+            del self._tries[next(iter(self._tries))]
+        return t
 
 
-def _throttle(request: Request) -> Throttle:
-    t = getattr(request.app.state, "login_throttle", None)
-    if t is None:
-        t = request.app.state.login_throttle = Throttle()
-    return t
+class _SignIns:
+    """The app's sign-in throttle and its limit on argon2 verifications running at once."""
+
+    def __init__(self) -> None:
+        self.throttle = Throttle()
+        self.verifying = anyio.CapacityLimiter(VERIFY_AT_ONCE)
+        self.waiting = 0
+
+
+def _sign_ins(request: Request) -> _SignIns:
+    got = getattr(request.app.state, "sign_ins", None)
+    if got is None:
+        got = request.app.state.sign_ins = _SignIns()
+    return got
 
 
 @functools.cache
@@ -493,101 +545,83 @@ def _templates() -> Any:
 def _login_page(
     request: Request, *, next_url: str, error: str = "", username: str = "", status: int = 200
 ) -> Response:
-    token = csrf_token(request)
-    if TEMPLATE.exists():
-        return _templates().TemplateResponse(
-            request,
-            TEMPLATE.name,
-            {
-                "csrf": token,
-                "next": next_url,
-                "error": error,
-                "username": username,
-                "shop": request.app.state.settings.shop_name,
-            },
-            status_code=status,
-        )
-    e = html.escape
-    shown_error = f'<p role="alert" class="error">{e(error)}</p>' if error else ""
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · Archer</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:22rem;margin:4rem auto;padding:0 1rem}}
-label,input,button{{display:block;width:100%;margin:.3rem 0;font-size:1rem}}
-input{{padding:.4rem}}.error{{color:#b00020}}</style></head>
-<body><h1>Archer</h1>{shown_error}
-<form method="post" action="/login">
-<input type="hidden" name="csrf" value="{e(token)}">
-<input type="hidden" name="next" value="{e(next_url)}">
-<label for="username">User name</label>
-<input id="username" name="username" autocomplete="username" required value="{e(username)}">
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form></body></html>"""
-    return HTMLResponse(page, status)
+    return _templates().TemplateResponse(
+        request,
+        TEMPLATE.name,
+        {
+            "csrf": csrf_token(request),
+            "next": next_url,
+            "error": error,
+            "username": username,
+            "shop": request.app.state.settings.shop_name,
+        },
+        status_code=status,
+    )
+
+
+def _in_words(seconds: float) -> str:
+    if seconds < 90:
+        n = max(1, math.ceil(seconds))
+        return f"{n} second{'s' if n > 1 else ''}"
+    n = math.ceil(seconds / 60)
+    return f"{n} minutes"
 
 
 @router.get("/login")
 async def login_form(request: Request, next: str = "/") -> Response:
     """The sign-in form (a signed-in operator goes straight on)."""
     next_url = safe_next(next)
-    if await _from_session(request.app.state.settings, _auth(request).data):
+    if await _from_session(request.app.state.ws, _auth(request).data):
         return RedirectResponse(next_url, 303)
     return _login_page(request, next_url=next_url)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the user name and password; on success, a new session and on to ``next``."""
+    """Check the user name and password; on success, a new session and on to ``next``.
+
+    The try is counted before the password is checked, per (name, address) and per address;
+    the check itself (argon2) runs with no store transaction open, at most
+    :data:`VERIFY_AT_ONCE` at a time, so a flood of sign-ins neither holds the store's write
+    lock nor takes every core from the tracking API.
+    """
     form = await request.form()
     username, password = str(form.get("username") or ""), str(form.get("password") or "")
     next_url = safe_next(str(form.get("next") or "/"))
+
+    def page(error: str, status: int, retry: float | None = None) -> Response:
+        r = _login_page(request, next_url=next_url, username=username, error=error, status=status)
+        if retry is not None:
+            r.headers["Retry-After"] = str(max(1, math.ceil(retry)))
+        return r
+
     if not _csrf_matches(
         request, form.get(CSRF_FIELD) if isinstance(form.get(CSRF_FIELD), str) else None
     ):
-        return _login_page(
-            request,
-            next_url=next_url,
-            username=username,
-            error="The sign-in form had expired. Please sign in again.",
-            status=403,
-        )
-    settings: Settings = request.app.state.settings
-    throttle = _throttle(request)
-    who = f"{request.client.host if request.client else '?'}|{username.casefold()}"
-    wait = throttle.wait(who, time.monotonic())
+        return page("The sign-in form had expired. Please sign in again.", 403)
+    gate = _sign_ins(request)
+    if gate.waiting >= VERIFY_WAITING:
+        return page("Too many sign-ins at once. Please try again in a moment.", 503, 1)
+    address = request.client.host if request.client else "?"
+    name_key = f"{address}|{username.casefold()[: users.NAME_MAX + 1]}"
+    wait = gate.throttle.admit({name_key: LOGIN_FREE_TRIES, address: LOGIN_FREE_TRIES_ADDRESS})
     if wait > 0:
-        minutes = max(1, round(wait / 60))
-        page = _login_page(
-            request,
-            next_url=next_url,
-            username=username,
-            error=f"Too many wrong passwords. Try again in {minutes} minute(s).",
-            status=429,
-        )
-        page.headers["Retry-After"] = str(int(wait) + 1)
-        return page
+        return page(f"Too many wrong passwords. Try again in {_in_words(wait)}.", 429, wait)
 
-    def check() -> User | None:
-        with db_session(settings, write=True) as s:
-            return users.authenticate(s, username, password, now=datetime.now(UTC))
-
-    user = await anyio.to_thread.run_sync(check) if username and password else None
+    user = None
+    if username and password:
+        gate.waiting += 1
+        try:
+            user = await _check_password(request.app.state.ws, username, password, gate.verifying)
+        finally:
+            gate.waiting -= 1
     if user is None:
-        throttle.fail(who, time.monotonic())
-        return _login_page(
-            request,
-            next_url=next_url,
-            username=username,
-            error="Wrong user name or password.",
-            status=401,
-        )
-    throttle.clear(who)
+        return page("Wrong user name or password.", 401)
+    gate.throttle.succeeded(name_key, address)
     _auth(request).set(
         {
             "uid": user.id,
-            "at": int(time.time()),
+            "at": int(request.app.state.ws.now().timestamp()),
             "stamp": user.stamp,
             "csrf": secrets.token_urlsafe(32),
         }
@@ -595,12 +629,45 @@ async def login(request: Request) -> Response:
     return RedirectResponse(next_url, 303)
 
 
+async def _check_password(
+    ws: Workspace, username: str, password: str, limiter: anyio.CapacityLimiter
+) -> User | None:
+    """The user if the password is theirs: read, verify with no transaction, record briefly."""
+
+    def read() -> users.Credentials | None:
+        with ws.session() as s:
+            return users.credentials(s, username)
+
+    found = await anyio.to_thread.run_sync(read)
+    new_hash = await anyio.to_thread.run_sync(users.verify, found, password, limiter=limiter)
+    if found is None or new_hash is None:
+        return None
+
+    def record() -> User | None:
+        with ws.session(write=True) as s:
+            return users.signed_in(s, found, new_hash, now=ws.now())
+
+    return await anyio.to_thread.run_sync(record)
+
+
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """End the session (the CSRF token must come with the form, so no other site can)."""
+    """End the session, on the server too: the user's session stamp changes, so a copy of the
+    cookie no longer works (nor does any other session of that user). The CSRF token must come
+    with the form, so no other site can sign anyone out."""
     a = _auth(request)
     if a.data.get("uid") is not None:
         await check_csrf(request)
+        settings: Settings = request.app.state.settings
+        p = await _from_session(request.app.state.ws, a.data)
+        if p is not None and p.user is not None:
+            uid = p.user.id
+
+            def end() -> None:
+                with db_session(settings, write=True) as s:
+                    users.end_sessions(s, uid)
+
+            await anyio.to_thread.run_sync(end)
     a.set({})
     return RedirectResponse("/login", 303)
 
