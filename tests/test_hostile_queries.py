@@ -16,10 +16,9 @@ from archer.audiences import AudienceError, parse
 from archer.audiences import tree as t
 from archer.audiences.grammar import MAX_DEPTH
 from archer.cli import app as cli_app
-from archer.customers.profile import build
+from archer.pipeline import build
 from archer.store import apikeys, users, utcnow
 from archer.store import audiences as stored_audiences
-from archer.store.db import session
 from archer.web import create_app
 from archer.web.api.common import MAX_OFFSET
 from test_profile import AS_OF, load_sample
@@ -35,7 +34,7 @@ NOTS = "not " * 300 + LEAF  # the query of the report: a 500, then a server that
 def shop(tmp_path_factory):
     ws, _ = load_sample(tmp_path_factory, "hostile_queries", customers=150, seed=11)
     build(ws, AS_OF)
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         users.create(s, "olga", PASSWORD, now=utcnow())
         _, key = apikeys.create(s, "tests", created_by="test", now=utcnow())
     return ws, key
@@ -133,7 +132,7 @@ def test_a_chain_of_references_too_deep_to_evaluate_is_a_422_not_a_500(shop, api
     """Each saved audience is within the limits; together they nest deeper than the libraries
     recurse. The net under the language's bound: a 422, and the server goes on."""
     ws, _ = shop
-    with session(ws, write=True) as s:  # stored directly: saving through the API counts each
+    with ws.session(write=True) as s:  # stored directly: saving through the API counts each
         prev = "total_spent >= 0"
         for i in range(40):
             stored_audiences.put(
@@ -149,7 +148,7 @@ def test_a_chain_of_references_too_deep_to_evaluate_is_a_422_not_a_500(shop, api
         assert api.get("/health").status_code == 200
         assert api.post("/api/audiences/count", json={"query": LEAF}).status_code == 200
     finally:
-        with session(ws, write=True) as s:
+        with ws.session(write=True) as s:
             for i in range(40):
                 stored_audiences.remove(s, f"deep{i}")
 

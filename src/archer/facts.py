@@ -83,11 +83,15 @@ class Snapshot:
     identity_map: ir.Table | None = None
 
     @classmethod
-    def at(cls, wh: Warehouse, as_of: date | None, tz: ZoneInfo, *, today: date) -> Snapshot:
+    def at(
+        cls, wh: Warehouse, as_of: date | None, tz: ZoneInfo, *, today: date | None = None
+    ) -> Snapshot:
         """The shop as of ``as_of``; by default the day of its latest activity, or ``today``
-        (the clock's, in the shop's zone) when it has none."""
+        (the workspace clock's, in the shop's zone) when it has none."""
         if as_of is None:
             as_of = latest_activity(wh, tz) or today
+        if as_of is None:
+            raise Invalid("the shop has no orders or events yet: give the as-of day")
         try:
             cutoff = cutoff_utc(as_of, tz)
         except OverflowError:
