@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 
 from archer.audiences import count, members
-from archer.customers.profile import PROFILE, build
-from archer.schema import LOAD_ORDER
+from archer.pipeline import build
+from archer.schema import LOAD_ORDER, PROFILE
 from archer.warehouse import Warehouse
 from test_profile import load_sample
 

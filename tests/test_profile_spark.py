@@ -9,8 +9,8 @@ from datetime import date, datetime
 import pandas as pd
 import pytest
 
-from archer.customers.profile import CATEGORIES, PROFILE, THRESHOLDS, build
-from archer.schema import LOAD_ORDER
+from archer.pipeline import build
+from archer.schema import CATEGORIES, LOAD_ORDER, PROFILE, THRESHOLDS
 from archer.warehouse import Warehouse
 from test_profile import load_sample
 
