@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from archer.customers.rules import ProfileRules
+from archer.messaging.settings import CampaignSettings, SmtpSettings
 
 CONFIG_FILE = "archer.toml"
 DEFAULT_HOME = Path("archer-data")
@@ -50,6 +51,12 @@ class Settings(BaseSettings):
     )
     profile: ProfileRules = Field(
         default_factory=ProfileRules, description="rules of the customer profile ([profile])"
+    )
+    campaigns: CampaignSettings = Field(
+        default_factory=CampaignSettings, description="campaign guards and rounds ([campaigns])"
+    )
+    smtp: SmtpSettings = Field(
+        default_factory=SmtpSettings, description="the shop's mail server ([smtp])"
     )
     date_format: str = Field(
         default="", description="strptime format to try first for dates (e.g. %d/%m/%Y)"

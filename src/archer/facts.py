@@ -61,6 +61,15 @@ def latest_activity(wh: Warehouse, tz: ZoneInfo) -> date | None:
     return moment.date()
 
 
+def due_amount(o: ir.Table) -> ir.FloatingValue:
+    """What an order asks the customer to pay: goods − discount + shipping."""
+    return (
+        o.goods_amount.cast("float64").fill_null(0)
+        - o.discount_amount.cast("float64").fill_null(0)
+        + o.shipping_fee.cast("float64").fill_null(0)
+    )
+
+
 def _is_nat(v) -> bool:
     return v != v  # NaT / NaN compare unequal to themselves
 
@@ -97,6 +106,14 @@ class Snapshot:
         except OverflowError:
             raise Invalid(f"as-of day {as_of} is out of range") from None
         return cls(wh, as_of, tz, cutoff, utc_offset_seconds(as_of, tz))
+
+    @classmethod
+    def instant(cls, wh: Warehouse, moment: datetime, tz: ZoneInfo) -> Snapshot:
+        """The shop at an instant (aware), not at the end of a day: what a campaign round sees
+        (an order paid a minute from now is not paid yet)."""
+        local = moment.astimezone(tz)
+        cutoff = moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+        return cls(wh, local.date(), tz, cutoff, utc_offset_seconds(local.date(), tz))
 
     # -- helpers -----------------------------------------------------------------------------
     @property
@@ -189,11 +206,7 @@ class Snapshot:
         by_time = o.paid_at.notnull() & (o.paid_at < cut)
         by_status = o.paid_at.isnull() & o.status.isin(PAID_STATUSES)
         is_paid = (by_time | by_status).fill_null(False)
-        amount = o.paid_amount.cast("float64").coalesce(
-            o.goods_amount.cast("float64").fill_null(0)
-            - o.discount_amount.cast("float64").fill_null(0)
-            + o.shipping_fee.cast("float64").fill_null(0)
-        )
+        amount = o.paid_amount.cast("float64").coalesce(due_amount(o))
         r = self.refunds
         ref = r.group_by(_oid=r.order_id).aggregate(_refunded=r.amount.cast("float64").sum())
         j = o.left_join(ref, o.order_id == ref._oid)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import secrets
 import threading
 import time
@@ -42,6 +41,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from archer.config import Settings
+from archer.signing import secret_key
 from archer.store import apikeys, users
 from archer.store.apikeys import KeyOwner
 from archer.store.db import session as db_session
@@ -51,7 +51,6 @@ from archer.workspace import Workspace
 
 SESSION_COOKIE = "archer_session"
 SESSION_SECONDS = 7 * 24 * 3600  # a week after sign-in, then sign in again
-SECRET_FILE = "secret.key"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -89,24 +88,6 @@ class LoginRequired(Exception):
 
 
 # -- the workspace's secret -----------------------------------------------------------------------
-def secret_key(settings: Settings) -> bytes:
-    """The key that signs session cookies: made once, on first use, readable by its owner only."""
-    path = settings.home / SECRET_FILE
-    try:
-        return path.read_bytes().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        time.sleep(0.05)
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_urlsafe(48).encode("ascii"))
-    return path.read_bytes().strip()
-
-
 _serializers: dict[Path, URLSafeTimedSerializer] = {}
 
 

@@ -1,0 +1,499 @@
+"""A campaign's definition: a typed tree, checked whole before it is stored or run.
+
+A definition is plain data (TOML for people, JSON over the API)::
+
+    name = "unpaid-reminders"
+    kind = "flow"
+    [trigger]
+    on = "order_unpaid"          # who enters, and per what key
+    [[steps]]
+    id = "wait-1d"
+    type = "delay"
+    for = "1d"
+    [[steps]]
+    id = "remind"
+    type = "message"
+    channel = "email"
+    subject = "…"
+
+Every problem is reported with its place (``steps[1] "remind".subject, line 2``) and, for a
+misspelt name, what was probably meant. The rules of running a campaign live in
+:mod:`archer.campaigns.engine`; this module only says what a valid campaign is.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from archer.errors import Invalid, suggest
+
+NAME = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff][\w\u4e00-\u9fff .:-]{0,99}$")
+STEP_ID = re.compile(r"^[A-Za-z][\w-]{0,63}$")
+MAX_STEPS = 50
+MAX_TEMPLATE = 100_000  # characters of one template
+MAX_VARIANTS = 10
+_DURATION = re.compile(r"^(?:(\d{1,4})d)?(?:(\d{1,5})h)?(?:(\d{1,6})m)?(?:(\d{1,7})s)?$")
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+KEYS = ("order", "cart", "customer", "customer_year", "customer_lapse")
+# What each trigger source enters subjects by, and the keys it can give.
+SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "order_unpaid": ("order",),
+    "cart": ("cart",),
+    "audience": ("customer", "customer_year", "customer_lapse"),
+}
+EVENTS = ("order_paid", "order_closed", "purchased")  # built-in exit and goal conditions
+CHANNELS = ("email", "sms", "wecom", "inbox")
+NEEDS = {"email": ("subject", "text"), "sms": ("text",), "wecom": ("text",),
+         "inbox": ("subject", "text")}  # fmt: skip
+PURPOSES = ("marketing", "service")
+
+
+class CampaignError(Invalid):
+    """A definition that cannot be used; ``problems`` lists each with its place."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        self.problems = problems
+        lines = [f"{p['at']}: {p['message']}" if p.get("at") else p["message"] for p in problems]
+        if len(lines) == 1:
+            super().__init__(f"the campaign is not valid: {lines[0]}")
+        else:
+            super().__init__("the campaign is not valid:\n  " + "\n  ".join(lines))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": str(self), "problems": self.problems}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``1d``, ``12h``, ``1d12h``, ``30m``, ``45s``: a positive length of time."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected a duration such as 1d, 12h or 30m, got {text!r}")
+    m = _DURATION.match(text.strip())
+    if not text.strip() or m is None or not any(m.groups()):
+        raise ValueError(f"expected a duration such as 1d, 12h or 30m, got {text!r}")
+    d, h, mi, s = (int(g or 0) for g in m.groups())
+    out = timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    if out <= timedelta(0):
+        raise ValueError(f"a duration must be longer than zero, got {text!r}")
+    return out
+
+
+def parse_clock(text: str) -> time:
+    """``07:30``: a time of day (in the shop's time zone)."""
+    m = _CLOCK.match(text.strip()) if isinstance(text, str) else None
+    if m is None:
+        raise ValueError(f"expected a time of day as HH:MM (00:00–23:59), got {text!r}")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+Duration = Annotated[str, Field(description="a duration such as 1d, 12h or 30m")]
+
+
+def _check_duration(v: str | None) -> str | None:
+    if v is not None:
+        parse_duration(v)
+    return v
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Trigger(_Node):
+    on: Literal["order_unpaid", "cart", "audience"] = Field(
+        description="order_unpaid: each order created and not paid; cart: each cart left with "
+        "goods in it; audience: customers who match `audience`"
+    )
+    key: Literal["order", "cart", "customer", "customer_year", "customer_lapse"] | None = None
+    audience: str | None = Field(None, description="an audience condition the subjects must meet")
+    lookback: Duration = Field(
+        "2d",
+        description="how old an order or cart may be and still enter (a new campaign "
+        "does not reach back years)",
+    )
+    idle: Duration = Field("1h", description="a cart enters after it was left this long")
+
+    _d = field_validator("lookback", "idle")(_check_duration)
+
+    @model_validator(mode="after")
+    def _key_fits(self) -> Trigger:
+        keys = SOURCE_KEYS[self.on]
+        if self.key is None:
+            object.__setattr__(self, "key", keys[0])
+        elif self.key not in keys:
+            raise ValueError(
+                f"a trigger on {self.on} enters per {' or '.join(keys)}, not per {self.key}"
+            )
+        if self.on == "audience" and not self.audience:
+            raise ValueError("a trigger on audience needs an `audience` condition")
+        return self
+
+
+class Variant(_Node):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,20}$")
+    weight: float = Field(1.0, gt=0, le=1000)
+
+
+class Content(_Node):
+    """What a message says: the subject or title, and its text and HTML bodies."""
+
+    subject: str | None = Field(None, max_length=MAX_TEMPLATE)
+    text: str | None = Field(None, max_length=MAX_TEMPLATE)
+    html: str | None = Field(None, max_length=MAX_TEMPLATE)
+
+
+class Delay(_Node):
+    type: Literal["delay"]
+    id: str
+    next: str | None = None
+    for_: Duration | None = Field(None, alias="for")
+    until: str | None = Field(None, description="a time of day, HH:MM in the shop's zone")
+
+    _d = field_validator("for_")(_check_duration)
+
+    @field_validator("until")
+    @classmethod
+    def _clock(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_clock(v)
+        return v
+
+    @model_validator(mode="after")
+    def _one(self) -> Delay:
+        if (self.for_ is None) == (self.until is None):
+            raise ValueError("a delay gives either `for` (a duration) or `until` (HH:MM)")
+        return self
+
+
+class WaitUntil(_Node):
+    type: Literal["wait_until"]
+    id: str
+    next: str | None = None
+    condition: str
+    timeout: Duration
+    on_timeout: str | None = Field(None, description="the step after a timeout (default: exit)")
+    every: Duration = Field("1h", description="how often the condition is looked at")
+
+    _d = field_validator("timeout", "every")(_check_duration)
+
+
+class Branch(_Node):
+    type: Literal["branch"]
+    id: str
+    condition: str
+    then: str
+    else_: str = Field(alias="else")
+    next: None = None
+
+
+class Message(Content):
+    type: Literal["message"]
+    id: str
+    next: str | None = None
+    channel: Literal["email", "sms", "wecom", "inbox"]
+    purpose: Literal["marketing", "service"] = "marketing"
+    expires: Duration | None = Field(
+        "1d", description="skip it when it could not go out this long after it was due"
+    )
+    variants: dict[str, Content] = Field(default_factory=dict, max_length=MAX_VARIANTS)
+
+    _d = field_validator("expires")(_check_duration)
+
+
+class Exit(_Node):
+    type: Literal["exit"]
+    id: str
+    next: None = None
+
+
+Step = Annotated[Delay | WaitUntil | Branch | Message | Exit, Field(discriminator="type")]
+STEP_TYPES = ("delay", "wait_until", "branch", "message", "exit")
+
+
+class Definition(_Node):
+    """A campaign as the operator wrote it, valid in shape (names, types, durations)."""
+
+    name: str = Field(max_length=100)
+    kind: Literal["flow", "broadcast"] = "flow"
+    description: str | None = Field(None, max_length=2000)
+    trigger: Trigger
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    exit_on: list[Literal["order_paid", "order_closed", "purchased"]] = Field(
+        default_factory=list, description="events that end a subject's run early"
+    )
+    exit_if: str | None = Field(None, description="an audience condition that ends a run")
+    goal: Literal["order_paid", "purchased"] | None = None
+    holdout: float = Field(0.10, ge=0, le=0.9)
+    salt: str | None = Field(None, max_length=100)
+    variants: list[Variant] = Field(default_factory=list, max_length=MAX_VARIANTS)
+    reentry: bool = Field(True, description="may a subject enter again with a new key")
+    reentry_after: Duration | None = None
+    windows: list[str] = Field(
+        default_factory=list, max_length=24, description="send windows: HH:MM or HH:MM-HH:MM"
+    )
+    window_minutes: int = Field(60, ge=5, le=24 * 60)
+    outside_window: Literal["wait", "skip"] = "wait"
+    send_at: datetime | None = Field(None, description="a broadcast's send time (shop's zone)")
+    send_until: datetime | None = None
+
+    _d = field_validator("reentry_after")(_check_duration)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(
+                "a campaign name is 1–100 letters, digits, spaces and . _ : - (no / or \\)"
+            )
+        return v
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        for w in v:
+            for part in w.split("-", 1):
+                parse_clock(part)
+        return v
+
+    def step(self, step_id: str) -> Step:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    def after(self, index: int) -> str | None:
+        """The step that follows step ``index`` when it names none (None: the run ends)."""
+        s = self.steps[index]
+        if s.next is not None:
+            return s.next
+        return self.steps[index + 1].id if index + 1 < len(self.steps) else None
+
+    @property
+    def salt_or_name(self) -> str:
+        return self.salt or self.name
+
+
+def _where(loc: tuple, raw: Any) -> str:
+    """``steps[1] "remind".subject`` from a pydantic location."""
+    out = ""
+    node = raw
+    for part in loc:
+        if isinstance(part, int):
+            label = ""
+            if isinstance(node, list) and 0 <= part < len(node):
+                node = node[part]
+                if isinstance(node, dict) and isinstance(node.get("id"), str):
+                    label = f' "{node["id"]}"'
+            else:
+                node = None
+            out += f"[{part}]{label}"
+            continue
+        if part in STEP_TYPES and isinstance(node, dict) and node.get("type") == part:
+            continue  # the union's tag, which the step's own label already shows
+        if part == "function-after" or str(part).startswith("function-"):
+            continue
+        node = node.get(part) if isinstance(node, dict) else None
+        out += ("." if out else "") + str(part)
+    return out
+
+
+def _fields_of(loc: tuple) -> list[str]:
+    if "steps" in loc:
+        kinds = [p for p in loc if p in STEP_TYPES]
+        models = {
+            "delay": Delay, "wait_until": WaitUntil, "branch": Branch,
+            "message": Message, "exit": Exit,
+        }  # fmt: skip
+        model = models.get(kinds[-1]) if kinds else None
+        if model is None:
+            return []
+        return [f.alias or n for n, f in model.model_fields.items()]
+    if "trigger" in loc:
+        return list(Trigger.model_fields)
+    return [f.alias or n for n, f in Definition.model_fields.items()]
+
+
+def _problem(err: dict[str, Any], raw: Any) -> dict[str, Any]:
+    loc = tuple(err["loc"])
+    at = _where(loc, raw)
+    msg = err["msg"].removeprefix("Value error, ")
+    suggestions: tuple[str, ...] = ()
+    if err["type"] == "extra_forbidden":
+        name = str(loc[-1])
+        suggestions = suggest(name, _fields_of(loc[:-1]))
+        msg = f"unknown field {name!r}"
+        if suggestions:
+            msg += " — did you mean " + " or ".join(repr(s) for s in suggestions) + "?"
+    elif err["type"] == "union_tag_invalid":
+        msg = (
+            f"unknown step type {err.get('input', {}).get('type')!r}"
+            if isinstance(err.get("input"), dict)
+            else msg
+        )
+        msg += f" (expected one of {', '.join(STEP_TYPES)})"
+    elif err["type"] == "union_tag_not_found":
+        msg = f"a step needs a `type` ({', '.join(STEP_TYPES)})"
+    elif err["type"] == "literal_error":
+        given = err.get("input")
+        expected = err.get("ctx", {}).get("expected", "")
+        msg = f"{given!r} is not allowed here (expected {expected})"
+    return {"at": at, "message": msg, "suggestions": list(suggestions)}
+
+
+def load(raw: Any) -> Definition:
+    """Check the shape of a definition (types, names, durations, step links); raise
+    :class:`CampaignError` listing every problem with its place."""
+    if not isinstance(raw, dict):
+        raise CampaignError([{"at": "", "message": "a campaign definition is a table/object"}])
+    try:
+        d = Definition.model_validate(raw)
+    except ValidationError as e:
+        raise CampaignError([_problem(err, raw) for err in e.errors()]) from None
+    problems = _links(d)
+    if problems:
+        raise CampaignError(problems)
+    return d
+
+
+def _links(d: Definition) -> list[dict[str, Any]]:
+    """Step ids unique and well formed; every link points at a step; every step reachable."""
+    problems: list[dict[str, Any]] = []
+    ids = [s.id for s in d.steps]
+    seen: set[str] = set()
+    for i, s in enumerate(d.steps):
+        at = f'steps[{i}] "{s.id}"'
+        if not STEP_ID.match(s.id):
+            problems.append(
+                {"at": f"{at}.id", "message": "a step id is a letter then letters, digits, _ or -"}
+            )
+        if s.id in seen:
+            problems.append({"at": f"{at}.id", "message": f"step id {s.id!r} is used twice"})
+        seen.add(s.id)
+        for field, target in _targets(s):
+            if target not in ids:
+                hint = suggest(target, ids)
+                msg = f"step {target!r} does not exist"
+                if hint:
+                    msg += " — did you mean " + " or ".join(repr(h) for h in hint) + "?"
+                problems.append({"at": f"{at}.{field}", "message": msg, "suggestions": list(hint)})
+        if isinstance(s, Message):
+            need = NEEDS[s.channel]
+            for name, c in {"": s, **s.variants}.items():
+                missing = [p for p in need if getattr(c, p) is None and getattr(s, p) is None]
+                if missing and not (s.channel == "email" and missing == ["text"] and s.html):
+                    where = f"{at}.variants.{name}" if name else at
+                    problems.append(
+                        {
+                            "at": where,
+                            "message": f"a {s.channel} message needs "
+                            + " and ".join(f"`{m}`" for m in missing),
+                        }
+                    )
+        if isinstance(s, Message) and s.variants:
+            names = {v.name for v in d.variants}
+            for name in s.variants:
+                if name not in names:
+                    problems.append(
+                        {
+                            "at": f"{at}.variants.{name}",
+                            "message": f"variant {name!r} is not one of the campaign's variants "
+                            f"({', '.join(sorted(names)) or 'none declared'})",
+                        }
+                    )
+    if problems:
+        return problems
+    reach = _reachable(d)
+    for i, s in enumerate(d.steps):
+        if s.id not in reach:
+            problems.append(
+                {"at": f'steps[{i}] "{s.id}"', "message": "no step leads here: it can never run"}
+            )
+    if d.kind == "broadcast":
+        if d.send_at is None:
+            problems.append({"at": "send_at", "message": "a broadcast needs a send time"})
+        if d.trigger.on != "audience" or d.trigger.key != "customer":
+            problems.append(
+                {"at": "trigger", "message": "a broadcast enters an audience, once per customer"}
+            )
+        if any(not isinstance(s, Message | Exit) for s in d.steps):
+            problems.append({"at": "steps", "message": "a broadcast's steps are messages only"})
+    if d.send_until is not None and d.send_at is not None and d.send_until <= d.send_at:
+        problems.append({"at": "send_until", "message": "send_until must be after send_at"})
+    if not any(isinstance(s, Message) for s in d.steps):
+        problems.append({"at": "steps", "message": "a campaign sends at least one message"})
+    return problems
+
+
+def _targets(s: Step) -> list[tuple[str, str]]:
+    out = []
+    if s.next is not None:
+        out.append(("next", s.next))
+    if isinstance(s, Branch):
+        out += [("then", s.then), ("else", s.else_)]
+    if isinstance(s, WaitUntil) and s.on_timeout is not None:
+        out.append(("on_timeout", s.on_timeout))
+    return out
+
+
+def _reachable(d: Definition) -> set[str]:
+    index = {s.id: i for i, s in enumerate(d.steps)}
+    todo, seen = [d.steps[0].id], set()
+    while todo:
+        sid = todo.pop()
+        if sid in seen:
+            continue
+        seen.add(sid)
+        i = index[sid]
+        s = d.steps[i]
+        if isinstance(s, Exit):
+            continue
+        nxt = [t for _, t in _targets(s)]
+        if not isinstance(s, Branch):
+            after = d.after(i)
+            if after is not None:
+                nxt.append(after)
+        todo.extend(nxt)
+    return seen
+
+
+def conditions(d: Definition) -> list[tuple[str, str]]:
+    """Every audience condition in the definition, with its place."""
+    out = []
+    if d.trigger.audience:
+        out.append(("trigger.audience", d.trigger.audience))
+    if d.exit_if:
+        out.append(("exit_if", d.exit_if))
+    for i, s in enumerate(d.steps):
+        if isinstance(s, WaitUntil | Branch):
+            out.append((f'steps[{i}] "{s.id}".condition', s.condition))
+    return out
+
+
+def contents(d: Definition) -> list[tuple[str, str, str]]:
+    """Every template text in the definition: (place, part, text)."""
+    out = []
+    for i, s in enumerate(d.steps):
+        if not isinstance(s, Message):
+            continue
+        at = f'steps[{i}] "{s.id}"'
+        for part in ("subject", "text", "html"):
+            v = getattr(s, part)
+            if v is not None:
+                out.append((at, part, v))
+        for name, c in s.variants.items():
+            for part in ("subject", "text", "html"):
+                v = getattr(c, part)
+                if v is not None:
+                    out.append((f"{at}.variants.{name}", part, v))
+    return out

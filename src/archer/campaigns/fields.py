@@ -1,0 +1,91 @@
+"""What a message may show about its customer and order, read from the warehouse when the
+message is planned and kept with it, so a worker sends it with nothing but the store."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+from archer.audiences.catalog import CUSTOMER_FIELDS
+from archer.campaigns.definition import Definition, contents
+from archer.customers.profile import PROFILE_COLUMNS
+from archer.facts import due_amount
+from archer.messaging import templates
+from archer.schema import PROFILE
+from archer.warehouse import Warehouse
+
+CONTACT = ("name", "email", "phone", "email_opt_in", "sms_opt_in")
+KNOWN = tuple(dict.fromkeys((*PROFILE_COLUMNS, *CUSTOMER_FIELDS, "name")))
+CHUNK = 5000
+
+
+def used_fields(d: Definition) -> set[str]:
+    """The customer fields the definition's templates show."""
+    out: set[str] = set()
+    for _, part, text in contents(d):
+        out |= templates.check(text, html=part == "html", customer_fields=KNOWN)
+    return out
+
+
+def _plain(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return None if pd.isna(v) else v.isoformat()
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if hasattr(v, "item"):  # numpy scalars
+        return v.item()
+    return v
+
+
+def customer_context(wh: Warehouse, ids: list[str], fields: Iterable[str]) -> dict[str, dict]:
+    """Per customer id: the contact fields and ``fields`` (profile or customer columns)."""
+    wanted = list(dict.fromkeys((*CONTACT, *fields)))
+    c = wh.table("customers")
+    built = wh.has_table(PROFILE)
+    from_profile = [f for f in wanted if f not in CUSTOMER_FIELDS and f in PROFILE_COLUMNS]
+    from_customers = [f for f in wanted if f in c.columns and f not in from_profile]
+    out: dict[str, dict] = {}
+    for i in range(0, len(ids), CHUNK):
+        part = ids[i : i + CHUNK]
+        t = c.filter(c.customer_id.isin(part)).select("customer_id", *from_customers)
+        if built and from_profile:
+            p = wh.table(PROFILE)
+            p = p.filter(p.customer_id.isin(part)).select(
+                _pid=p.customer_id, **{f: p[f] for f in from_profile}
+            )
+            t = t.left_join(p, t.customer_id == p._pid).drop("_pid")
+        frame = t.execute()
+        for rec in frame.to_dict("records"):
+            cid = str(rec.pop("customer_id"))
+            out[cid] = {k: _plain(v) for k, v in rec.items()}
+    return out
+
+
+def order_context(wh: Warehouse, order_ids: list[str]) -> dict[str, dict]:
+    """Per order id: its id, time, amount and number of items."""
+    o = wh.table("orders")
+    i = wh.table("order_items")
+    out: dict[str, dict] = {}
+    for k in range(0, len(order_ids), CHUNK):
+        part = order_ids[k : k + CHUNK]
+        items = i.filter(i.order_id.isin(part))
+        n = items.group_by(_oid=items.order_id).aggregate(items=items.quantity.sum())
+        oo = o.filter(o.order_id.isin(part))
+        j = oo.left_join(n, oo.order_id == n._oid)
+        amount = due_amount(j)
+        frame = j.select(
+            "order_id",
+            "created_at",
+            amount=amount.round(2),
+            goods_amount=j.goods_amount.cast("float64"),
+            items=j["items"].fill_null(0),
+        ).execute()
+        for rec in frame.to_dict("records"):
+            out[str(rec["order_id"])] = {k2: _plain(v) for k2, v in rec.items()}
+    return out

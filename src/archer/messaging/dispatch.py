@@ -1,0 +1,273 @@
+"""Sending what the campaigns planned: claim with a lease, re-check the guards, render, send,
+mark each message sent as soon as it is.
+
+Claiming is one short transaction that holds the store's write lock (SQLite ``BEGIN
+IMMEDIATE``; PostgreSQL's advisory lock, with ``FOR UPDATE SKIP LOCKED`` on the rows): due
+messages, and claimed ones whose lease ran out (their worker died), become this worker's for
+``lease_seconds``, and the guards judge them with exact counts, since no other claim runs
+meanwhile. Sending happens outside any transaction; each message is marked ``sent`` in its own.
+A worker killed between sending and marking leaves a claimed message whose lease runs out; it
+is sent again with the same uid, which a provider that deduplicates (SMTP ``Message-ID`` at a
+deduplicating sink) drops — at most one duplicate per kill otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+
+from archer.campaigns.definition import Content, Definition, load
+from archer.messaging import templates
+from archer.messaging.channels import Channel, Outgoing, Permanent, Temporary, open_channel
+from archer.messaging.consent import suppress
+from archer.messaging.guards import Guards
+from archer.signing import unsubscribe_token
+from archer.store.campaigns import Campaign, CampaignVersion, Message
+
+if TYPE_CHECKING:
+    from archer.workspace import Workspace
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    held: int = 0  # holdout: would have gone
+    deferred: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "held_back": self.held,
+            "skipped": sum(self.skipped.values()),
+            "skipped_by_reason": dict(self.skipped),
+            "deferred": self.deferred,
+            "retried": self.retried,
+            "failed": self.failed,
+        }
+
+
+class Dispatcher:
+    """One worker: its channels (opened on first use) and the definitions it has read."""
+
+    def __init__(self, ws: Workspace, *, name: str | None = None, channels=None) -> None:
+        self.ws = ws
+        self.name = name or worker_name()
+        self.only = set(channels) if channels else None
+        self._channels: dict[str, Channel | None] = {}
+        self._defs: dict[tuple[int, int], Definition] = {}
+        self._names: dict[int, str] = {}
+
+    def close(self) -> None:
+        for ch in self._channels.values():
+            if ch is not None:
+                ch.close()
+        self._channels.clear()
+
+    def __enter__(self) -> Dispatcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def channel(self, name: str) -> Channel | None:
+        if name not in self._channels:
+            self._channels[name] = open_channel(self.ws, name)
+        return self._channels[name]
+
+    def usable(self) -> list[str]:
+        from archer.messaging.channels import configured
+
+        return [c for c in configured(self.ws) if self.only is None or c in self.only]
+
+    # -- a pass ------------------------------------------------------------------------------
+    def run(self, now: datetime | None = None, *, max_batches: int | None = None) -> Tally:
+        """Send everything due at ``now`` (default: the clock, read before each batch)."""
+        tally = Tally()
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            at = now or self.ws.now()
+            claimed = self.claim(at, tally)
+            if not claimed:
+                break
+            batches += 1
+            for m in claimed:
+                self.deliver(m, at if now else self.ws.now(), tally)
+        return tally
+
+    def claim(self, now: datetime, tally: Tally) -> list[Message]:
+        rules = self.ws.settings.campaigns
+        chans = self.usable()
+        with self.ws.session(write=True) as s:
+            active = [
+                cid for cid in s.scalars(select(Campaign.id).where(Campaign.status == "active"))
+            ]
+            if not active or not chans:
+                return []
+            due = (
+                select(Message.id)
+                .where(
+                    Message.campaign_id.in_(active),
+                    Message.channel.in_(chans),
+                    ((Message.state == "planned") & (Message.not_before <= now))
+                    | ((Message.state == "claimed") & (Message.lease_until < now)),
+                )
+                .order_by(Message.not_before, Message.id)
+                .limit(rules.batch)
+            )
+            if s.get_bind().dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            ids = list(s.scalars(due))
+            if not ids:
+                return []
+            lease = now + timedelta(seconds=rules.lease_seconds)
+            s.execute(
+                update(Message)
+                .where(Message.id.in_(ids))
+                .values(
+                    state="claimed",
+                    claimed_by=self.name,
+                    lease_until=lease,
+                    attempts=Message.attempts + 1,
+                )
+            )
+            batch = list(s.scalars(select(Message).where(Message.id.in_(ids)).order_by(
+                Message.not_before, Message.id)))  # fmt: skip
+            self._read_definitions(s, batch)
+            guards = Guards(s, now, rules, self.ws.tz, self._defs, batch)
+            out = []
+            for m in batch:
+                v = guards.judge(m)
+                if v.action == "send":
+                    out.append(m)
+                    continue
+                values: dict[str, Any] = {"lease_until": None, "claimed_by": None}
+                if v.action == "defer":
+                    values |= {"state": "planned", "not_before": v.not_before,
+                               "attempts": m.attempts - 1}  # fmt: skip
+                    tally.deferred += 1
+                elif v.action == "hold":
+                    values |= {"state": "skipped", "reason": "holdout", "sent_at": now}
+                    tally.held += 1
+                else:
+                    values |= {"state": "skipped", "reason": v.reason}
+                    tally.skipped[v.reason] += 1
+                s.execute(update(Message).where(Message.id == m.id).values(**values))
+            return out
+
+    def _read_definitions(self, s, batch: list[Message]) -> None:
+        for cid, ver in {(m.campaign_id, m.version) for m in batch} - set(self._defs):
+            row = s.get(CampaignVersion, (cid, ver))
+            self._defs[(cid, ver)] = load(json.loads(row.definition))
+            self._names[cid] = s.get(Campaign, cid).name
+
+    def deliver(self, m: Message, now: datetime, tally: Tally) -> None:
+        ch = self.channel(m.channel)
+        if ch is None:  # the channel went away since the claim: leave it for another worker
+            self._finish(m, {"state": "planned", "lease_until": None, "claimed_by": None})
+            return
+        try:
+            out = self.render(m)
+        except templates.TemplateProblem as e:
+            self._finish(m, {"state": "failed", "reason": "template", "error": str(e)[:2000]})
+            tally.failed += 1
+            return
+        try:
+            got = ch.send(out)
+        except Temporary as e:
+            rules = self.ws.settings.campaigns
+            if m.attempts >= rules.max_attempts:
+                self._finish(m, {"state": "failed", "reason": "gave_up", "error": str(e)[:2000]})
+                tally.failed += 1
+                return
+            wait = min(rules.retry_seconds * 2 ** (m.attempts - 1), 3600)
+            self._finish(
+                m,
+                {"state": "planned", "not_before": now + timedelta(seconds=wait),
+                 "reason": "retry", "error": str(e)[:2000]},
+            )  # fmt: skip
+            tally.retried += 1
+            return
+        except Permanent as e:
+            self._finish(m, {"state": "failed", "reason": "refused", "error": str(e)[:2000]})
+            if e.suppress and m.address:
+                suppress(self.ws, m.channel, m.address, reason=e.suppress, source=m.uid)
+            tally.failed += 1
+            return
+        self._finish(
+            m,
+            {"state": "sent", "sent_at": now, "provider_id": got.provider_id,
+             "cost_fen": got.cost_fen, "reason": None, "error": None},
+        )  # fmt: skip
+        tally.sent += 1
+
+    def _finish(self, m: Message, values: dict[str, Any]) -> None:
+        """Write a claimed message's outcome, if it is still this worker's."""
+        values = {"lease_until": None, **values}
+        with self.ws.session(write=True) as s:
+            s.execute(
+                update(Message)
+                .where(
+                    Message.id == m.id, Message.state == "claimed", Message.claimed_by == self.name
+                )  # fmt: skip
+                .values(**values)
+            )
+
+    def render(self, m: Message) -> Outgoing:
+        d = self._defs[(m.campaign_id, m.version)]
+        step = d.step(m.step)
+        content: Content = step.variants.get(m.variant or "", step) if m.variant else step
+        ctx = json.loads(m.context or "{}")
+        ctx.setdefault("customer", {})
+        ctx["shop"] = {"name": self.ws.settings.shop_name,
+                       "currency": self.ws.settings.currency,
+                       "url": self.ws.settings.campaigns.public_url}  # fmt: skip
+        ctx["campaign"] = {"name": self._names.get(m.campaign_id, ""), "step": m.step}
+        unsub = None
+        if m.purpose == "marketing" and m.channel == "email":
+            base = self.ws.settings.campaigns.public_url
+            if base:
+                token = unsubscribe_token(self.ws.settings, m.customer_id, m.channel)
+                unsub = f"{base}/u/{token}"
+        ctx["unsubscribe_url"] = unsub or ""
+
+        def part(name: str, html: bool = False) -> str | None:
+            src = getattr(content, name) or getattr(step, name)
+            return templates.render(src, ctx, html=html) if src is not None else None
+
+        return Outgoing(
+            uid=m.uid,
+            customer_id=m.customer_id,
+            campaign=self._names.get(m.campaign_id, ""),
+            channel=m.channel,
+            purpose=m.purpose,
+            address=m.address,
+            subject=part("subject"),
+            text=part("text"),
+            html=part("html", html=True),
+            unsubscribe_url=unsub,
+        )
+
+
+def dispatch(ws: Workspace, now: datetime | None = None, **kw) -> dict[str, Any]:
+    """One pass of one worker: send everything due; what happened."""
+    with Dispatcher(ws, **kw) as d:
+        return d.run(now).to_dict()
+
+
+def utc(t: datetime) -> datetime:
+    return t.astimezone(UTC)
