@@ -202,10 +202,7 @@ class Snapshot:
         """Every order created before the cut-off with ``is_paid``, ``pay_time``, ``amount``,
         ``refunded``, ``net``, ``discounted``, local ``day`` and ``pay_day``."""
         o = self.orders
-        cut = self.cut
-        by_time = o.paid_at.notnull() & (o.paid_at < cut)
-        by_status = o.paid_at.isnull() & o.status.isin(PAID_STATUSES)
-        is_paid = (by_time | by_status).fill_null(False)
+        is_paid = self.is_paid(o)
         amount = o.paid_amount.cast("float64").coalesce(due_amount(o))
         r = self.refunds
         ref = r.group_by(_oid=r.order_id).aggregate(_refunded=r.amount.cast("float64").sum())
@@ -233,6 +230,19 @@ class Snapshot:
             day=self.local_day(j.created_at),
             pay_day=self.local_day(pay_time),
         )
+
+    def is_paid(self, o: ir.Table) -> ir.BooleanValue:
+        """Whether each order of ``o`` (``orders``' columns) is paid at the cut-off."""
+        by_time = o.paid_at.notnull() & (o.paid_at < self.cut)
+        by_status = o.paid_at.isnull() & o.status.isin(PAID_STATUSES)
+        return (by_time | by_status).fill_null(False)
+
+    def is_closed(self, o: ir.Table) -> ir.BooleanValue:
+        """Whether each order is paid or cancelled at the cut-off: nothing more to pay."""
+        cancelled = (o.cancelled_at.notnull() & (o.cancelled_at < self.cut)) | (
+            o.status == "cancelled"
+        )
+        return self.is_paid(o) | cancelled.fill_null(False)
 
     def paid_orders(self) -> ir.Table:
         """Paid orders of known customers (guest orders left out)."""

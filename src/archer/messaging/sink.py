@@ -18,6 +18,8 @@ class MailSink:
         from aiosmtpd.controller import Controller
 
         self.folder = Path(folder)
+        for sub in ("tmp", "new", "cur"):
+            (self.folder / sub).mkdir(parents=True, exist_ok=True)
         self.box = mailbox.Maildir(self.folder, create=True)
         self._lock = threading.Lock()
         self.host = host
