@@ -220,3 +220,23 @@ def test_marked_examples_of_import_md_run(tmp_path):
             timeout=120,
         )
         assert r.returncode == 0, f"{block}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+
+
+def test_the_quick_start_of_campaigns_md_runs(tmp_path):
+    (block,) = RUN_BLOCK.findall(read("campaigns.md"))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ARCHER_")},
+        "ARCHER_HOME": str(tmp_path / "archer-data"),
+        "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    r = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, f"--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+    assert "unpaid-reminders" in r.stdout and '"enrolled": 0' in r.stdout
+
+
+def test_campaigns_md_lists_every_campaign_setting():
+    from archer.messaging.settings import CampaignSettings
+
+    rows = table_rows(sections(read("campaigns.md"))["Settings"])
+    assert set(rows) == set(CampaignSettings.model_fields)
