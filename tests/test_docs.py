@@ -220,3 +220,31 @@ def test_marked_examples_of_import_md_run(tmp_path):
             timeout=120,
         )
         assert r.returncode == 0, f"{block}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+
+
+# -- the runnable examples of python.md ------------------------------------------------------------
+PY_BLOCK = re.compile(r"<!-- run -->\s*\n```python\n(.*?)```", re.S)
+
+
+def test_the_examples_of_python_md_run(tmp_path, monkeypatch):
+    """Each ``<!-- run -->`` example, in order and in one namespace, as a notebook would run
+    them, on a sample shop imported at ./myshop and not yet built."""
+    from archer.ingest.importer import import_file
+    from archer.sample import generate
+    from archer.schema import LOAD_ORDER
+    from support import workspace
+
+    blocks = PY_BLOCK.findall(read("python.md"))
+    assert len(blocks) >= 8, "docs/python.md lost its <!-- run --> markers"
+    generate(tmp_path / "sample", customers=300, seed=7)
+    ws = workspace(tmp_path / "myshop")
+    for table in LOAD_ORDER:
+        assert import_file(ws, table, tmp_path / "sample" / f"{table}.csv").rejected == 0
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "python_md"}
+    for i, block in enumerate(blocks, 1):
+        try:
+            exec(compile(block, f"docs/python.md example {i}", "exec"), namespace)  # noqa: S102
+        except Exception as e:
+            raise AssertionError(f"example {i} of docs/python.md failed:\n{block}") from e
+    assert (tmp_path / "lapsed.csv").is_file()
