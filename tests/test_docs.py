@@ -248,3 +248,28 @@ def test_the_examples_of_python_md_run(tmp_path, monkeypatch):
         except Exception as e:
             raise AssertionError(f"example {i} of docs/python.md failed:\n{block}") from e
     assert (tmp_path / "lapsed.csv").is_file()
+
+
+# -- links ---------------------------------------------------------------------------------------
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_every_link_of_the_readme_and_the_guides_stays_inside_the_repository():
+    """A user of the repository has nothing beside it: every relative link resolves to a file
+    of the repository (the README used to link ../shared/DESIGN.md)."""
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            if re.match(r"^(https?:|mailto:|#)", target):
+                continue
+            path = (page.parent / target.split("#")[0]).resolve()
+            if not path.is_relative_to(ROOT) or not path.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert broken == []
+    readme = read_root("README.md")
+    assert "(docs/architecture.md)" in readme and "(docs/python.md)" in readme
+
+
+def read_root(name: str) -> str:
+    return (ROOT / name).read_text(encoding="utf-8")
