@@ -14,14 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from archer.analytics import reports
-from archer.analytics.reports import records
 from archer.audiences import count, members, snapshots
 from archer.audiences import service as svc
 from archer.customers.describe import load_profile
 from archer.pipeline import build
+from archer.plain import plain, records
 from archer.store import apikeys, users, utcnow
 from archer.web import create_app
-from archer.web.api.common import plain
 from test_profile import AS_OF, load_sample
 
 pytestmark = pytest.mark.xdist_group("web_api")  # one worker builds the shop once
@@ -155,7 +154,7 @@ def test_unsafe_calls_from_a_session_need_the_csrf_token_and_the_same_site(brows
 def test_customers_pages_walk_every_member_once_and_profiles_match(shop):
     q = 'lifecycle in ("lost", "lapsing") or total_spent > 200'
     got = walk(shop, "/api/customers", query=q, limit=7, fields="lifecycle,total_spent")
-    want = records(members(shop.ws, q, fields=["lifecycle", "total_spent"]))
+    want = records(members(shop.ws, q, fields=["lifecycle", "total_spent"]), days=True)
     assert got == want and len({r["customer_id"] for r in got}) == len(got) > 14
     everyone = walk(shop, "/api/customers", limit=1000)
     assert len(everyone) == 300
@@ -195,7 +194,7 @@ def test_audiences_create_update_members_explain_export_delete(shop):
     assert shop.get("/api/audiences/big spenders/count").json()["count"] == doc["count"]
 
     got = walk(shop, "/api/audiences/big spenders/members", limit=5, fields="total_spent")
-    want = records(svc.members_of(shop.ws, "big spenders", fields=["total_spent"]))
+    want = records(svc.members_of(shop.ws, "big spenders", fields=["total_spent"]), days=True)
     assert got == want and len(got) == doc["count"] > 5
     cid = got[0]["customer_id"]
     r = shop.get(f"/api/audiences/big spenders/explain/{cid}")
