@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from archer.campaigns import engine, service
 from archer.clock import ManualClock
+from archer.config import SmtpSettings
 from archer.messaging import consent
 from archer.messaging.dispatch import Dispatcher
-from archer.messaging.settings import SmtpSettings
 from archer.messaging.sink import MailSink
 from archer.store import campaigns as rows
 from archer.workspace import Workspace
@@ -217,8 +217,8 @@ def test_a_late_opt_out_wins_over_a_planned_message(shop, tmp_path):
 def test_caps_apply_before_the_holdout_split():
     """Guards judge a holdout message like a treatment one; only then is it held back."""
     from archer.campaigns.definition import load
+    from archer.config import CampaignSettings
     from archer.messaging.guards import Guards
-    from archer.messaging.settings import CampaignSettings
 
     assert engine.draw("s", "c1") == engine.draw("s", "c1")
     d = load({"name": "x", "trigger": {"on": "order_unpaid"},
@@ -239,6 +239,6 @@ def test_caps_apply_before_the_holdout_split():
             return []
 
     batch = [msg(1, "holdout"), msg(2, "treatment")]
-    g = Guards(NoStore(), now, CampaignSettings(), UTC, {(1, 1): d}, batch)
+    g = Guards(NoStore(), now, CampaignSettings(), UTC, {(1, 1): d.model_dump()}, batch)
     assert g.judge(batch[0]).reason == "holdout"
     assert g.judge(batch[1]).reason == "frequency_cap"  # the held one took the cap

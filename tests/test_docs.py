@@ -236,7 +236,7 @@ def test_the_quick_start_of_campaigns_md_runs(tmp_path):
 
 
 def test_campaigns_md_lists_every_campaign_setting():
-    from archer.messaging.settings import CampaignSettings
+    from archer.config import CampaignSettings
 
     rows = table_rows(sections(read("campaigns.md"))["Settings"])
     assert set(rows) == set(CampaignSettings.model_fields)

@@ -18,11 +18,10 @@ import ibis
 from archer.audiences import count
 from archer.campaigns import service as campaigns
 from archer.clock import ManualClock
-from archer.config import init_workspace
+from archer.config import SmtpSettings, init_workspace
 from archer.errors import Invalid
 from archer.facts import Snapshot
 from archer.ingest.importer import import_file
-from archer.messaging.settings import SmtpSettings
 from archer.pipeline import build
 from archer.sample import generate
 from archer.schema import LOAD_ORDER
