@@ -1,0 +1,151 @@
+"""The pages when the shop is not ready (issue 11 items 13 and 18): a warehouse another process
+holds, a workspace never built, the core's errors: a page with the right status and what to
+do, never a 500. In process (TestClient), on real DuckDB and SQLite files; the other process
+holding the warehouse is a real process."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from fastapi import Request
+from fastapi.testclient import TestClient
+from markupsafe import escape
+
+from archer.errors import Conflict, Invalid, NotBuilt, NotFound, Unavailable
+from archer.store import users, utcnow
+from archer.web import create_app
+from archer.web.auth import CurrentUser
+from archer.workspace import Workspace
+from support import workspace
+
+PASSWORD = "correct horse battery"
+PAGES = ["/", "/customers", "/customers?q=age+%3E+30", "/audiences", "/data", "/customers/C1"]
+
+
+def new_shop(root: Path) -> Workspace:
+    ws = workspace(root / "shop")
+    with ws.session(write=True) as s:
+        users.create(s, "alice", PASSWORD, now=utcnow())
+    ws.busy_seconds = 0.2  # how long a page waits for another process before saying "busy"
+    return ws
+
+
+def signed_in(ws: Workspace, app=None) -> TestClient:
+    c = TestClient(app or create_app(ws, sync_every=None), follow_redirects=False)
+    c.__enter__()
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+    r = c.post("/login", data={"username": "alice", "password": PASSWORD, "csrf": token})
+    assert r.status_code == 303
+    c.csrf = re.search(r'name="csrf-token" content="([^"]+)"', c.get("/data").text).group(1)
+    return c
+
+
+@contextmanager
+def warehouse_held(ws: Workspace) -> Iterator[None]:
+    """Another process (as `archer import` would) opens the warehouse and keeps it open."""
+    code = (
+        "import duckdb, sys; con = duckdb.connect(sys.argv[1]); "
+        "print('ready', flush=True); sys.stdin.read()"
+    )
+    path = str(ws.home / "warehouse.duckdb")
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+
+
+def is_page(r) -> bool:
+    return r.headers["content-type"].startswith("text/html") and "<!doctype html>" in r.text
+
+
+@pytest.fixture(scope="module")
+def unbuilt(tmp_path_factory):
+    ws = new_shop(tmp_path_factory.mktemp("unbuilt"))
+    c = signed_in(ws)
+    yield c
+    c.__exit__(None, None, None)
+
+
+# -- item 13: the warehouse held by another process ------------------------------------------------
+@pytest.mark.parametrize("path", [*PAGES, "/audiences/vip"])
+def test_a_page_is_a_503_with_retry_after_while_another_process_holds_the_warehouse(unbuilt, path):
+    ws = unbuilt.app.state.ws
+    with warehouse_held(ws):
+        r = unbuilt.get(path, headers={"accept": "text/html"})
+    if path in ("/audiences", "/audiences/vip"):  # the store answers these, no warehouse yet
+        assert r.status_code in (200, 404), r.text
+        return
+    assert r.status_code == 503, r.text
+    assert is_page(r) and r.headers["retry-after"].isdigit()
+    assert "Busy: try again in a moment" in r.text and "the warehouse is busy" in r.text
+    assert 'aria-current="page"' not in r.text or "alice" in r.text  # the layout, signed in
+    assert "Traceback" not in r.text
+    assert unbuilt.get("/health").status_code == 200
+
+
+def test_the_json_endpoints_say_503_as_problem_details_with_retry_after(unbuilt):
+    ws = unbuilt.app.state.ws
+    with warehouse_held(ws):
+        r = unbuilt.post(
+            "/ui/audiences/count",
+            json={"query": "age > 30"},
+            headers={"X-CSRF-Token": unbuilt.csrf},
+        )
+    assert r.status_code == 503
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.headers["retry-after"].isdigit()
+    assert r.json()["type"].endswith("unavailable")
+
+
+def test_the_page_is_whole_again_when_the_other_process_is_done(unbuilt):
+    with warehouse_held(unbuilt.app.state.ws):
+        assert unbuilt.get("/data").status_code == 503
+    r = unbuilt.get("/data")
+    assert r.status_code == 200 and "Import a file" in r.text
+
+
+@pytest.mark.parametrize(
+    "error, status, title",
+    [
+        (Unavailable("the store is busy"), 503, "Busy: try again in a moment"),
+        (NotBuilt(), 409, "No profile yet"),
+        (NotFound("no such thing 'x'"), 404, "Not found"),
+        (Conflict("it is in use"), 409, "Not done"),
+        (Invalid("the date '2026-13-01' is not a day"), 422, "Invalid input"),
+    ],
+)
+def test_each_error_of_the_core_is_a_page_with_its_status(tmp_path, error, status, title):
+    """A page route added for the test raises each error of the family; every page gets the
+    same handler (no route catches them itself)."""
+    ws = new_shop(tmp_path)
+    app = create_app(ws, sync_every=None)
+
+    def failing(request: Request, user: CurrentUser):
+        raise error
+
+    app.add_api_route("/broken", failing, methods=["GET"])
+    app.add_api_route("/api/broken", failing, methods=["GET"])
+    c = signed_in(ws, app)
+    try:
+        r = c.get("/broken", headers={"accept": "text/html"})
+        assert r.status_code == status and is_page(r)
+        assert title in r.text and str(escape(str(error))) in r.text and "alice" in r.text
+        assert ("retry-after" in r.headers) == (status == 503)
+        if isinstance(error, NotBuilt):
+            assert 'href="/data"' in r.text
+        api = c.get("/api/broken")  # the API keeps its problem details
+        assert api.status_code == status
+        assert api.headers["content-type"].startswith("application/problem+json")
+    finally:
+        c.__exit__(None, None, None)
