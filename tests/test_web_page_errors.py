@@ -149,3 +149,50 @@ def test_each_error_of_the_core_is_a_page_with_its_status(tmp_path, error, statu
         assert api.headers["content-type"].startswith("application/problem+json")
     finally:
         c.__exit__(None, None, None)
+
+
+# -- item 18: a workspace never built --------------------------------------------------------------
+def test_pages_on_an_unbuilt_workspace_say_import_and_build_first(unbuilt):
+    for path in ("/", "/customers", "/customers?q=age+%3E+30"):
+        r = unbuilt.get(path)
+        assert r.status_code == 200, (path, r.text)
+        assert 'href="/data' in r.text and ("build" in r.text.lower()), path
+    r = unbuilt.get("/customers/C1")
+    assert r.status_code == 404 and is_page(r)
+
+
+def test_the_live_count_on_an_unbuilt_workspace_is_json_that_says_so(unbuilt):
+    r = unbuilt.post(
+        "/ui/audiences/count", json={"query": "age > 30"}, headers={"X-CSRF-Token": unbuilt.csrf}
+    )
+    assert r.status_code == 409 and r.headers["content-type"] == "application/json"
+    err = r.json()["error"]
+    assert err["not_built"] is True and "no customer profile yet" in err["message"]
+    assert err["link"] == "/data"
+
+
+def test_saving_an_audience_on_an_unbuilt_workspace_keeps_it_and_says_what_to_do(unbuilt):
+    r = unbuilt.post(
+        "/audiences", data={"name": "older", "query": "age > 30", "csrf": unbuilt.csrf}
+    )
+    assert r.status_code == 409 and is_page(r)
+    assert "no customer profile yet" in r.text and 'id="not-built"' in r.text
+    assert 'href="/data"' in r.text
+    assert "age &gt; 30" in r.text  # what was typed is kept in the editor
+
+
+def test_an_empty_build_is_not_a_500_either(tmp_path):
+    ws = new_shop(tmp_path)
+    ws.build()
+    c = signed_in(ws)
+    try:
+        for path in PAGES:
+            assert c.get(path).status_code in (200, 404), path
+        r = c.post(
+            "/ui/audiences/count", json={"query": "age > 30"}, headers={"X-CSRF-Token": c.csrf}
+        )
+        assert r.status_code == 409 and r.json()["error"]["not_built"] is True
+        r = c.post("/audiences", data={"name": "x", "query": "age > 30", "csrf": c.csrf})
+        assert r.status_code == 409 and 'href="/data"' in r.text
+    finally:
+        c.__exit__(None, None, None)

@@ -168,6 +168,10 @@
       var msg = el("p", {}, [el("strong", {}, [e.message])]);
       if (e.line) msg.appendChild(el("span", { "class": "muted" }, [" (line " + e.line + ", column " + e.column + ")"]));
       box.appendChild(msg);
+      if (e.not_built && e.link) {
+        box.appendChild(el("p", { id: "not-built" }, ["Import the shop's data and build the profiles on the ",
+          el("a", { href: e.link }, ["Data"]), " page first."]));
+      }
       if (e.suggestions && e.suggestions.length && e.at) {
         var p = el("p", {}, ["Did you mean "]);
         e.suggestions.forEach(function (s, i) {
