@@ -73,15 +73,28 @@ async def import_upload(
     table: Annotated[str, Form()],
     preset: Annotated[str, Form()] = "",
     mapping: Annotated[str, Form()] = "",
+    ignore_unknown_columns: Annotated[bool, Form()] = False,
 ):
     """Import the uploaded file; rejected rows go to the quarantine, as with ``archer import``."""
     ws = request.app.state.ws
-    form = {"table": table, "preset": preset, "mapping": mapping}
+    form = {
+        "table": table,
+        "preset": preset,
+        "mapping": mapping,
+        "ignore_unknown_columns": ignore_unknown_columns,
+    }
     try:
         path = await uploads.save(ws, file.filename, uploads.chunks_of(file))
         lines = uploads.parse_mapping(mapping)
         result = await run_in_threadpool(
-            uploads.import_upload, ws, table, path, preset or None, lines
+            lambda: uploads.import_upload(
+                ws,
+                table,
+                path,
+                preset or None,
+                lines,
+                ignore_unknown_columns=ignore_unknown_columns,
+            )
         )
     except ArcherError as e:
         return await run_in_threadpool(
