@@ -17,12 +17,15 @@
     return v == null ? "" : Math.round(v * 100) + "%";
   }
 
+  var stillCharts = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+
   function base() {
     return {
       color: COLORS,
       textStyle: { fontFamily: fontFamily() },
       tooltip: { trigger: "axis", confine: true },
       grid: { left: 16, right: 24, top: 36, bottom: 8, containLabel: true },
+      animation: !stillCharts,
       animationDuration: 400
     };
   }
@@ -65,10 +68,13 @@
     var top = spec.steps.length ? spec.steps[0].value || 1 : 1;
     o.tooltip = { trigger: "item", formatter: function (p) {
       return p.name + ": " + numberFmt.format(p.value) + " (" + pct(p.value / top) + ")"; } };
+    // The labels stand beside the funnel, name over number: inside, the narrow last steps cut
+    // them off ("ought again 5,66").
     o.series = [{
-      type: "funnel", sort: "none", left: "8%", width: "84%", top: 8, bottom: 8, minSize: "12%", gap: 2,
-      label: { show: true, position: "inside", color: "#fff",
-               formatter: function (p) { return p.name + "  " + numberFmt.format(p.value); } },
+      type: "funnel", sort: "none", left: 8, width: "55%", top: 8, bottom: 8, minSize: "8%", gap: 2,
+      label: { show: true, position: "right", color: "#1f2933", lineHeight: 15,
+               formatter: function (p) { return p.name + "\n" + numberFmt.format(p.value); } },
+      labelLine: { show: true, length: 10, lineStyle: { color: "#9aa5b1" } },
       data: spec.steps
     }];
     return o;
