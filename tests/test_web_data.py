@@ -78,3 +78,91 @@ def test_the_data_page_takes_ignore_unknown_columns(client):
     assert r.status_code == 200, r.text
     assert 'id="import-result"' in r.text
     assert "<code>paid_amoutn</code>: did you mean <code>paid_amount</code>?" in r.text
+
+
+# -- item 22: the Data page ------------------------------------------------------------------------
+def test_the_data_page_offers_every_preset_in_a_fresh_process(tmp_path):
+    """In a fresh interpreter (nothing imported the taobao module yet), as a server starts."""
+    import subprocess
+    import sys
+
+    ws, _ = shop(tmp_path)
+    code = (
+        "import re, sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from archer.web import create_app\n"
+        "from archer.workspace import open_workspace\n"
+        "c = TestClient(create_app(open_workspace(sys.argv[1]), sync_every=None))\n"
+        't = re.search(r\'name="csrf" value="([^"]+)"\', c.get(\'/login\').text).group(1)\n'
+        "c.post('/login', data={'username': 'alice', 'password': sys.argv[2], 'csrf': t})\n"
+        "print(' '.join(re.findall(r'<option value=\"([a-z-]+)\"', c.get('/data').text)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ws.home), PASSWORD],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert {"taobao-orders", "online-retail", "cdnow"} <= set(out), out
+
+
+def test_import_times_are_in_the_shop_time_zone(client):
+    assert client.ws.settings.timezone == "Asia/Shanghai"
+    r = page_upload(client, "orders.csv", b"order_id,created_at\nO1,2024-05-01\n")
+    assert r.status_code == 200
+    html = client.get("/data").text
+    assert "Finished (Asia/Shanghai)" in html
+    assert "2026-11-02 09:30" in html and "2026-11-02 01:30" not in html
+
+
+def test_an_import_from_the_page_is_a_job_with_its_progress(client):
+    r = page_upload(client, "orders.csv", b"order_id,created_at\nO1,2024-05-01\nO2,2024-05-02\n")
+    assert r.status_code == 200 and 'id="import-result"' in r.text
+    job = client.app.state.jobs.recent("import", 1)[0]
+    assert job["state"] == "done" and job["started_by"] == "alice"
+    assert job["params"]["file"] == "orders.csv" and job["params"]["table"] == "orders"
+    assert job["result"]["inserted"] == 2
+    assert job["progress"] and all(p["done"] == p["total"] for p in job["progress"].values())
+    doc = client.get("/ui/import/progress").json()
+    assert doc["state"] == "done" and doc["file"] == "orders.csv"
+
+    client.ws.clock.advance(minutes=1)  # the latest import is the one started last
+    r = page_upload(client, "orders.csv", b"order_id,created_at\nO3,not a day\n")
+    assert r.status_code == 200  # the rejected rows are in the quarantine, the job is done
+    client.ws.clock.advance(minutes=1)
+    bad = page_upload(client, "orders.csv", SLIP)
+    assert bad.status_code == 422
+    job = client.app.state.jobs.recent("import", 1)[0]
+    assert job["state"] == "failed" and "paid_amoutn" in job["error"]
+    assert client.get("/ui/import/progress").json()["state"] == "failed"
+
+
+def test_the_page_shows_an_import_that_is_running_and_refuses_a_second(client):
+    """A job of the import kind that the test holds running (its work waits for the test)."""
+    import threading
+
+    go = threading.Event()
+
+    def work(report):
+        report("reading", 40, 100)
+        go.wait(30)
+        return {"inserted": 0}
+
+    jobs = client.app.state.jobs
+    client.ws.clock.advance(minutes=1)
+    job = jobs.start("import", work, who="bob", params={"file": "big.csv", "table": "orders"})
+    try:
+        doc = client.get("/ui/import/progress").json()
+        assert doc["state"] == "running" and doc["file"] == "big.csv"
+        assert doc["started_by"] == "bob"
+        html = client.get("/data").text
+        assert 'id="import-status"' in html and 'data-state="running"' in html
+        assert "big.csv" in html and "bob" in html
+        r = page_upload(client, "orders.csv", b"order_id,created_at\nO9,2024-05-01\n")
+        assert r.status_code == 409 and "an import is running already" in r.text
+        assert not list((client.ws.home / "uploads").glob("*/*"))  # the refused upload is gone
+    finally:
+        go.set()
+        jobs.wait(job["id"], 30)
+    assert client.get("/ui/import/progress").json()["state"] == "done"

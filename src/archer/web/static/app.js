@@ -273,6 +273,52 @@
     if (box.getAttribute("data-state") === "running") poll();
   }
 
+  // -- an import: the form waits for its answer; meanwhile its job's progress is shown --------
+  function importProgress(box) {
+    var form = document.getElementById("import-form");
+    var bar = document.getElementById("import-progress");
+    var text = document.getElementById("import-text");
+    var url = box.getAttribute("data-progress");
+    var watching = false;
+
+    function render(doc) {
+      box.setAttribute("data-state", doc.state);
+      if (doc.state !== "running") return false;
+      bar.hidden = false;
+      bar.value = doc.total ? Math.round(100 * doc.done / doc.total) : 0;
+      text.textContent = "Importing " + doc.file + " into " + doc.table + ": " + (doc.stage || "starting") +
+        (doc.total ? " (" + Math.round(100 * doc.done / doc.total) + "%)" : "") + "…";
+      return true;
+    }
+
+    function poll(untilDone) {
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.json(); })
+        .then(function (doc) {
+          var running = render(doc);
+          if (running || untilDone) setTimeout(function () { poll(untilDone); }, 500);
+          else if (watching === "other" && doc.state !== "running") {
+            text.textContent = "The import of " + doc.file + " ended (" + doc.state + "): ";
+            text.appendChild(el("a", { href: "/data#imports" }, ["reload to see it"]));
+          }
+        })
+        .catch(function () {});
+    }
+
+    if (form) {
+      form.addEventListener("submit", function () {
+        watching = "mine";
+        var button = form.querySelector("button[type=submit]");
+        if (button) button.disabled = true;
+        bar.hidden = false;
+        bar.removeAttribute("value");
+        text.textContent = "Uploading…";
+        setTimeout(function () { poll(true); }, 300);  // until the answer replaces the page
+      });
+    }
+    if (box.getAttribute("data-state") === "running") { watching = "other"; poll(false); }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts();
     var q = document.querySelector("textarea[data-live-count]");
@@ -292,5 +338,7 @@
     });
     var b = document.getElementById("build-status");
     if (b) buildProgress(b);
+    var i = document.getElementById("import-status");
+    if (i) importProgress(i);
   });
 })();
