@@ -151,6 +151,28 @@ def test_each_error_of_the_core_is_a_page_with_its_status(tmp_path, error, statu
         c.__exit__(None, None, None)
 
 
+def test_an_unexpected_error_is_a_500_page_with_its_id_and_the_details_in_the_log(tmp_path):
+    from archer.web.errorlog import LOG_FILE
+
+    ws = new_shop(tmp_path)
+    app = create_app(ws, sync_every=None)
+
+    def failing(request: Request, user: CurrentUser):
+        raise RuntimeError("secret detail /etc/passwd")
+
+    app.add_api_route("/broken", failing, methods=["GET"])
+    c = signed_in(ws, app)
+    try:
+        r = c.get("/broken", headers={"accept": "text/html"})
+        assert r.status_code == 500 and is_page(r) and "alice" in r.text
+        error_id = re.search(r"error ([0-9a-f]{12})", r.text).group(1)
+        assert "secret detail" not in r.text and "Traceback" not in r.text
+        log = (ws.home / LOG_FILE).read_text()
+        assert f"error {error_id} in GET /broken" in log and "secret detail" in log
+    finally:
+        c.__exit__(None, None, None)
+
+
 # -- item 18: a workspace never built --------------------------------------------------------------
 def test_pages_on_an_unbuilt_workspace_say_import_and_build_first(unbuilt):
     for path in ("/", "/customers", "/customers?q=age+%3E+30"):
@@ -196,3 +218,49 @@ def test_an_empty_build_is_not_a_500_either(tmp_path):
         assert r.status_code == 409 and 'href="/data"' in r.text
     finally:
         c.__exit__(None, None, None)
+
+
+# -- leftover d: unexpected errors, one line each, never a blocked server --------------------------
+def test_unexpected_errors_are_one_line_each_and_never_block_a_child_server(tmp_path):
+    """``archer serve`` as a child whose stdout and stderr nobody reads (a pipe holds 64 KB).
+    A store table gone from under it makes every request fail unexpectedly: each is a 500 with
+    an error id, its traceback in the workspace's log, one short line in the pipe, and the
+    server keeps answering."""
+    import sqlite3
+
+    import httpx
+
+    from archer.store import apikeys
+    from archer.web.errorlog import LOG_FILE, MAX_BYTES
+    from test_tracking_server import ProcessServer, free_port
+
+    ws = new_shop(tmp_path)
+    with ws.session(write=True) as s:
+        _, key = apikeys.create(s, "tests", created_by="test", now=utcnow())
+    srv = ProcessServer(ws, free_port())
+    srv.start()
+    try:
+        db = sqlite3.connect(ws.home / "archer.db")
+        db.execute("alter table audiences rename to audiences_gone")
+        db.commit()
+        db.close()
+        ids = []
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=srv.url, headers=headers, timeout=20) as c:
+            for _ in range(120):
+                r = c.get("/api/audiences")
+                assert r.status_code == 500, r.text
+                assert r.headers["content-type"].startswith("application/problem+json")
+                ids.append(r.json()["error_id"])
+                assert ids[-1] in r.json()["detail"] and "Traceback" not in r.text
+            assert c.get("/health").status_code == 200
+        log = (ws.home / LOG_FILE).read_text()
+        assert ids[-1] in log and "OperationalError" in log and "Traceback" in log
+        assert (ws.home / LOG_FILE).stat().st_size <= MAX_BYTES
+    finally:
+        srv.stop()
+    out = srv.proc.stdout.read().decode()
+    assert "Traceback" not in out
+    lines = [x for x in out.splitlines() if "unexpected error" in x]
+    assert len(lines) == 120 and all(len(x) < 500 for x in lines)
+    assert all(i in out for i in ids)

@@ -13,6 +13,7 @@ from archer.audiences import AudienceError
 from archer.errors import ArcherError
 from archer.web.api.problems import RETRY_AFTER_SECONDS, problem_response, retry_headers
 from archer.web.auth import signed_in
+from archer.web.errorlog import record
 
 
 def offset_of(query: str, line: int, column: int) -> int:
@@ -113,5 +114,17 @@ def install(app: FastAPI) -> None:
             return problem_response(request.url.path, 422, message, kind="too-deep")
         return error_page(request, 422, "too-deep", message, title="Too deeply nested")
 
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        where = f"{request.method} {request.url.path}"
+        error_id = record(request.app.state.ws.home, exc, where)
+        message = (
+            f"something went wrong that should not have (error {error_id}); the details are "
+            "in the workspace's logs/errors.log"
+        )
+        if not wants_page(request):
+            return problem_response(request.url.path, 500, message, error_id=error_id)
+        return error_page(request, 500, "internal", message, error_id=error_id)
+
     app.add_exception_handler(ArcherError, on_error)
     app.add_exception_handler(RecursionError, on_too_deep)
+    app.add_exception_handler(Exception, on_unexpected)  # Starlette's outermost: every 500
