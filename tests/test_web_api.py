@@ -183,12 +183,22 @@ def test_count_answers_like_the_core_and_language_errors_are_positioned(shop):
     assert "GET" in problem(shop.post("/api/customers", json={}), 405)["detail"]
 
 
+def test_a_chinese_audience_name_has_a_location_that_leads_to_it(shop):
+    name = "高价值 客户 2026"
+    r = shop.post("/api/audiences", json={"name": name, "query": VIP})
+    assert r.status_code == 201, r.text
+    where = r.headers["location"]
+    assert where.isascii() and where.startswith("/api/audiences/")
+    assert shop.get(where).json()["name"] == name
+    assert shop.delete(where).status_code in (200, 204)
+
+
 def test_audiences_create_update_members_explain_export_delete(shop):
     r = shop.post("/api/audiences", json={"name": "big spenders", "query": VIP})
     assert r.status_code == 201, r.text
     doc = r.json()
     assert doc["created_by"] == "key:tests" and doc["count"] == count(shop.ws, VIP)["count"]
-    assert r.headers["location"] == "/api/audiences/big spenders"
+    assert r.headers["location"] == "/api/audiences/big%20spenders"
     problem(shop.post("/api/audiences", json={"name": "big spenders", "query": VIP}), 409)
     assert shop.get("/api/audiences/big spenders").json() == svc.get(shop.ws, "big spenders")
     assert shop.get("/api/audiences/big spenders/count").json()["count"] == doc["count"]
