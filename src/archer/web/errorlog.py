@@ -15,8 +15,9 @@ import logging
 import secrets
 import threading
 import traceback
-from datetime import UTC, datetime
 from pathlib import Path
+
+from archer.clock import SYSTEM
 
 log = logging.getLogger("archer.web")
 
@@ -41,7 +42,7 @@ def record(home: Path, exc: BaseException, where: str) -> str:
     if len(text) > MAX_TRACEBACK:
         half = MAX_TRACEBACK // 2
         text = f"{text[:half]}\n… ({len(text) - MAX_TRACEBACK:,} characters cut) …\n{text[-half:]}"
-    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    stamp = SYSTEM.now().isoformat(timespec="seconds")
     path = home / LOG_FILE
     try:
         _append(path, f"--- {stamp} error {error_id} in {where}\n{text}\n")
