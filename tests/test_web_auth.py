@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from archer import signing
 from archer.cli import app as cli
 from archer.store import apikeys, users, utcnow
 from archer.web import auth, create_app
@@ -210,7 +211,7 @@ def test_oversized_bodies_are_refused_with_413(web):
 def test_the_secret_key_is_made_once_per_workspace_and_private(ws):
     a = auth.secret_key(ws.settings)
     assert a == auth.secret_key(ws.settings) and len(a) >= 48
-    mode = (ws.home / auth.SECRET_FILE).stat().st_mode
+    mode = (ws.home / signing.SECRET_FILE).stat().st_mode
     assert stat.S_IMODE(mode) == 0o600
 
 
