@@ -242,3 +242,24 @@ def test_caps_apply_before_the_holdout_split():
     g = Guards(NoStore(), now, CampaignSettings(), UTC, {(1, 1): d.model_dump()}, batch)
     assert g.judge(batch[0]).reason == "holdout"
     assert g.judge(batch[1]).reason == "frequency_cap"  # the held one took the cap
+
+
+def test_the_build_copies_the_ledger_and_audiences_can_ask_who_received(scenario):
+    from archer.audiences import count
+    from archer.pipeline import build
+
+    ws, looked, _, _ = scenario
+    runs, msgs = _ledger(ws)
+    build(ws, ws.today())
+    with ws.warehouse() as wh:
+        copied = wh.table("campaign_messages").execute()
+        copied_runs = wh.table("campaign_enrollments").count().execute()
+    assert len(copied) == len(msgs) and copied_runs == len(runs)
+    sent = msgs[msgs.state == "sent"]
+    who = set(runs.set_index("id").loc[sent.enrollment_id, "customer_id"])
+    q = 'received(campaign = "unpaid-reminders", within = 60d)'
+    assert count(ws, q)["count"] == len(who)
+    held = msgs[(msgs.reason == "holdout")]
+    held_only = set(runs.set_index("id").loc[held.enrollment_id, "customer_id"]) - who
+    got = set(ws.audiences.members(q).customer_id)
+    assert got == who and not (got & held_only)  # held back is not received

@@ -134,7 +134,12 @@ def test_steps_are_named_in_order_and_a_package_adds_its_own(shop, tmp_path_fact
 
     from archer import open as open_ws
 
-    assert [s.name for s in default_steps()] == ["profile", "shop views", "audience snapshots"]
+    assert [s.name for s in default_steps()] == [
+        "profile",
+        "shop views",
+        "campaign ledger",
+        "audience snapshots",
+    ]
     home = tmp_path_factory.mktemp("pipeline-steps") / "shop"
     shutil.copytree(shop.home, home)
     ws = open_ws(home)

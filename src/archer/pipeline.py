@@ -134,12 +134,14 @@ class BuildResult:
 
 
 def default_steps() -> list[Step]:
-    """The build, in order: profile → shop views → audience snapshots (→ campaign triggers)."""
+    """The build, in order: profile → shop views → the campaigns' ledger → audience
+    snapshots (which may use the ledger: ``received(…)``)."""
     from archer.analytics.views import STEP as views
     from archer.audiences.snapshots import STEP as audiences
+    from archer.campaigns.export import STEP as ledger
     from archer.customers.profile import STEP as profile
 
-    return [profile, views, audiences]
+    return [profile, views, ledger, audiences]
 
 
 def build(

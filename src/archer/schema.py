@@ -225,6 +225,8 @@ IMPORT_LOG = ibis.schema(
 PROFILE = "customer_profile"
 CATEGORIES = "customer_categories"
 THRESHOLDS = "lapse_thresholds"
+CAMPAIGN_RUNS = "campaign_enrollments"  # the ledger, copied by each build
+CAMPAIGN_MESSAGES = "campaign_messages"
 DEVICES = "member_devices"  # anonymous id → member, as of the build
 SHOP_VIEWS = (
     "shop_kpis",
@@ -236,7 +238,28 @@ SHOP_VIEWS = (
 MEMBERSHIPS = "audience_memberships"
 SNAPSHOTS = "audience_snapshots"
 BUILD_LOG = "build_log"
-DERIVED = (PROFILE, CATEGORIES, THRESHOLDS, DEVICES, *SHOP_VIEWS, MEMBERSHIPS, SNAPSHOTS, BUILD_LOG)
+DERIVED = (
+    PROFILE, CATEGORIES, THRESHOLDS, DEVICES, *SHOP_VIEWS, MEMBERSHIPS, SNAPSHOTS, BUILD_LOG,
+    CAMPAIGN_RUNS, CAMPAIGN_MESSAGES,
+)  # fmt: skip
+
+# The campaigns' ledger as each build copies it (times naive UTC).
+CAMPAIGN_RUNS_SCHEMA = ibis.schema(
+    {
+        "campaign": dt.string, "customer_id": dt.string, "trigger_key": dt.string,
+        "arm": dt.string, "variant": dt.string, "version": dt.int64,
+        "entered_at": dt.timestamp, "state": dt.string, "end_reason": dt.string,
+        "ended_at": dt.timestamp,
+    }
+)  # fmt: skip
+CAMPAIGN_MESSAGES_SCHEMA = ibis.schema(
+    {
+        "campaign": dt.string, "customer_id": dt.string, "trigger_key": dt.string,
+        "step": dt.string, "channel": dt.string, "purpose": dt.string, "arm": dt.string,
+        "variant": dt.string, "state": dt.string, "reason": dt.string,
+        "due_at": dt.timestamp, "sent_at": dt.timestamp, "cost_fen": dt.int64,
+    }
+)  # fmt: skip
 
 # One row per published build: which tables it wrote, as of which day.
 BUILD_LOG_SCHEMA = ibis.schema(

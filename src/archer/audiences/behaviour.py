@@ -18,6 +18,7 @@ import ibis.expr.types as ir
 from archer.audiences import catalog as cat
 from archer.audiences import tree as t
 from archer.audiences.grammar import AudienceError
+from archer.schema import CAMPAIGN_MESSAGES, CAMPAIGN_MESSAGES_SCHEMA
 
 if TYPE_CHECKING:
     from archer.audiences.compile import Behaviour, Compiler
@@ -62,6 +63,18 @@ def _rows(c: Compiler, spec: cat.Predicate) -> ir.Table:
             at=j.refunded_at,
             value=j.amount.cast("float64"),
         )
+    if spec.source == "messages":
+        m = _ledger(c)
+        m = m.filter((m.state == "sent") & m.sent_at.notnull() & (m.sent_at < s.cut))
+        return m.select(
+            customer_id=m.customer_id,
+            order_id=m.trigger_key,
+            at=m.sent_at,
+            value=ibis.literal(0.0),
+            campaign=m.campaign,
+            channel=m.channel,
+            step=m.step,
+        )
     e = s.member_events()
     if spec.event_type is not None:
         e = e.filter(e.type == spec.event_type)
@@ -80,6 +93,13 @@ def _rows(c: Compiler, spec: cat.Predicate) -> ir.Table:
         medium=j.medium,
         campaign=j.campaign,
     )
+
+
+def _ledger(c: Compiler) -> ir.Table:
+    """The campaigns' messages as the last build copied them (none before a build)."""
+    if c.snap.wh.has_table(CAMPAIGN_MESSAGES):
+        return c.snap.wh.table(CAMPAIGN_MESSAGES)
+    return ibis.memtable(CAMPAIGN_MESSAGES_SCHEMA.to_pyarrow().empty_table())
 
 
 def _check_value(c: Compiler, spec: cat.ArgSpec, name: str, lit: t.Literal):
@@ -112,6 +132,7 @@ def _known(c: Compiler, what: str) -> tuple[str, ...]:
             "channel": (s.wh.table("orders"), "channel"),
             "status": (s.wh.table("orders"), "status"),
             "event_type": (s.wh.table("events"), "type"),
+            "campaign": (_ledger(c), "campaign"),
         }[what]
         tbl, col = source
         got = tbl.filter(tbl[col].notnull()).select(v=tbl[col]).distinct().limit(20000)

@@ -91,7 +91,7 @@ class Predicate:
     """A behaviour predicate: which rows it counts and what it may filter and measure."""
 
     name: str
-    source: str  # lines, orders, refunds, events
+    source: str  # lines, orders, refunds, events, messages
     doc: str
     example: str
     args: dict[str, ArgSpec] = field(default_factory=dict)
@@ -198,6 +198,19 @@ PREDICATES: dict[str, Predicate] = {
             'visited(within = 7d, source = "wechat")',
             {"within": WITHIN, "count": COUNT, **UTM},
             event_type="visit",
+        ),
+        Predicate(
+            "received",
+            "messages",
+            "campaign messages sent to the customer (copied from the ledger by each build)",
+            'received(campaign = "unpaid-reminders", within = 7d)',
+            {
+                "within": WITHIN,
+                "count": COUNT,
+                "campaign": ArgSpec("text", "the campaign's name", values="campaign"),
+                "channel": ArgSpec("text", "email, sms, wecom or inbox"),
+                "step": ArgSpec("text", "the message step's id"),
+            },
         ),
         Predicate(
             "event",
