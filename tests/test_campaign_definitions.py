@@ -158,3 +158,20 @@ def test_the_cli_refuses_a_bad_file_with_the_place(ws, tmp_path):
     assert 'steps[0] "w".for' in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["campaign", "list", "--home", str(ws.home), "--json"])
     assert r.exit_code == 0 and r.stdout.strip() == "[]"  # nothing was stored
+
+
+def test_a_loop_without_a_delay_is_refused_and_one_with_a_delay_is_not(ws):
+    raw = edited()
+    raw["steps"] = [
+        {"id": "check", "type": "branch", "condition": 'lifecycle = "lapsing"', "then": "send",
+         "else": "check2"},
+        {"id": "check2", "type": "branch", "condition": "net_spent > 5", "then": "check",
+         "else": "send"},
+        {"id": "send", "type": "message", "channel": "inbox", "subject": "s", "text": "t"},
+    ]  # fmt: skip
+    (p,) = problems(ws, raw)
+    assert "check → check2 → check" in p["message"]
+    raw["steps"].insert(2, {"id": "wait", "type": "delay", "for": "1d", "next": "check"})
+    raw["steps"][1]["then"] = "wait"
+    d, _ = service.check(ws, raw)
+    assert d.steps[2].id == "wait"

@@ -390,6 +390,10 @@ def _links(d: Definition) -> list[dict[str, Any]]:
                     )
     if problems:
         return problems
+    loop = _loop_without_delay(d)
+    if loop:
+        problems.append({"at": "steps", "message": "the steps " + " → ".join(loop)
+                         + " loop without a delay: a run would go round at once"})  # fmt: skip
     reach = _reachable(d)
     for i, s in enumerate(d.steps):
         if s.id not in reach:
@@ -421,6 +425,48 @@ def _targets(s: Step) -> list[tuple[str, str]]:
     if isinstance(s, WaitUntil) and s.on_timeout is not None:
         out.append(("on_timeout", s.on_timeout))
     return out
+
+
+def _edges(d: Definition) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for i, s in enumerate(d.steps):
+        nxt = [t for _, t in _targets(s)]
+        if not isinstance(s, Branch | Exit):
+            after = d.after(i)
+            if after is not None and after not in nxt:
+                nxt.append(after)
+        out[s.id] = [] if isinstance(s, Exit) else nxt
+    return out
+
+
+def _loop_without_delay(d: Definition) -> list[str] | None:
+    """A cycle of steps none of which is a delay, as the ids around it; None when there is
+    none."""
+    delays = {s.id for s in d.steps if isinstance(s, Delay)}
+    edges = {k: [t for t in v if t not in delays] for k, v in _edges(d).items() if k not in delays}
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        path.append(n)
+        for t in edges.get(n, []):
+            if state.get(t) == 1:
+                return path[path.index(t) :] + [t]
+            if t not in state:
+                found = visit(t)
+                if found:
+                    return found
+        path.pop()
+        state[n] = 2
+        return None
+
+    for n in edges:
+        if n not in state:
+            found = visit(n)
+            if found:
+                return found
+    return None
 
 
 def _reachable(d: Definition) -> set[str]:
