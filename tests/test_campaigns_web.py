@@ -29,7 +29,7 @@ from archer.store.consent import InboxMessage
 from archer.web import campaign_round, create_app, rounds_forever
 from archer.web.api.campaigns import ROUND
 from archer.web.unsubscribe import RateLimit
-from support import sample_shop
+from support import sample_shop, workspace
 
 pytestmark = pytest.mark.xdist_group("campaigns_web")  # one worker builds the shop once
 PASSWORD = "s3cret-password"
@@ -108,6 +108,70 @@ def problem(r, status: int) -> dict:
 
 def basic(key: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+# -- the core functions the web calls -------------------------------------------------------------
+def test_the_inbox_core_reads_newest_first_and_marks_read(tmp_path):
+    from archer.errors import Invalid, NotFound
+    from archer.messaging import inbox
+    from archer.messaging.channels import Outgoing
+    from archer.messaging.channels.inbox import InboxChannel
+
+    clock = ManualClock(START)
+    ws = workspace(tmp_path / "shop", clock)
+    ch = InboxChannel(ws)
+    for i, who in enumerate(["A", "A", "B", "A"]):
+        ch.send(Outgoing(uid=f"u{i}", customer_id=who, campaign="c", channel="inbox",
+                         purpose="marketing", address=None, subject=f"t{i}", text=f"b{i}",
+                         html=None))  # fmt: skip
+        clock.advance(minutes=1)
+    ch.send(Outgoing(uid="u0", customer_id="A", campaign="c", channel="inbox", purpose="marketing",
+                     address=None, subject="again", text="again", html=None))  # fmt: skip
+    first = inbox.read(ws, "A", limit=2)
+    assert [m["id"] for m in first["items"]] == ["u3", "u1"] and first["more"]
+    assert (first["total"], first["unread"]) == (3, 3)
+    rest = inbox.read(ws, "A", limit=2, offset=2)
+    assert [m["id"] for m in rest["items"]] == ["u0"] and not rest["more"]
+    assert rest["items"][0]["title"] == "t0"  # the same uid sent twice is one message
+
+    clock.advance(hours=1)
+    read = inbox.mark_read(ws, "A", "u1")
+    assert read["read_at"] == clock.now().isoformat()
+    clock.advance(hours=1)
+    assert inbox.mark_read(ws, "A", "u1")["read_at"] == read["read_at"]
+    assert inbox.read(ws, "A")["unread"] == 2
+    with pytest.raises(NotFound):
+        inbox.mark_read(ws, "A", "u2")  # B's
+    with pytest.raises(NotFound):
+        inbox.mark_read(ws, "A", "x" * 100)
+    for bad in ({"limit": 0}, {"limit": 101}, {"offset": -1}):
+        with pytest.raises(Invalid):
+            inbox.read(ws, "A", **bad)
+    with pytest.raises(Invalid):
+        inbox.read(ws, "")
+    assert inbox.read(ws, "nobody") == {
+        "customer_id": "nobody", "items": [], "total": 0, "unread": 0, "more": False,
+    }  # fmt: skip
+
+
+def test_a_pasted_definition_is_read_as_json_or_toml_with_the_place_of_a_mistake():
+    from archer.errors import Invalid
+
+    assert svc.parse_text('{"name": "x"}') == {"name": "x"}
+    assert svc.parse_text('name = "x"\n[trigger]\non = "cart"\n') == {
+        "name": "x", "trigger": {"on": "cart"},
+    }  # fmt: skip
+    for text, said in [
+        ('{"name": }', "JSON, line 1 column 10"),
+        ('name = "x"\n= broken\nz = 1', "line 2"),
+        ("   ", "empty"),
+        ("[1, 2]", "TOML"),
+        ("x = " + "[" * 200 + "]" * 200, "nests deeper"),
+        ("{" * 100_000, "nests deeper"),
+        ("x" * (svc.MAX_TEXT + 1), "at most"),
+    ]:
+        with pytest.raises(Invalid, match=said):
+            svc.parse_text(text)
 
 
 # -- the REST API ----------------------------------------------------------------------------------
@@ -628,3 +692,26 @@ def test_the_unsubscribe_page_in_a_real_browser(shop, welcome):
         ("inbox", False, "unsubscribe")
     ]
     assert "Chrome" in decided[0]["evidence"]
+
+
+def test_has_active_follows_the_campaigns_status(tmp_path):
+    ws = workspace(tmp_path / "shop", ManualClock(START))
+    assert svc.has_active(ws) is False
+    svc.create(ws, definition("flow"), user="t")  # no build: conditions checked for syntax only
+    assert svc.has_active(ws) is False
+    svc.set_status(ws, "flow", "active")
+    assert svc.has_active(ws) is True
+    svc.set_status(ws, "flow", "paused")
+    assert svc.has_active(ws) is False
+
+
+def test_unsubscribe_core_refuses_a_token_signed_elsewhere(tmp_path):
+    from archer.errors import Invalid
+
+    here = workspace(tmp_path / "here", ManualClock(START))
+    there = workspace(tmp_path / "there", ManualClock(START))
+    token = unsubscribe_token(there.settings, "C1", "email")
+    with pytest.raises(Invalid):
+        consent.unsubscribe(here, token)
+    doc = consent.unsubscribe(there, token, evidence="x" * 5000)
+    assert (doc["granted"], doc["source"], len(doc["evidence"])) == (False, "unsubscribe", 2000)
