@@ -140,6 +140,24 @@ def test_a_cycle_through_saved_audiences_is_refused_and_the_old_definition_kept(
     assert svc.get(ws, "a")["query"] == "total_spent >= 300"
 
 
+def test_a_chain_of_references_1000_deep_is_refused_with_its_depth(ws):
+    """Each link is a valid audience; the chain is too long to follow: a clear error (not a
+    RecursionError), whether counted, saved on top, or listed."""
+    with ws.session(write=True) as s:  # stored directly: saving each link counts the chain
+        prev = "total_spent >= 0"
+        for i in range(1000):
+            store_audiences.put(s, f"link{i}", prev, description=None, user="li", now=T0)
+            prev = f'in_audience("link{i}")'
+    with pytest.raises(AudienceError, match=r"nest more than \d+ deep") as e:
+        count(ws, prev, resolve=svc.resolver(ws))
+    assert "link999 → link998" in e.value.message and len(e.value.message) < 400
+    with pytest.raises(AudienceError, match="nest more than"):
+        svc.save(ws, "top", prev, user="li", now=T0)
+    with pytest.raises(AudienceError, match="nest more than"):
+        svc.count_of(ws, "link999")
+    assert svc.count_of(ws, "link5")["count"] == count(ws, "total_spent >= 0")["count"]
+
+
 def test_bad_names_and_users_are_refused(ws):
     with pytest.raises(ValueError, match="contains"):
         svc.save(ws, 'say "vip"', "total_spent >= 1", user="li")

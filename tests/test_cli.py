@@ -81,3 +81,16 @@ def test_sample_and_demo_json(tmp_path):
     r = run("demo", "--home", str(tmp_path / "mine"))
     assert r.exit_code == 1 and "not a demo workspace" in r.stderr
     assert (tmp_path / "mine" / "precious.txt").exists()
+
+
+def test_status_after_an_empty_build_says_the_day_not_none(tmp_path):
+    """Issue 11 item 22: `archer status` printed "as of None" after a build of nothing."""
+    home = str(tmp_path / "shop")
+    run("init", "--home", home)
+    assert run("build", "--home", home, "--as-of", "2026-11-01").exit_code == 0
+    r = run("status", "--home", home)
+    assert r.exit_code == 0 and "None" not in r.stdout
+    assert "0 customers as of 2026-11-01" in " ".join(r.stdout.split())
+    assert json.loads(run("status", "--home", home, "--json").stdout)["last_build"]["as_of"] == (
+        "2026-11-01"
+    )

@@ -220,3 +220,76 @@ def test_marked_examples_of_import_md_run(tmp_path):
             timeout=120,
         )
         assert r.returncode == 0, f"{block}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+
+
+def test_the_quick_start_of_campaigns_md_runs(tmp_path):
+    (block,) = RUN_BLOCK.findall(read("campaigns.md"))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ARCHER_")},
+        "ARCHER_HOME": str(tmp_path / "archer-data"),
+        "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    r = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, f"--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+    assert "unpaid-reminders" in r.stdout and '"enrolled": 0' in r.stdout
+
+
+def test_campaigns_md_lists_every_campaign_setting():
+    from archer.config import CampaignSettings
+
+    rows = table_rows(sections(read("campaigns.md"))["Settings"])
+    assert set(rows) == set(CampaignSettings.model_fields)
+
+
+# -- the runnable examples of python.md ------------------------------------------------------------
+PY_BLOCK = re.compile(r"<!-- run -->\s*\n```python\n(.*?)```", re.S)
+
+
+def test_the_examples_of_python_md_run(tmp_path, monkeypatch):
+    """Each ``<!-- run -->`` example, in order and in one namespace, as a notebook would run
+    them, on a sample shop imported at ./myshop and not yet built."""
+    from archer.ingest.importer import import_file
+    from archer.sample import generate
+    from archer.schema import LOAD_ORDER
+    from support import workspace
+
+    blocks = PY_BLOCK.findall(read("python.md"))
+    assert len(blocks) >= 8, "docs/python.md lost its <!-- run --> markers"
+    generate(tmp_path / "sample", customers=300, seed=7)
+    ws = workspace(tmp_path / "myshop")
+    for table in LOAD_ORDER:
+        assert import_file(ws, table, tmp_path / "sample" / f"{table}.csv").rejected == 0
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "python_md"}
+    for i, block in enumerate(blocks, 1):
+        try:
+            exec(compile(block, f"docs/python.md example {i}", "exec"), namespace)  # noqa: S102
+        except Exception as e:
+            raise AssertionError(f"example {i} of docs/python.md failed:\n{block}") from e
+    assert (tmp_path / "lapsed.csv").is_file()
+
+
+# -- links ---------------------------------------------------------------------------------------
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_every_link_of_the_readme_and_the_guides_stays_inside_the_repository():
+    """A user of the repository has nothing beside it: every relative link resolves to a file
+    of the repository (the README used to link ../shared/DESIGN.md)."""
+    pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            if re.match(r"^(https?:|mailto:|#)", target):
+                continue
+            path = (page.parent / target.split("#")[0]).resolve()
+            if not path.is_relative_to(ROOT) or not path.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert broken == []
+    readme = read_root("README.md")
+    assert "(docs/architecture.md)" in readme and "(docs/python.md)" in readme
+
+
+def read_root(name: str) -> str:
+    return (ROOT / name).read_text(encoding="utf-8")

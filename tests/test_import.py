@@ -233,7 +233,7 @@ def test_an_import_is_one_transaction(ws, monkeypatch):
     with pytest.raises(RuntimeError, match="injected"):
         run_import(ws, "orders", shared("cdnow", "CDNOW_sample.txt"), preset="cdnow")
     assert rows(ws, "orders") == [] and rows(ws, "customers") == []
-    assert list(ws.quarantine_dir.glob("*.csv")) == []
+    assert list(ws.settings.quarantine_dir.glob("*.csv")) == []
 
 
 def test_identical_copies_are_one_row_and_differing_copies_are_refused(ws, tmp_path):

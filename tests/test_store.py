@@ -62,21 +62,23 @@ def tables(eng) -> set[str]:
 
 
 def test_a_new_workspace_gets_a_migrated_sqlite_file_in_wal_mode(ws):
-    eng = engine(ws)
+    eng = engine(ws.settings)
     assert eng.url.database == db_file(ws)
     assert current_revision(eng) == head_revision()
-    with session(ws) as s:
+    with ws.session() as s:
         conn = s.connection()
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     assert "schema_version" not in tables(eng)  # the old runner's ledger is gone for good
     assert migrate(eng) == []  # nothing left to apply
-    assert engine(ws) is eng  # one engine per URL
+    assert engine(ws.settings) is eng  # one engine per URL
 
 
 def test_a_new_store_is_at_the_head_revision(store_ws):
-    eng = engine(store_ws)
-    assert eng.dialect.name == ("postgresql" if "postgresql" in store_ws.database_url else "sqlite")
+    eng = engine(store_ws.settings)
+    assert eng.dialect.name == (
+        "postgresql" if "postgresql" in store_ws.settings.database_url else "sqlite"
+    )
     assert current_revision(eng) == head_revision()
     assert {"alembic_version", "audiences", "users", "api_keys", "tracking_inbox"} <= tables(eng)
     assert migrate(eng) == []
@@ -86,7 +88,7 @@ def test_the_models_describe_the_schema_the_migrations_build(store_ws):
     for m in pkgutil.iter_modules(archer.store.__path__):  # every concept's models
         importlib.import_module(f"archer.store.{m.name}")
     assert {"audiences", "users", "api_keys", "tracking_inbox"} <= set(Base.metadata.tables)
-    eng = engine(store_ws)
+    eng = engine(store_ws.settings)
     with eng.connect() as conn:  # what `alembic revision --autogenerate` would write: nothing
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(ctx, Base.metadata) == []
@@ -215,7 +217,7 @@ def test_a_store_made_before_alembic_is_taken_over_with_its_rows(tmp_path, ws):
         (ev,) = inbox.next_events(s.connection(), 10)
         assert ev.message_id == "m-1"
     # The same tables, constraints and indexes as a store made new by Alembic.
-    engine(ws)
+    engine(ws.settings)
     assert schema(db_file(old)) == schema(db_file(ws))
 
 
@@ -226,7 +228,7 @@ def test_a_store_from_the_old_runners_first_version_gets_the_later_tables(tmp_pa
     with session(old) as s:
         assert [a.name for a in store_audiences.all_audiences(s)] == ["高价值客户"]
         assert users.all_users(s) == []
-    engine(ws)
+    engine(ws.settings)
     assert schema(db_file(old)) == schema(db_file(ws))
 
 
@@ -263,7 +265,7 @@ def test_a_plain_postgresql_url_means_psycopg_3():
 
 def test_instants_go_in_as_utc_and_come_back_aware(store_ws):
     shanghai = timezone(timedelta(hours=8))
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         store_audiences.put(
             s,
             "a",
@@ -272,41 +274,41 @@ def test_instants_go_in_as_utc_and_come_back_aware(store_ws):
             user="li",
             now=datetime(2026, 11, 1, 17, 30, tzinfo=shanghai),
         )
-    with session(store_ws) as s:
+    with store_ws.session() as s:
         a = store_audiences.get(s, "a")
         raw = s.connection().exec_driver_sql("SELECT created_at FROM audiences").scalar()
     assert a.created_at == T0 and a.created_at.tzinfo is UTC
     assert str(raw).startswith("2026-11-01 09:30:00")  # naive UTC in the database
-    with pytest.raises(Exception, match="naive datetime"), session(store_ws, write=True) as s:
+    with pytest.raises(Exception, match="naive datetime"), store_ws.session(write=True) as s:
         store_audiences.put(s, "b", "x", description=None, user="li", now=datetime(2026, 1, 1))
-    with session(store_ws) as s:
+    with store_ws.session() as s:
         assert store_audiences.get(s, "b") is None  # rolled back
 
 
 def test_put_updates_in_place_and_keeps_who_created_it(store_ws):
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         a, new = store_audiences.put(s, "vip", "q1", description="big", user="li", now=T0)
     assert new
     later = T0 + timedelta(days=3)
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         a, new = store_audiences.put(s, "vip", "q2", description=None, user="wang", now=later)
     assert not new
-    with session(store_ws) as s:
+    with store_ws.session() as s:
         (a,) = store_audiences.all_audiences(s)
     assert (a.query, a.description) == ("q2", "big")
     assert (a.created_by, a.created_at, a.updated_by, a.updated_at) == ("li", T0, "wang", later)
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         assert store_audiences.remove(s, "vip") and not store_audiences.remove(s, "vip")
 
 
 def test_names_are_unique_and_case_sensitive_in_the_database_itself(store_ws):
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         for name in ("VIP", "vip", "高价值客户"):
             store_audiences.put(s, name, "q", description=None, user="u", now=T0)
-    with session(store_ws) as s:
+    with store_ws.session() as s:
         assert [a.name for a in store_audiences.all_audiences(s)] == ["VIP", "vip", "高价值客户"]
         assert store_audiences.get(s, "Vip") is None
-    with pytest.raises(IntegrityError), session(store_ws, write=True) as s:
+    with pytest.raises(IntegrityError), store_ws.session(write=True) as s:
         for _ in range(2):
             s.add(
                 Audience(
@@ -322,11 +324,11 @@ def test_names_are_unique_and_case_sensitive_in_the_database_itself(store_ws):
 
 
 def test_a_writing_session_holds_the_write_lock_and_readers_still_read(ws):
-    with session(ws, write=True) as s:
+    with ws.session(write=True) as s:
         store_audiences.put(s, "first", "q", description=None, user="u", now=T0)
     other = sqlite3.connect(db_file(ws), timeout=0.05, isolation_level=None)
     try:
-        with session(ws, write=True) as s:
+        with ws.session(write=True) as s:
             store_audiences.get(s, "first")  # the first statement begins IMMEDIATE
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 other.execute("BEGIN IMMEDIATE")
@@ -347,14 +349,14 @@ def try_write_lock(conn) -> bool:
 
 def test_a_writing_session_on_postgresql_holds_the_write_lock_and_readers_still_read(pg_url, ws):
     pg = ws.replace(database=pg_url)
-    with session(pg, write=True) as s:
+    with pg.session(write=True) as s:
         store_audiences.put(s, "first", "q", description=None, user="u", now=T0)
     other = db._create(pg_url).connect()
     try:
-        with session(pg) as s:  # a reading session takes no lock
+        with pg.session() as s:  # a reading session takes no lock
             store_audiences.get(s, "first")
             assert try_write_lock(other)
-        with session(pg, write=True) as s:
+        with pg.session(write=True) as s:
             store_audiences.get(s, "first")
             assert not try_write_lock(other)
             assert other.execute(text("SELECT count(*) FROM audiences")).scalar() == 1
@@ -368,22 +370,22 @@ def test_a_writing_session_on_postgresql_holds_the_write_lock_and_readers_still_
 
 
 def test_users_are_made_authenticated_and_their_password_changed(store_ws):
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         u = users.create(s, "li.wei@example.cn", "s3cret-pass", now=T0)
         assert u.id and u.last_login_at is None
         with pytest.raises(users.UserError, match="exists already"):
             users.create(s, "li.wei@example.cn", "another-pass", now=T0)
         users.create(s, "Li.Wei@example.cn", "another-pass", now=T0)  # names are case-sensitive
     later = T0 + timedelta(hours=1)
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         assert users.authenticate(s, "li.wei@example.cn", "wrong-pass!", now=later) is None
         assert users.authenticate(s, "nobody", "s3cret-pass", now=later) is None
         me = users.authenticate(s, "li.wei@example.cn", "s3cret-pass", now=later)
     assert me is not None and me.username == "li.wei@example.cn"
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         assert users.get(s, me.id) == me
         users.set_password(s, me.username, "new-s3cret-pass")
-    with session(store_ws) as s:
+    with store_ws.session() as s:
         assert users.get(s, me.id).stamp != me.stamp  # sessions made before end
         listed = [x.to_dict() for x in users.all_users(s)]
     assert [d["username"] for d in listed] == ["Li.Wei@example.cn", "li.wei@example.cn"]
@@ -391,34 +393,34 @@ def test_users_are_made_authenticated_and_their_password_changed(store_ws):
 
 
 def test_api_keys_authenticate_until_revoked(store_ws):
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         k, secret = apikeys.create(s, "ci-bot", created_by="li", now=T0)
         with pytest.raises(apikeys.ApiKeyError, match="exists already"):
             apikeys.create(s, "ci-bot", created_by="li", now=T0)
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         owner, last_used = apikeys.authenticate(s, secret)
         assert (owner.name, owner.created_by, last_used) == ("ci-bot", "li", None)
         apikeys.touch(s, owner.id, now=T0 + timedelta(minutes=5))
         assert apikeys.authenticate(s, secret + "x") is None
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         assert apikeys.authenticate(s, secret)[1] == T0 + timedelta(minutes=5)
         apikeys.revoke(s, "ci-bot", now=T0 + timedelta(days=1))
-    with session(store_ws) as s:
+    with store_ws.session() as s:
         assert apikeys.authenticate(s, secret) is None
         (d,) = [x.to_dict() for x in apikeys.all_keys(s)]
     assert d["active"] is False and d["prefix"] == secret[: apikeys.PREFIX_CHARS] + "…"
 
 
 def test_sources_authenticate_until_revoked_and_names_are_never_reused(store_ws):
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         web, key = sources.create(s, "shop-web", now=T0)
         app, _ = sources.create(s, "app", now=T0)
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         assert sources.authenticate(s, key) == sources.Caller(web.id, "shop-web")
         sources.revoke(s, "shop-web", now=T0)
         with pytest.raises(sources.SourceError, match="never reused"):
             sources.create(s, "shop-web", now=T0)
-    with session(store_ws) as s:
+    with store_ws.session() as s:
         assert sources.authenticate(s, key) is None
         assert sources.names_by_id(s) == {web.id: "shop-web", app.id: "app"}
 
@@ -427,7 +429,7 @@ def test_sources_authenticate_until_revoked_and_names_are_never_reused(store_ws)
 
 
 def test_the_inbox_stores_each_message_once_and_hands_them_out_in_order(store_ws):
-    eng = engine(store_ws)
+    eng = engine(store_ws.settings)
     b1 = inbox.Batch(1, T0, [("m1", "{1}"), ("m2", "{2}"), ("m1", "{1 again}")])
     b2 = inbox.Batch(1, T0, [("m2", "{2 again}"), ("m3", "{3}")])
     b3 = inbox.Batch(2, T0, [("m1", "{other source}")])
@@ -456,7 +458,7 @@ def test_the_inbox_stores_each_message_once_and_hands_them_out_in_order(store_ws
 
 
 def test_the_inbox_writer_commits_batches_and_answers_each(store_ws):
-    writer = inbox.InboxWriter(engine(store_ws))
+    writer = inbox.InboxWriter(engine(store_ws.settings))
     writer.start()
     try:
         futures = [
@@ -468,14 +470,14 @@ def test_the_inbox_writer_commits_batches_and_answers_each(store_ws):
         writer.stop()
     assert sum(a.stored for a in answers) == 21  # m0 … m20
     assert sum(a.duplicates for a in answers) == 19
-    with session(store_ws) as s:
+    with store_ws.session() as s:
         assert inbox.pending(s.connection()) == 21
 
 
 def test_two_writers_on_postgresql_never_store_a_message_twice(pg_url, ws):
     """Two server processes sharing the database: the second waits for the first's commit."""
     pg = ws.replace(database=pg_url)
-    engine(pg)  # migrated
+    engine(pg.settings)  # migrated
     first, second = db._create(pg_url), db._create(pg_url)
     a = first.execution_options(**{db._IMMEDIATE: True}).connect()
     out: dict[str, object] = {}
@@ -549,18 +551,18 @@ def test_audience_names(name, ok):
 
 
 def test_text_postgresql_cannot_store_is_refused_alike_on_both(store_ws):
-    with session(store_ws, write=True) as s:
+    with store_ws.session(write=True) as s:
         for query, description in [("q\x00", None), ("q", "big\x00spenders")]:
             with pytest.raises(ValueError, match="NUL"):
                 store_audiences.put(s, "vip", query, description=description, user="u", now=T0)
         store_audiences.put(s, "vip", "q", description="fine", user="u", now=T0)  # still usable
-    with session(store_ws) as s:
+    with store_ws.session() as s:
         assert [a.name for a in store_audiences.all_audiences(s)] == ["vip"]
 
 
 def test_one_bad_request_does_not_fail_the_others_in_its_group_commit(pg_url, ws):
     pg = ws.replace(database=pg_url)
-    writer = inbox.InboxWriter(engine(pg))
+    writer = inbox.InboxWriter(engine(pg.settings))
     # Queued before the thread starts, so that the three are committed as one group.
     futures = [writer.submit(inbox.Batch(1, T0, [(mid, "{}")])) for mid in ("m1", "m\x002", "m3")]
     writer.start()
@@ -570,5 +572,5 @@ def test_one_bad_request_does_not_fail_the_others_in_its_group_commit(pg_url, ws
         assert [futures[i].result(timeout=60) for i in (0, 2)] == [inbox.Accepted(1, 0)] * 2
     finally:
         writer.stop()
-    with session(pg) as s:
+    with pg.session() as s:
         assert [e.message_id for e in inbox.next_events(s.connection(), 10)] == ["m1", "m3"]

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from archer.cli import app as cli_app
-from archer.store import audiences, head_revision, inbox, session, utcnow
+from archer.store import audiences, head_revision, inbox, utcnow
 from conftest import rows
 from test_tracking_server import ProcessServer, ThreadServer, basic, free_port, new_source
 
@@ -107,5 +107,5 @@ def test_a_message_id_postgresql_cannot_store_is_refused_not_a_503(store_ws):
         good = {**bad, "messageId": "m1"}
         r = httpx.post(srv.url + "/v1/batch", json={"batch": [good]}, headers=basic(key))
         assert r.status_code == 200, r.text
-    with session(store_ws) as s:
+    with store_ws.session() as s:
         assert [e.message_id for e in inbox.next_events(s.connection(), 10)] == ["m1"]

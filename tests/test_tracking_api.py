@@ -11,7 +11,6 @@ import orjson
 import pytest
 
 from archer.store import inbox, sources, utcnow
-from archer.store.db import session
 from test_tracking_server import ThreadServer, basic, inbox_bodies, new_source
 
 
@@ -83,7 +82,7 @@ def test_without_a_valid_key_nothing_is_taken(api):
     assert (
         httpx.post(url + "/v1/track", json=CALLS["track"], headers=basic(other)).status_code == 200
     )
-    with session(api.ws, write=True) as s:
+    with api.ws.session(write=True) as s:
         sources.revoke(s, "app", now=utcnow())
     r = httpx.post(url + "/v1/track", json=CALLS["track"], headers=basic(other))
     assert r.status_code == 401
@@ -164,14 +163,14 @@ def test_a_message_id_is_taken_once_per_source(api):
     other = new_source(api.ws, "app")  # the same id from another source is another message
     post(api, "/v1/track", doc, headers=basic(other))
     assert len(inbox_bodies(api.ws)) == 2
-    with session(api.ws) as s:
+    with api.ws.session() as s:
         seen = {(r.source_id, r.message_id) for r in s.query(inbox.SeenMessage)}
     assert len(seen) == 2
 
 
 def test_message_ids_are_remembered_for_seven_days_then_pruned(api):
     post(api, "/v1/track", {**CALLS["track"], "messageId": "old"})
-    with session(api.ws, write=True) as s:
+    with api.ws.session(write=True) as s:
         c = s.connection()
         assert inbox.prune_ids(c, utcnow() + timedelta(days=6, hours=23)) == 0
         assert inbox.prune_ids(c, utcnow() + timedelta(days=7, minutes=1)) == 1

@@ -14,7 +14,6 @@ import orjson
 import pytest
 
 from archer.store import inbox
-from archer.store.db import session
 from archer.tracking.spec import MAX_BATCH_BYTES, MAX_EVENT_BYTES, MAX_STORED_BYTES
 from test_tracking_server import ThreadServer, basic, inbox_bodies, new_source
 
@@ -43,7 +42,7 @@ def refused(r: httpx.Response, field: str | None, *words: str) -> dict:
 
 
 def stored_bytes(c) -> int:
-    with session(c.ws) as s:
+    with c.ws.session() as s:
         return sum(len(e.body) for e in inbox.next_events(s.connection(), 1_000_000))
 
 

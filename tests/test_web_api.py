@@ -14,14 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from archer.analytics import reports
-from archer.analytics.reports import records
 from archer.audiences import count, members, snapshots
 from archer.audiences import service as svc
 from archer.customers.describe import load_profile
 from archer.pipeline import build
+from archer.plain import plain, records
 from archer.store import apikeys, users, utcnow
 from archer.web import create_app
-from archer.web.api.common import plain
 from test_profile import AS_OF, load_sample
 
 pytestmark = pytest.mark.xdist_group("web_api")  # one worker builds the shop once
@@ -175,7 +174,7 @@ def test_unsafe_calls_from_a_session_need_the_csrf_token_and_the_same_site(brows
 def test_customers_pages_walk_every_member_once_and_profiles_match(shop):
     q = 'lifecycle in ("lost", "lapsing") or total_spent > 200'
     got = walk(shop, "/api/customers", query=q, limit=7, fields="lifecycle,total_spent")
-    want = records(members(shop.ws, q, fields=["lifecycle", "total_spent"]))
+    want = records(members(shop.ws, q, fields=["lifecycle", "total_spent"]), days=True)
     assert got == want and len({r["customer_id"] for r in got}) == len(got) > 14
     everyone = walk(shop, "/api/customers", limit=1000)
     assert len(everyone) == 300
@@ -204,18 +203,28 @@ def test_count_answers_like_the_core_and_language_errors_are_positioned(shop):
     assert "GET" in problem(shop.post("/api/customers", json={}), 405)["detail"]
 
 
+def test_a_chinese_audience_name_has_a_location_that_leads_to_it(shop):
+    name = "高价值 客户 2026"
+    r = shop.post("/api/audiences", json={"name": name, "query": VIP})
+    assert r.status_code == 201, r.text
+    where = r.headers["location"]
+    assert where.isascii() and where.startswith("/api/audiences/")
+    assert shop.get(where).json()["name"] == name
+    assert shop.delete(where).status_code in (200, 204)
+
+
 def test_audiences_create_update_members_explain_export_delete(shop):
     r = shop.post("/api/audiences", json={"name": "big spenders", "query": VIP})
     assert r.status_code == 201, r.text
     doc = r.json()
     assert doc["created_by"] == "key:tests" and doc["count"] == count(shop.ws, VIP)["count"]
-    assert r.headers["location"] == "/api/audiences/big spenders"
+    assert r.headers["location"] == "/api/audiences/big%20spenders"
     problem(shop.post("/api/audiences", json={"name": "big spenders", "query": VIP}), 409)
     assert shop.get("/api/audiences/big spenders").json() == svc.get(shop.ws, "big spenders")
     assert shop.get("/api/audiences/big spenders/count").json()["count"] == doc["count"]
 
     got = walk(shop, "/api/audiences/big spenders/members", limit=5, fields="total_spent")
-    want = records(svc.members_of(shop.ws, "big spenders", fields=["total_spent"]))
+    want = records(svc.members_of(shop.ws, "big spenders", fields=["total_spent"]), days=True)
     assert got == want and len(got) == doc["count"] > 5
     cid = got[0]["customer_id"]
     r = shop.get(f"/api/audiences/big spenders/explain/{cid}")

@@ -12,9 +12,9 @@ from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from archer import signing
 from archer.cli import app as cli
 from archer.store import apikeys, users, utcnow
-from archer.store.db import session
 from archer.web import auth, create_app
 from archer.web.auth import CsrfProtected, CurrentUser
 
@@ -120,7 +120,7 @@ def test_wrong_password_unknown_user_and_missing_csrf_are_refused(web):
     r = web.post("/login", data={"username": "alice", "password": PASSWORD})
     assert r.status_code == 403 and "expired" in r.text
     is_problem(web.get("/api/me"), 401)
-    with session(web.ws) as s:
+    with web.ws.session() as s:
         (u,) = users.all_users(s)
     assert u.password_hash.startswith("$argon2id$") and PASSWORD not in u.password_hash
 
@@ -168,7 +168,7 @@ def test_api_keys_work_as_bearer_and_stop_when_revoked(web):
     assert web.get("/t/page", headers=h).status_code == 303
     for bad in (f"Bearer {key}x", "Bearer ", "Basic YWxpY2U6eA==", "Bearer ak_" + "a" * 5000):
         is_problem(web.get("/api/me", headers={"Authorization": bad}), 401)
-    with session(web.ws, write=True) as s:
+    with web.ws.session(write=True) as s:
         (k,) = apikeys.all_keys(s)
         assert k.last_used_at is not None and k.key_hash != key and key.startswith(k.prefix)
         apikeys.revoke(s, "etl", now=utcnow())
@@ -209,9 +209,9 @@ def test_oversized_bodies_are_refused_with_413(web):
 
 
 def test_the_secret_key_is_made_once_per_workspace_and_private(ws):
-    a = auth.secret_key(ws)
-    assert a == auth.secret_key(ws) and len(a) >= 48
-    mode = (ws.home / auth.SECRET_FILE).stat().st_mode
+    a = auth.secret_key(ws.settings)
+    assert a == auth.secret_key(ws.settings) and len(a) >= 48
+    mode = (ws.home / signing.SECRET_FILE).stat().st_mode
     assert stat.S_IMODE(mode) == 0o600
 
 

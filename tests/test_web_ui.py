@@ -204,6 +204,44 @@ def test_overview_fits_a_phone(browser, server, page):
     ctx.close()
 
 
+# Each text of the funnel: wholly inside one of its pieces (and then white on colour) or wholly
+# outside all of them, and within the chart. A label wider than its piece (the last, narrow
+# step's "Bought again 5,663") is half white on white: cut off.
+FUNNEL_LABELS = """() => {
+  const svg = document.querySelector("#funnel svg");
+  const box = svg.getBoundingClientRect();
+  const pieces = [...svg.querySelectorAll("path")]
+    .filter(p => (p.getAttribute("fill") || "none") !== "none");
+  const inFill = (piece, x, y) =>
+    piece.isPointInFill(new DOMPoint(x, y).matrixTransform(piece.getScreenCTM().inverse()));
+  return [...svg.querySelectorAll("text")].map(t => {
+    const r = t.getBoundingClientRect();
+    const points = [[r.left + 1, r.top + 1], [r.right - 1, r.top + 1], [r.left + 1, r.bottom - 1],
+                    [r.right - 1, r.bottom - 1], [(r.left + r.right) / 2, (r.top + r.bottom) / 2]];
+    const within = r.left >= box.left && r.right <= box.right
+      && r.top >= box.top && r.bottom <= box.bottom;
+    const over = pieces.map(p => points.filter(([x, y]) => inFill(p, x, y)).length);
+    return {text: t.textContent, within, cut: over.some(n => n > 0 && n < points.length)};
+  });
+}"""
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_every_funnel_label_is_whole(browser, server, page, width):
+    ctx = browser.new_context(viewport={"width": width, "height": 900}, reduced_motion="reduce")
+    ctx.add_cookies(page.context.cookies())
+    p = ctx.new_page()
+    p.goto(server.url + "/")
+    expect(p.locator("#funnel [data-drawn]")).to_have_count(1)
+    labels = p.evaluate(FUNNEL_LABELS)
+    shown = " ".join(x["text"] for x in labels)
+    for step in ("Visited", "Registered", "Added to cart", "Ordered", "Paid", "Bought again"):
+        assert step in shown
+    for x in labels:
+        assert x["within"] and not x["cut"], (width, x)
+    ctx.close()
+
+
 def test_typing_an_audience_counts_it_live(page, shop):
     page.goto(page.base + "/audiences")
     page.click("#query")

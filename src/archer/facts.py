@@ -199,13 +199,11 @@ class Snapshot:
         return p.mutate(customer_id=p.person).drop("person", "anonymous")
 
     def order_facts(self) -> ir.Table:
-        """Every order created before the cut-off with ``is_paid``, ``pay_time``, ``amount``,
-        ``refunded``, ``net``, ``discounted``, local ``day`` and ``pay_day``."""
+        """Every order created before the cut-off with ``is_paid``, ``pay_time``, ``value`` (what
+        the order is for, paid or not), ``amount`` (its value once paid, else 0), ``refunded``,
+        ``net``, ``discounted``, local ``day`` and ``pay_day``."""
         o = self.orders
-        cut = self.cut
-        by_time = o.paid_at.notnull() & (o.paid_at < cut)
-        by_status = o.paid_at.isnull() & o.status.isin(PAID_STATUSES)
-        is_paid = (by_time | by_status).fill_null(False)
+        is_paid = self.is_paid(o)
         amount = o.paid_amount.cast("float64").coalesce(due_amount(o))
         r = self.refunds
         ref = r.group_by(_oid=r.order_id).aggregate(_refunded=r.amount.cast("float64").sum())
@@ -226,6 +224,7 @@ class Snapshot:
             "cancelled_at",
             is_paid=is_paid,
             pay_time=pay_time,
+            value=amount,
             amount=amount_j,
             refunded=refunded,
             net=amount_j - refunded,
@@ -233,6 +232,19 @@ class Snapshot:
             day=self.local_day(j.created_at),
             pay_day=self.local_day(pay_time),
         )
+
+    def is_paid(self, o: ir.Table) -> ir.BooleanValue:
+        """Whether each order of ``o`` (``orders``' columns) is paid at the cut-off."""
+        by_time = o.paid_at.notnull() & (o.paid_at < self.cut)
+        by_status = o.paid_at.isnull() & o.status.isin(PAID_STATUSES)
+        return (by_time | by_status).fill_null(False)
+
+    def is_closed(self, o: ir.Table) -> ir.BooleanValue:
+        """Whether each order is paid or cancelled at the cut-off: nothing more to pay."""
+        cancelled = (o.cancelled_at.notnull() & (o.cancelled_at < self.cut)) | (
+            o.status == "cancelled"
+        )
+        return self.is_paid(o) | cancelled.fill_null(False)
 
     def paid_orders(self) -> ir.Table:
         """Paid orders of known customers (guest orders left out)."""
@@ -246,21 +258,27 @@ class Snapshot:
         return f.select("customer_id", day=f.pay_day, amount=f.net)
 
     def paid_lines(self) -> ir.Table:
-        """Lines of paid orders with the order's customer, day and the product's category."""
+        """Lines of paid orders with the order's customer, channel, payment time (``pay_time``)
+        and local pay ``day``, and the product's category and brand."""
         f = self.paid_orders()
         i = self.wh.table("order_items")
-        p = self.products.select(_pid="product_id", category="category", list_price="list_price")
+        p = self.products.select(
+            _pid="product_id", category="category", brand="brand", list_price="list_price"
+        )
         j = i.join(f, i.order_id == f.order_id).left_join(p, i.product_id == p._pid)
         return j.select(
             order_id=j.order_id,
             customer_id=j.customer_id,
             product_id=j.product_id,
             category=j.category,
+            brand=j.brand,
+            channel=j.channel,
             quantity=j.quantity,
             unit_price=j.unit_price.cast("float64"),
             unit_cost=j.unit_cost.cast("float64"),
             list_price=j.list_price.cast("float64"),
             line_amount=j.quantity.cast("float64") * j.unit_price.cast("float64"),
+            pay_time=j.pay_time,
             day=j.pay_day,
             discounted=j.discounted,
         )

@@ -63,16 +63,6 @@ class Workspace:
     def tz(self) -> ZoneInfo:
         return self.settings.tz
 
-    # The shop's settings a caller reads most, without ``.settings.``.
-    SETTINGS_READ = frozenset(
-        {"shop_name", "timezone", "currency", "warehouse_url", "database_url", "quarantine_dir"}
-    )
-
-    def __getattr__(self, name: str) -> Any:
-        if name in Workspace.SETTINGS_READ:
-            return getattr(self.settings, name)
-        raise AttributeError(f"'Workspace' object has no attribute {name!r}")
-
     def now(self) -> datetime:
         """The clock's moment (aware, UTC)."""
         return self.clock.now()

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import pandas as pd
 
-from archer.analytics.reports import records
 from archer.customers.lifecycle import LIFECYCLE_STATES, STAGES
+from archer.plain import records
 from archer.schema import PROFILE
 from archer.warehouse import Warehouse
 
@@ -53,7 +53,7 @@ def overview(ws: Workspace) -> dict[str, Any] | None:
 def _kpis(wh: Warehouse) -> list[dict[str, Any]]:
     if not wh.has_table("shop_kpis"):
         return []
-    return records(wh.table("shop_kpis").order_by("period").to_pandas())
+    return records(wh.table("shop_kpis").order_by("period").to_pandas(), days=True)
 
 
 def _funnel(wh: Warehouse) -> list[dict[str, Any]]:

@@ -6,19 +6,17 @@ latest activity when none), runs one view and returns ``{"as_of": …, <options>
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
-
-import pandas as pd
+from datetime import date
+from typing import TYPE_CHECKING
 
 from archer.analytics.baskets import affinities, recommendations
 from archer.analytics.cohorts import cohorts
 from archer.analytics.funnel import funnel
 from archer.analytics.kpis import kpis
 from archer.facts import Snapshot
+from archer.plain import records
 
 if TYPE_CHECKING:
     from archer.workspace import Workspace
@@ -30,31 +28,9 @@ def snapshot(ws: Workspace, as_of: date | None) -> Iterator[Snapshot]:
         yield Snapshot.at(wh, as_of, ws.tz, today=ws.today())
 
 
-def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows with plain Python values: NaN → None, dates → ISO text, numpy → int/float/bool."""
-    rows = []
-    for rec in df.to_dict(orient="records"):
-        rows.append({k: _plain(v) for k, v in rec.items()})
-    return rows
-
-
-def _plain(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, pd.Timestamp | datetime):
-        return v.date().isoformat() if v == v.normalize() else v.isoformat()
-    if isinstance(v, date):
-        return v.isoformat()
-    if hasattr(v, "item"):  # numpy scalars
-        return _plain(v.item())
-    return v
-
-
 def funnel_report(ws: Workspace, as_of: date | None = None, by: str | None = None) -> dict:
     with snapshot(ws, as_of) as snap:
-        rows = records(funnel(snap, by).execute())
+        rows = records(funnel(snap, by).execute(), days=True)
         return {"as_of": snap.as_of.isoformat(), "by": by or "all", "rows": rows}
 
 
@@ -68,7 +44,7 @@ def cohorts_report(
         t = cohorts(snap, by)
         if months is not None:
             t = t.filter(t.months_since <= months)
-        rows = records(t.execute())
+        rows = records(t.execute(), days=True)
         return {"as_of": snap.as_of.isoformat(), "by": by, "rows": rows}
 
 
@@ -91,7 +67,7 @@ def affinities_report(
             "scope": scope,
             "window_days": window_days if scope == "customer" else None,
             "min_support": min_support,
-            "rows": records(t.execute()),
+            "rows": records(t.execute(), days=True),
         }
         return doc
 
@@ -118,7 +94,7 @@ def recommendations_report(
             "scope": scope,
             "window_days": window_days if scope == "customer" else None,
             "min_support": min_support,
-            "rows": records(t.execute()),
+            "rows": records(t.execute(), days=True),
         }
 
 
@@ -129,4 +105,4 @@ def kpis_report(
         df = kpis(snap, grain).execute()
         if last:
             df = df.tail(last)
-        return {"as_of": snap.as_of.isoformat(), "grain": grain, "rows": records(df)}
+        return {"as_of": snap.as_of.isoformat(), "grain": grain, "rows": records(df, days=True)}

@@ -27,40 +27,29 @@ def _rows(c: Compiler, spec: cat.Predicate) -> ir.Table:
     """The predicate's rows: ``customer_id, at`` (its time), ``value`` and filterable columns."""
     s = c.snap
     if spec.source == "lines":
-        f = s.paid_orders()
-        i = s.wh.table("order_items")
-        p = s.products.select(_pid="product_id", category="category", brand="brand")
-        j = i.join(f, i.order_id == f.order_id).left_join(p, i.product_id == p._pid)
-        return j.select(
-            customer_id=j.customer_id,
-            order_id=j.order_id,
-            at=j.pay_time,
-            value=j.quantity.cast("float64") * j.unit_price.cast("float64"),
-            category=j.category,
-            product=j.product_id,
-            brand=j.brand,
-            channel=j.channel,
+        li = s.paid_lines()
+        return li.select(
+            customer_id=li.customer_id,
+            order_id=li.order_id,
+            at=li.pay_time,
+            value=li.line_amount,
+            category=li.category,
+            product=li.product_id,
+            brand=li.brand,
+            channel=li.channel,
         )
     if spec.source == "orders":
         o = s.order_facts()
-        raw = s.orders.select(
-            _oid="order_id",
-            _value=s.orders.paid_amount.cast("float64").coalesce(
-                s.orders.goods_amount.cast("float64").fill_null(0)
-                - s.orders.discount_amount.cast("float64").fill_null(0)
-                + s.orders.shipping_fee.cast("float64").fill_null(0)
-            ),
-        )
-        j = o.filter(o.customer_id.notnull()).join(raw, o.order_id == raw._oid)
-        return j.select(
-            customer_id=j.customer_id,
-            order_id=j.order_id,
-            at=j.created_at,
-            value=j._value,
-            channel=j.channel,
-            status=j.status,
-            paid=j.is_paid,
-            coupon=j.coupon_code,
+        o = o.filter(o.customer_id.notnull())
+        return o.select(
+            customer_id=o.customer_id,
+            order_id=o.order_id,
+            at=o.created_at,
+            value=o.value,
+            channel=o.channel,
+            status=o.status,
+            paid=o.is_paid,
+            coupon=o.coupon_code,
         )
     if spec.source == "refunds":
         r = s.refunds

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from archer.audiences import count, members
 from archer.audiences import service as svc
+from archer.plain import records
 
 if TYPE_CHECKING:
     from archer.workspace import Workspace
@@ -25,23 +26,14 @@ def search(ws: Workspace, query: str, page: int = 1, size: int = PAGE_SIZE) -> d
     pages = max(1, -(-counted["count"] // size))
     page = min(max(1, page), pages)
     df = members(ws, q, fields=LIST_FIELDS, limit=page * size, resolve=resolve)
-    rows = df.iloc[(page - 1) * size :].to_dict(orient="records")
     return {
         **counted,
         "query": query.strip(),
         "clauses": counted["clauses"] if query.strip() else [],
         "page": page,
         "pages": pages,
-        "rows": [{k: _plain(v) for k, v in r.items()} for r in rows],
+        "rows": records(df.iloc[(page - 1) * size :]),
     }
-
-
-def _plain(v: Any) -> Any:
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and v != v:
-        return None
-    return v
 
 
 def audiences_of(ws: Workspace, customer_id: str) -> list[dict[str, Any]]:

@@ -37,6 +37,12 @@ OPS = {
     ">=": lambda a, b: a >= b,
 }
 PY_OPS = OPS  # the same lambdas work on Python numbers
+MAX_REFERENCE_DEPTH = 50  # in_audience links followed from one query, one inside another
+
+
+class ChainTooDeep(AudienceError):
+    """``in_audience`` references nested deeper than :data:`MAX_REFERENCE_DEPTH`: said once,
+    at the outermost reference, not wrapped again by every link on the way out."""
 
 
 class NeedsContacts(Exception):
@@ -260,6 +266,14 @@ class Compiler:
         if name in self._stack:
             chain = " → ".join([*self._stack, name])
             raise AudienceError.at(n.args[0].pos, f"audience '{name}' refers to itself ({chain})")
+        if len(self._stack) >= MAX_REFERENCE_DEPTH:
+            shown = [*self._stack[:2], "…", *self._stack[-2:], name]
+            raise ChainTooDeep.at(
+                n.args[0].pos,
+                f"audience references nest more than {MAX_REFERENCE_DEPTH} deep "
+                f"({' → '.join(shown)}): an audience may build on others at most "
+                f"{MAX_REFERENCE_DEPTH} links down",
+            )
         try:
             text = self.resolve(name)
         except KeyError as e:
@@ -272,6 +286,8 @@ class Compiler:
         )
         try:
             return inner.compile(parse(text))
+        except ChainTooDeep as e:
+            raise ChainTooDeep.at(n.args[0].pos, e.message) from None
         except AudienceError as e:
             # The place is the reference in this query; the inner message says what is wrong
             # (and, for a chain of references, already names the inner audiences).

@@ -24,7 +24,7 @@ misspelt name, what was probably meant. The rules of running a campaign live in
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,6 +36,7 @@ from pydantic import (
     model_validator,
 )
 
+from archer.durations import parse_clock, parse_duration
 from archer.errors import Invalid, suggest
 
 NAME = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff][\w\u4e00-\u9fff .:-]{0,99}$")
@@ -43,8 +44,6 @@ STEP_ID = re.compile(r"^[A-Za-z][\w-]{0,63}$")
 MAX_STEPS = 50
 MAX_TEMPLATE = 100_000  # characters of one template
 MAX_VARIANTS = 10
-_DURATION = re.compile(r"^(?:(\d{1,4})d)?(?:(\d{1,5})h)?(?:(\d{1,6})m)?(?:(\d{1,7})s)?$")
-_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 KEYS = ("order", "cart", "customer", "customer_year", "customer_lapse")
 # What each trigger source enters subjects by, and the keys it can give.
@@ -73,28 +72,6 @@ class CampaignError(Invalid):
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": str(self), "problems": self.problems}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``1d``, ``12h``, ``1d12h``, ``30m``, ``45s``: a positive length of time."""
-    if not isinstance(text, str):
-        raise ValueError(f"expected a duration such as 1d, 12h or 30m, got {text!r}")
-    m = _DURATION.match(text.strip())
-    if not text.strip() or m is None or not any(m.groups()):
-        raise ValueError(f"expected a duration such as 1d, 12h or 30m, got {text!r}")
-    d, h, mi, s = (int(g or 0) for g in m.groups())
-    out = timedelta(days=d, hours=h, minutes=mi, seconds=s)
-    if out <= timedelta(0):
-        raise ValueError(f"a duration must be longer than zero, got {text!r}")
-    return out
-
-
-def parse_clock(text: str) -> time:
-    """``07:30``: a time of day (in the shop's time zone)."""
-    m = _CLOCK.match(text.strip()) if isinstance(text, str) else None
-    if m is None:
-        raise ValueError(f"expected a time of day as HH:MM (00:00–23:59), got {text!r}")
-    return time(int(m.group(1)), int(m.group(2)))
 
 
 Duration = Annotated[str, Field(description="a duration such as 1d, 12h or 30m")]

@@ -401,23 +401,25 @@ def _events(r: Round, live: Live, batch: list[rows.Enrollment]) -> dict[str, set
     out: dict[str, set] = defaultdict(set)
     if not wanted:
         return out
-    f = r.snap.order_facts()
+    snap = r.snap
+    o = snap.orders
     if wanted & {"order_paid", "order_closed"}:
         keys = list({e.trigger_key for e in batch})
-        got = (
-            f.filter(f.order_id.isin(keys))
-            .select("order_id", "customer_id", "is_paid", "cancelled_at", "status")
-            .execute()
-        )
-        for oid, cust, paid, cancelled, status in got.itertuples(index=False):
+        mine = o.filter(o.order_id.isin(keys))
+        got = mine.select(
+            "order_id", "customer_id", paid=snap.is_paid(mine), closed=snap.is_closed(mine)
+        ).execute()
+        for oid, cust, paid, closed in got.itertuples(index=False):
             if paid:
                 out["order_paid"].add((cust, oid))
-            if paid or pd.notna(cancelled) or status == "cancelled":
+            if closed:
                 out["order_closed"].add((cust, oid))
     if "purchased" in wanted:
         custs = list({e.customer_id for e in batch})
-        p = f.filter(f.is_paid & f.customer_id.isin(custs))
-        last = p.group_by("customer_id").aggregate(last=p.pay_time.max()).execute()
+        p = o.filter(o.customer_id.isin(custs))
+        p = p.filter(snap.is_paid(p))
+        pay_time = p.paid_at.coalesce(p.created_at)
+        last = p.group_by("customer_id").aggregate(last=pay_time.max()).execute()
         latest = {c: _aware(t) for c, t in zip(last.customer_id, last["last"], strict=True)}
         for e in batch:
             t = latest.get(e.customer_id)

@@ -25,7 +25,6 @@ from archer.campaigns.definition import CampaignError, Definition
 from archer.campaigns.fields import KNOWN
 from archer.errors import ArcherError, Conflict, Invalid, NotBuilt, NotFound, suggest
 from archer.messaging import templates
-from archer.messaging.channels import configured
 from archer.messaging.dispatch import Dispatcher
 from archer.store import campaigns as rows
 
@@ -242,7 +241,7 @@ def set_status(ws: Workspace, name: str, status: str) -> dict[str, Any]:
         if status == "active":
             d = df.load(json.loads(s.get(rows.CampaignVersion, (c.id, c.version)).definition))
             missing = sorted({st.channel for st in d.steps if isinstance(st, df.Message)}
-                             - set(configured(ws)))  # fmt: skip
+                             - set(ws.settings.channels()))  # fmt: skip
             if missing:
                 raise Invalid(
                     f"campaign {name!r} sends by {', '.join(missing)}, which is not set up "
@@ -388,7 +387,7 @@ def preview(ws: Workspace, name: str, customer_id: str, step: str | None = None)
         context=json.dumps({"customer": ctx[customer_id], "order": order}, default=str),
     )  # fmt: skip
     disp = Dispatcher(ws)
-    disp._defs[(c.id, c.version)] = d
+    disp._defs[(c.id, c.version)] = json.loads(_dump(d))
     disp._names[c.id] = name
     out = disp.render(fake)
     return {

@@ -38,18 +38,15 @@ def candidates(
 
 def unpaid_orders(snap: Snapshot, d: Definition, now: datetime, members: Members) -> pd.DataFrame:
     """Each order of a member created within the lookback and neither paid nor closed."""
-    f = snap.order_facts()
+    o = snap.orders
     since = naive_utc(now - parse_duration(d.trigger.lookback))
-    open_ = (
-        ~f.is_paid
-        & f.cancelled_at.isnull()
-        & (f.status.isnull() | (f.status != "cancelled"))
-        & f.customer_id.notnull()
-        & (f.created_at >= ibis.literal(since, type="timestamp"))
+    o = o.filter(
+        o.customer_id.notnull()
+        & (o.created_at >= ibis.literal(since, type="timestamp"))
+        & ~snap.is_closed(o)
     )
-    f = f.filter(open_)
-    return f.select(
-        customer_id=f.customer_id, trigger_key=f.order_id, entered_at=f.created_at
+    return o.select(
+        customer_id=o.customer_id, trigger_key=o.order_id, entered_at=o.created_at
     ).execute()
 
 

@@ -7,7 +7,9 @@ Each module registers its commands on :data:`archer.cli.support.app`.
 
 from archer.cli import (  # noqa: F401  (each registers its commands)
     audience,
+    campaign,
     clv,
+    consent,
     profile,
     tracking,
     users,

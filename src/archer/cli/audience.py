@@ -8,15 +8,12 @@ points at, like a compiler's error, on stderr with exit code 1.
 from __future__ import annotations
 
 import getpass
-import math
 import os
 from collections.abc import Callable
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table as RichTable
@@ -35,6 +32,7 @@ from archer.cli.support import (
     out,
 )
 from archer.errors import Unavailable
+from archer.plain import plain, records
 from archer.workspace import Workspace
 
 audience_app = ArcherTyper(
@@ -107,25 +105,8 @@ def _fields(fields: str | None) -> list[str] | None:
     return [f.strip() for f in fields.split(",") if f.strip()]
 
 
-def _plain(v: Any) -> Any:
-    """A value as JSON has it: numbers stay numbers, missing values are null."""
-    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NaT:
-        return None
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, pd.Timestamp | datetime | date):
-        return v.isoformat()
-    if hasattr(v, "item"):  # NumPy scalars
-        return _plain(v.item())
-    return v
-
-
-def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
-
-
 def _cell(v: Any) -> str:
-    v = _plain(v)
+    v = plain(v)
     if v is None:
         return ""
     if isinstance(v, float):

@@ -9,6 +9,7 @@ this module parses the options and renders the result.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -177,16 +178,8 @@ def fit_cmd(
         model, transactions, summary, home, customer_col, date_col, amount_col, skip_blank,
         calibration_end, observation_end, unit, penalizer,
     )  # fmt: skip
-    try:
-        result = core.fit(req)
-    except core.ClvError as e:
-        fail(str(e))
-        raise
-    doc = result.to_dict()
-    if json_out:
-        emit_json(doc)
-    else:
-        _print_fit(doc)
+    doc = core.fit(req).to_dict()  # a ClvError is the command's error (cli/support.py)
+    _answer(json_out, doc, doc)
 
 
 @clv_app.command("validate")
@@ -213,28 +206,36 @@ def validate_cmd(
         model, transactions, summary, home, customer_col, date_col, None, skip_blank,
         calibration_end, observation_end, unit, penalizer,
     )  # fmt: skip
-    try:
-        v = core.validate(req, max_frequency=max_frequency)
-    except core.ClvError as e:
-        fail(str(e))
-        raise
+    v = core.validate(req, max_frequency=max_frequency)
     try:
         paths = v.write(out_dir)
     except OSError as e:
         fail(f"--out {out_dir}: {e}")
         raise
+    doc = {**v.to_dict(), "files": {k: str(p) for k, p in paths.items()}}
+    _answer(json_out, doc, v.fit.to_dict(), _holdout(v.errors, paths))
+
+
+def _answer(
+    json_out: bool, doc: dict[str, Any], fit: dict[str, Any], more: Iterable[str] = ()
+) -> None:
+    """``doc`` as JSON with ``--json``; otherwise the ``fit`` in a table, then ``more`` lines."""
     if json_out:
-        emit_json({**v.to_dict(), "files": {k: str(p) for k, p in paths.items()}})
+        emit_json(doc)
         return
-    _print_fit(v.fit.to_dict())
-    e = v.errors
-    out.print(
+    _print_fit(fit)
+    for line in more:
+        out.print(line)
+
+
+def _holdout(e: dict[str, float], paths: dict[str, Path]) -> Iterator[str]:
+    yield (
         f"Holdout: {e['actual_purchases']:,.0f} purchases, the model expected "
         f"{e['expected_purchases']:,.1f} ({_pct(e['aggregate_error_pct'])}); per customer "
         f"MAE {e['mae']:.3f}, RMSE {e['rmse']:.3f}"
     )
     for p in paths.values():
-        out.print(f"  wrote {p}")
+        yield f"  wrote {p}"
 
 
 def _pct(value: float) -> str:

@@ -19,6 +19,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+from rich.text import Text
 
 from archer.clock import ManualClock
 from archer.config import load_settings
@@ -88,6 +90,43 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def answer(doc: Any, json_out: bool, *lines: str | Text) -> None:
+    """``doc`` as JSON with ``--json``; otherwise ``lines`` in words (a :class:`Text`, such as
+    a key shown once, is printed exactly as it is)."""
+    if json_out:
+        emit_json(doc)
+        return
+    for line in lines:
+        out.print(line, highlight=False)
+
+
+Cell = Callable[[dict[str, Any]], str]
+
+
+def answer_list(
+    docs: list[dict[str, Any]], json_out: bool, *, empty: str, columns: dict[str, Cell]
+) -> None:
+    """``docs`` as one JSON list with ``--json``; otherwise a table with ``columns`` (heading →
+    a doc's cell), or the words ``empty`` when there are none."""
+    if json_out:
+        emit_json(docs)
+        return
+    if not docs:
+        out.print(empty)
+        return
+    t = RichTable()
+    for heading in columns:
+        t.add_column(heading)
+    for d in docs:
+        t.add_row(*(cell(d) for cell in columns.values()))
+    out.print(t)
+
+
+def when(stamp: str | None, missing: str = "") -> str:
+    """A stored moment (ISO text) to the second, or ``missing``."""
+    return (stamp or missing)[:19]
 
 
 @contextmanager

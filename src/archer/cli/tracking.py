@@ -5,18 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table as RichTable
+from rich.text import Text
 
 from archer.cli.support import (
     ArcherTyper,
     HomeOpt,
     JsonOpt,
+    answer,
+    answer_list,
     app,
     emit_json,
     fail,
     load_home,
     out,
     store_session,
+    when,
 )
 
 source_app = ArcherTyper(
@@ -94,11 +97,12 @@ def source_create(
     with store_session(s, sources.SourceError, write=True) as db:
         src, key = sources.create(db, name, now=s.now())
         doc = {**src.to_dict(), "write_key": key}
-    if json_out:
-        emit_json(doc)
-        return
-    out.print(f"Source [bold]{name}[/] created. Its write key, shown only now:", highlight=False)
-    out.print(key, highlight=False, markup=False)
+    answer(
+        doc,
+        json_out,
+        f"Source [bold]{name}[/] created. Its write key, shown only now:",
+        Text(key),
+    )
 
 
 @source_app.command("list")
@@ -109,18 +113,17 @@ def source_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     s = load_home(home)
     with store_session(s) as db:
         docs = [x.to_dict() for x in sources.all_sources(db)]
-    if json_out:
-        emit_json(docs)
-        return
-    if not docs:
-        out.print("No sources yet: `archer source create web` makes one.")
-        return
-    t = RichTable()
-    for c in ("name", "key", "created", "revoked"):
-        t.add_column(c)
-    for d in docs:
-        t.add_row(d["name"], d["key_hint"], d["created_at"][:19], (d["revoked_at"] or "")[:19])
-    out.print(t)
+    answer_list(
+        docs,
+        json_out,
+        empty="No sources yet: `archer source create web` makes one.",
+        columns={
+            "name": lambda d: d["name"],
+            "key": lambda d: d["key_hint"],
+            "created": lambda d: when(d["created_at"]),
+            "revoked": lambda d: when(d["revoked_at"]),
+        },
+    )
 
 
 @source_app.command("revoke")
@@ -135,7 +138,4 @@ def source_revoke(
     s = load_home(home)
     with store_session(s, sources.SourceError, write=True) as db:
         doc = sources.revoke(db, name, now=s.now()).to_dict()
-    if json_out:
-        emit_json(doc)
-        return
-    out.print(f"Source [bold]{name}[/] revoked: its key is refused from now on.", highlight=False)
+    answer(doc, json_out, f"Source [bold]{name}[/] revoked: its key is refused from now on.")

@@ -6,18 +6,20 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table as RichTable
+from rich.text import Text
 
 from archer.cli.support import (
     ArcherTyper,
     HomeOpt,
     JsonOpt,
+    answer,
+    answer_list,
     app,
-    emit_json,
     fail,
     load_home,
     out,
     store_session,
+    when,
 )
 
 user_app = ArcherTyper(help="Operator accounts for the web app.", no_args_is_help=True)
@@ -52,10 +54,7 @@ def user_create(
     password = _read_password(password_stdin)
     with store_session(s, users.UserError, write=True) as db:
         doc = users.create(db, username, password, now=s.now()).to_dict()
-    if json_out:
-        emit_json(doc)
-        return
-    out.print(f"User [bold]{username}[/] created: sign in at /login.", highlight=False)
+    answer(doc, json_out, f"User [bold]{username}[/] created: sign in at /login.")
 
 
 @user_app.command("password")
@@ -85,18 +84,16 @@ def user_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     s = load_home(home)
     with store_session(s) as db:
         docs = [u.to_dict() for u in users.all_users(db)]
-    if json_out:
-        emit_json(docs)
-        return
-    if not docs:
-        out.print("No users yet: `archer user create NAME` makes one.")
-        return
-    t = RichTable()
-    for c in ("user", "created", "last sign-in"):
-        t.add_column(c)
-    for d in docs:
-        t.add_row(d["username"], d["created_at"][:19], (d["last_login_at"] or "never")[:19])
-    out.print(t)
+    answer_list(
+        docs,
+        json_out,
+        empty="No users yet: `archer user create NAME` makes one.",
+        columns={
+            "user": lambda d: d["username"],
+            "created": lambda d: when(d["created_at"]),
+            "last sign-in": lambda d: when(d["last_login_at"], "never"),
+        },
+    )
 
 
 @key_app.command("create")
@@ -118,12 +115,13 @@ def apikey_create(
     with store_session(s, apikeys.ApiKeyError, write=True) as db:
         k, key = apikeys.create(db, name, created_by=f"cli:{who}", now=s.now())
         doc = {**k.to_dict(), "key": key}
-    if json_out:
-        emit_json(doc)
-        return
-    out.print(f"API key [bold]{name}[/] created. The key, shown only now:", highlight=False)
-    out.print(key, highlight=False, markup=False)
-    out.print("Send it as the header 'Authorization: Bearer <key>'.", highlight=False)
+    answer(
+        doc,
+        json_out,
+        f"API key [bold]{name}[/] created. The key, shown only now:",
+        Text(key),
+        "Send it as the header 'Authorization: Bearer <key>'.",
+    )
 
 
 @key_app.command("list")
@@ -134,25 +132,19 @@ def apikey_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     s = load_home(home)
     with store_session(s) as db:
         docs = [k.to_dict() for k in apikeys.all_keys(db)]
-    if json_out:
-        emit_json(docs)
-        return
-    if not docs:
-        out.print("No API keys yet: `archer apikey create NAME` makes one.")
-        return
-    t = RichTable()
-    for c in ("name", "key", "created by", "created", "last used", "revoked"):
-        t.add_column(c)
-    for d in docs:
-        t.add_row(
-            d["name"],
-            d["prefix"],
-            d["created_by"],
-            d["created_at"][:19],
-            (d["last_used_at"] or "never")[:19],
-            (d["revoked_at"] or "")[:19],
-        )
-    out.print(t)
+    answer_list(
+        docs,
+        json_out,
+        empty="No API keys yet: `archer apikey create NAME` makes one.",
+        columns={
+            "name": lambda d: d["name"],
+            "key": lambda d: d["prefix"],
+            "created by": lambda d: d["created_by"],
+            "created": lambda d: when(d["created_at"]),
+            "last used": lambda d: when(d["last_used_at"], "never"),
+            "revoked": lambda d: when(d["revoked_at"]),
+        },
+    )
 
 
 @key_app.command("revoke")
@@ -167,7 +159,4 @@ def apikey_revoke(
     s = load_home(home)
     with store_session(s, apikeys.ApiKeyError, write=True) as db:
         doc = apikeys.revoke(db, name, now=s.now()).to_dict()
-    if json_out:
-        emit_json(doc)
-        return
-    out.print(f"API key [bold]{name}[/] revoked: it is refused from now on.", highlight=False)
+    answer(doc, json_out, f"API key [bold]{name}[/] revoked: it is refused from now on.")

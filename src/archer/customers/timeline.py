@@ -10,19 +10,12 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import ibis
+import ibis.expr.types as ir
 
 TIMELINE_LIMIT = 100  # per kind: orders, refunds, events
 
 if TYPE_CHECKING:
     from archer.workspace import Workspace
-
-
-def _plain(v: Any) -> Any:
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and v != v:
-        return None
-    return v
 
 
 def _local(v: datetime | None, tz: ZoneInfo) -> datetime | None:
@@ -47,66 +40,37 @@ def timeline(ws: Workspace, customer_id: str) -> list[dict[str, Any]]:
     cid = ibis.literal(customer_id, "string")
     tz = ws.tz
     out: list[dict[str, Any]] = []
+
+    def add(at: datetime | None, kind: str, what: str, amount: Any, detail: Any) -> None:
+        out.append(
+            {"at": _local(at, tz), "kind": kind, "what": what, "amount": amount, "detail": detail}
+        )
+
     with ws.warehouse() as wh:
         o = wh.table("orders")
-        orders = (
-            o.filter(o.customer_id == cid)
-            .order_by(ibis.desc(o.created_at))
-            .limit(TIMELINE_LIMIT)
-            .select("order_id", "created_at", "paid_at", "status", "paid_amount", "channel")
-            .to_pyarrow()
-            .to_pylist()
-        )
-        for r in orders:
+        mine = o.filter(o.customer_id == cid)
+        cols = ("order_id", "created_at", "paid_at", "status", "paid_amount", "channel")
+        for r in _newest(mine, "created_at", cols):
             paid = "paid" if r["paid_at"] else "not paid"
-            out.append(
-                {
-                    "at": _local(r["created_at"], tz),
-                    "kind": "order",
-                    "what": f"Order {r['order_id']} ({r['status']}, {paid})",
-                    "amount": r["paid_amount"],
-                    "detail": r["channel"],
-                }
-            )
+            what = f"Order {r['order_id']} ({r['status']}, {paid})"
+            add(r["created_at"], "order", what, r["paid_amount"], r["channel"])
         rf = wh.table("refunds")
-        mine = o.filter(o.customer_id == cid).select(o_id="order_id")
-        refunds = (
-            rf.join(mine, rf.order_id == mine.o_id)
-            .order_by(ibis.desc(rf.refunded_at))
-            .limit(TIMELINE_LIMIT)
-            .select("refund_id", "order_id", "refunded_at", "amount", "reason")
-            .to_pyarrow()
-            .to_pylist()
-        )
-        for r in refunds:
-            out.append(
-                {
-                    "at": _local(r["refunded_at"], tz),
-                    "kind": "refund",
-                    "what": f"Refund {r['refund_id']} of order {r['order_id']}",
-                    "amount": r["amount"],
-                    "detail": r["reason"],
-                }
-            )
+        ids = mine.select(o_id="order_id")
+        refunds = rf.join(ids, rf.order_id == ids.o_id)
+        cols = ("refund_id", "order_id", "refunded_at", "amount", "reason")
+        for r in _newest(refunds, "refunded_at", cols):
+            what = f"Refund {r['refund_id']} of order {r['order_id']}"
+            add(r["refunded_at"], "refund", what, r["amount"], r["reason"])
         e = wh.table("events")
-        events = (
-            e.filter(e.customer_id == cid)
-            .order_by(ibis.desc(e.occurred_at))
-            .limit(TIMELINE_LIMIT)
-            .select("type", "occurred_at", "product_id", "category", "query", "source")
-            .to_pyarrow()
-            .to_pylist()
-        )
-        for r in events:
+        cols = ("type", "occurred_at", "product_id", "category", "query", "source")
+        for r in _newest(e.filter(e.customer_id == cid), "occurred_at", cols):
             bits = [r["category"], r["product_id"], r["query"] and f"“{r['query']}”", r["source"]]
-            out.append(
-                {
-                    "at": _local(r["occurred_at"], tz),
-                    "kind": "event",
-                    "what": r["type"],
-                    "amount": None,
-                    "detail": " · ".join(b for b in bits if b),
-                }
-            )
+            add(r["occurred_at"], "event", r["type"], None, " · ".join(b for b in bits if b))
     out.sort(key=lambda r: r["at"] or datetime.min, reverse=True)
     return out
+
+
+def _newest(t: ir.Table, at: str, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The newest :data:`TIMELINE_LIMIT` rows of ``t`` by its time column ``at``."""
+    rows = t.order_by(ibis.desc(t[at])).limit(TIMELINE_LIMIT).select(*columns)
+    return rows.to_pyarrow().to_pylist()

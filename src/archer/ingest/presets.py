@@ -289,6 +289,12 @@ def get_preset(name: str) -> Preset:
         ) from None
 
 
+def available() -> dict[str, Preset]:
+    """Every preset, those in their own modules too (``taobao-orders``): what a list offers."""
+    _load_plugins()
+    return dict(PRESETS)
+
+
 def _load_plugins() -> None:
     """Presets that live in their own module register themselves on import."""
     import importlib

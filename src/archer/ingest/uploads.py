@@ -99,20 +99,45 @@ def discard(path: Path) -> None:
     shutil.rmtree(path.parent, ignore_errors=True)
 
 
+# The CLI's options, as a form (the Data page's or POST /api/imports') names them.
+OPTIONS = {
+    "--ignore-unknown-columns": "ignore_unknown_columns",
+    "(--map ": "(a mapping line ",
+}
+
+
 def import_upload(
-    ws: Workspace, table: str, path: Path, preset: str | None, mapping: list[str]
+    ws: Workspace,
+    table: str,
+    path: Path,
+    preset: str | None,
+    mapping: list[str],
+    *,
+    ignore_unknown_columns: bool = False,
+    progress: Any = None,
 ) -> dict[str, Any]:
     """Import an uploaded file, then remove it: the import's document with its ``import_id``
-    and the file's own name as ``source``."""
+    and the file's own name as ``source``. ``progress(stage, done, total)`` hears how far it
+    got."""
     from archer.ingest.importer import import_file
 
     try:
         r = import_file(
-            ws, table, path, preset=preset or None, mapping=mapping or None, name=path.name
+            ws,
+            table,
+            path,
+            preset=preset or None,
+            mapping=mapping or None,
+            ignore_unknown_columns=ignore_unknown_columns,
+            name=path.name,
+            progress=progress,
         )
     except (ValueError, KeyError) as e:
         msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        raise Invalid(msg.replace(str(path), path.name).replace(str(path.parent), "")) from None
+        msg = msg.replace(str(path), path.name).replace(str(path.parent), "")
+        for option, field in OPTIONS.items():
+            msg = msg.replace(option, field)
+        raise Invalid(msg) from None
     finally:
         discard(path)
     doc = r.to_dict()

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from archer.campaigns.definition import Content, Definition, load
 from archer.messaging import templates
 from archer.messaging.channels import Channel, Outgoing, Permanent, Temporary, open_channel
 from archer.messaging.consent import suppress
@@ -69,7 +68,7 @@ class Dispatcher:
         self.name = name or worker_name()
         self.only = set(channels) if channels else None
         self._channels: dict[str, Channel | None] = {}
-        self._defs: dict[tuple[int, int], Definition] = {}
+        self._defs: dict[tuple[int, int], dict] = {}  # stored definitions, as plain data
         self._names: dict[int, str] = {}
 
     def close(self) -> None:
@@ -90,9 +89,7 @@ class Dispatcher:
         return self._channels[name]
 
     def usable(self) -> list[str]:
-        from archer.messaging.channels import configured
-
-        return [c for c in configured(self.ws) if self.only is None or c in self.only]
+        return [c for c in self.ws.settings.channels() if self.only is None or c in self.only]
 
     # -- a pass ------------------------------------------------------------------------------
     def run(self, now: datetime | None = None, *, max_batches: int | None = None) -> Tally:
@@ -172,7 +169,7 @@ class Dispatcher:
     def _read_definitions(self, s, batch: list[Message]) -> None:
         for cid, ver in {(m.campaign_id, m.version) for m in batch} - set(self._defs):
             row = s.get(CampaignVersion, (cid, ver))
-            self._defs[(cid, ver)] = load(json.loads(row.definition))
+            self._defs[(cid, ver)] = json.loads(row.definition)
             self._names[cid] = s.get(Campaign, cid).name
 
     def deliver(self, m: Message, now: datetime, tally: Tally) -> None:
@@ -229,8 +226,8 @@ class Dispatcher:
 
     def render(self, m: Message) -> Outgoing:
         d = self._defs[(m.campaign_id, m.version)]
-        step = d.step(m.step)
-        content: Content = step.variants.get(m.variant or "", step) if m.variant else step
+        step = next(s for s in d["steps"] if s["id"] == m.step)
+        content = (step.get("variants") or {}).get(m.variant or "", step)
         ctx = json.loads(m.context or "{}")
         ctx.setdefault("customer", {})
         ctx["shop"] = {"name": self.ws.settings.shop_name,
@@ -246,7 +243,7 @@ class Dispatcher:
         ctx["unsubscribe_url"] = unsub or ""
 
         def part(name: str, html: bool = False) -> str | None:
-            src = getattr(content, name) or getattr(step, name)
+            src = content.get(name) or step.get(name)
             return templates.render(src, ctx, html=html) if src is not None else None
 
         return Outgoing(

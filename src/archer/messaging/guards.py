@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from archer.campaigns.definition import Definition, parse_clock
+from archer.config import parse_cap
+from archer.durations import parse_clock
 from archer.messaging.consent import normalise
-from archer.messaging.settings import parse_cap
 from archer.store.campaigns import Message
 from archer.store.consent import Consent, Suppression
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
-    from archer.messaging.settings import CampaignSettings
+    from archer.config import CampaignSettings
 
 _EMAIL = __import__("re").compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
@@ -60,10 +60,11 @@ def _inside(t: time, span: tuple[time, time]) -> bool:
 
 
 class Windows:
-    """When a campaign's messages on a channel may go, in the shop's zone."""
+    """When a campaign's messages on a channel may go, in the shop's zone (``d``: the
+    campaign's stored definition)."""
 
-    def __init__(self, d: Definition, quiet: str | None, tz: ZoneInfo) -> None:
-        self.allowed = _spans(d.windows, d.window_minutes)
+    def __init__(self, d: dict, quiet: str | None, tz: ZoneInfo) -> None:
+        self.allowed = _spans(d.get("windows") or [], int(d.get("window_minutes", 60)))
         self.quiet = _spans([quiet], 0) if quiet else []
         self.tz = tz
 
@@ -101,7 +102,7 @@ class Guards:
         now: datetime,
         rules: CampaignSettings,
         tz: ZoneInfo,
-        definitions: dict[tuple[int, int], Definition],
+        definitions: dict[tuple[int, int], dict],
         batch: list[Message],
     ) -> None:
         self.now, self.rules, self.tz, self.defs = now, rules, tz, definitions
@@ -173,7 +174,7 @@ class Guards:
         d = self.defs[(m.campaign_id, m.version)]
         w = self.windows(m)
         if not w.open_at(now):
-            if d.outside_window == "skip":
+            if d.get("outside_window") == "skip":
                 return Verdict("skip", "outside_window")
             when = w.next_open(now)
             if m.expires_at is not None and when >= m.expires_at:

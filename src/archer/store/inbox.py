@@ -215,7 +215,10 @@ class InboxWriter:
                 for item in group:
                     self._commit([item])
                 return
-            log.exception("inbox commit failed")  # the request answers 503; the SDK sends again
+            # The request answers 503 and the SDK sends again. One bounded line, no traceback:
+            # an unread stderr pipe must not stop the writer (see archer.web.errorlog).
+            said = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+            log.error("inbox commit failed: %s", said)
             group[0][1].set_exception(e)
             return
         for (_, fut), a in zip(group, answers, strict=True):

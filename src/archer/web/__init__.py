@@ -39,12 +39,46 @@ SYNC_EVERY_SECONDS = 5.0
 class _App(FastAPI):
     """FastAPI with the security headers outside everything else, so that every answer has
     them: refusals, and the 500 of an unexpected error too (Starlette sends that one from its
-    outermost middleware, around anything ``add_middleware`` adds)."""
+    outermost middleware, around anything ``add_middleware`` adds). Inside them, unexpected
+    errors end in :class:`_Contained`."""
 
     def build_middleware_stack(self) -> ASGIApp:
         from archer.web.headers import SecurityHeaders
 
-        return SecurityHeaders(super().build_middleware_stack())
+        return SecurityHeaders(_Contained(super().build_middleware_stack()))
+
+
+class _Contained:
+    """Starlette answers an unexpected error with the app's handler for ``Exception`` (which
+    records it: :mod:`archer.web.errorlog`) and then raises it again, for the server to log its
+    traceback on stderr. Here it ends: recorded once (one line on stderr), and answered with a
+    bare 500 if nothing was sent yet."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as e:
+            from archer.web.errorlog import record
+
+            error_id = record(scope["app"].state.ws.home, e, f"{scope['method']} {scope['path']}")
+            if not started:
+                from starlette.responses import PlainTextResponse
+
+                text = f"Internal server error {error_id}: see logs/errors.log in the workspace"
+                await PlainTextResponse(text, 500)(scope, receive, send)
 
 
 def create_app(
@@ -110,8 +144,10 @@ async def _load_forever(ws: Workspace, jobs: Jobs, every: float) -> None:
             await asyncio.to_thread(_sync_round, ws, jobs)
         except (Unavailable, Conflict) as e:  # busy: a build or a CLI import; next round
             log.info("tracking inbox not loaded this round: %s", e)
-        except Exception:  # the next round tries again; the inbox keeps everything
-            log.exception("loading the tracking inbox into the warehouse failed")
+        except Exception as e:  # the next round tries again; the inbox keeps everything
+            from archer.web.errorlog import record
+
+            record(ws.home, e, "loading the tracking inbox into the warehouse")
 
 
 def _sync_round(ws: Workspace, jobs: Jobs) -> None:

@@ -202,6 +202,12 @@ async def require_api(
     return p
 
 
+def signed_in(request: Request) -> User | None:
+    """The operator this request was found to come from so far, if any (for an error page)."""
+    p = _auth(request).principal
+    return p.user if p is not None else None
+
+
 CurrentUser = Annotated[User, Depends(require_user)]
 ApiPrincipal = Annotated[Principal, Depends(require_api)]
 

@@ -72,11 +72,3 @@ def open_channel(ws: Workspace, name: str) -> Channel | None:
 
         return SmtpChannel(ws.settings.smtp)
     return None
-
-
-def configured(ws: Workspace) -> list[str]:
-    """The channels this workspace can send on."""
-    out = ["inbox"]
-    if ws.settings.smtp.host:
-        out.append("email")
-    return out

@@ -18,8 +18,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, parseaddr
 
+from archer.config import SmtpSettings
 from archer.messaging.channels import Outgoing, Permanent, Sent, Temporary
-from archer.messaging.settings import SmtpSettings
 
 
 def _domain(sender: str) -> str:

@@ -8,6 +8,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
@@ -123,7 +124,7 @@ async def create_audience(
         user=who.actor,
         description=body.description,
     )
-    response.headers["Location"] = f"/api/audiences/{body.name}"
+    response.headers["Location"] = f"/api/audiences/{quote(body.name, safe='')}"
     return AudienceSaved(**doc)
 
 

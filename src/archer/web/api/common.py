@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 from collections.abc import Callable
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query, Request
@@ -27,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from archer.audiences import AudienceError
 from archer.campaigns.definition import CampaignError
 from archer.errors import ArcherError
+from archer.plain import plain  # noqa: F401  (the one converter; routes import it from here)
 from archer.web.api.problems import Problem, from_error
 
 T = TypeVar("T")
@@ -116,25 +114,6 @@ async def core(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if p is None:
             raise
         raise p from None
-
-
-def plain(v: Any) -> Any:
-    """A value JSON can carry: NaN → null, dates as ISO text, numpy scalars as Python ones."""
-    if isinstance(v, dict):
-        return {str(k): plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [plain(x) for x in v]
-    if isinstance(v, float):
-        return None if math.isnan(v) or math.isinf(v) else v
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, datetime | date):
-        return v.isoformat()
-    if hasattr(v, "item") and callable(v.item):  # numpy scalar
-        return plain(v.item())
-    if hasattr(v, "isoformat"):  # pandas Timestamp
-        return v.isoformat()
-    return v
 
 
 # -- pagination -----------------------------------------------------------------------------------

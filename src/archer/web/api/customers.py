@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 
-from archer.analytics.reports import records
 from archer.audiences import members
 from archer.audiences.service import resolver
 from archer.customers.describe import load_profile
+from archer.plain import records
 from archer.web.api.common import (
     Cursor,
     Limit,
@@ -51,7 +51,7 @@ def fields_of(text: str | None, default: tuple[str, ...] = ()) -> list[str]:
 
 def _members_page(ws, query: str, fields: list[str], offset: int, limit: int):
     df = members(ws, query, fields=fields, limit=offset + limit + 1, resolve=resolver(ws))
-    rows = records(df.iloc[offset:])
+    rows = records(df.iloc[offset:], days=True)
     return rows[:limit], len(rows) > limit
 
 

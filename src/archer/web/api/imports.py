@@ -29,6 +29,10 @@ async def upload(
     mapping: Annotated[
         str | None, Form(max_length=10_000, description='{"src": "dst"} or src=dst,…')
     ] = None,
+    ignore_unknown_columns: Annotated[
+        bool,
+        Form(description="import even when a leftover header looks like a misspelt column"),
+    ] = False,
 ) -> dict[str, Any]:
     """Import an uploaded file into ``table``: rows taken, updated and rejected; the rejected
     ones are in the quarantine (``quarantine_url``)."""
@@ -38,7 +42,15 @@ async def upload(
         path = await uploads.save(ws, file.filename, uploads.chunks_of(file))
     except ArcherError as e:
         raise from_error(e) from None
-    doc = await core(uploads.import_upload, ws, table, path, preset, cols)
+    doc = await core(
+        uploads.import_upload,
+        ws,
+        table,
+        path,
+        preset,
+        cols,
+        ignore_unknown_columns=ignore_unknown_columns,
+    )
     return plain(doc)
 
 

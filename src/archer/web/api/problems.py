@@ -60,10 +60,18 @@ class Problem(Exception):
         )
 
 
+RETRY_AFTER_SECONDS = 5  # what a 503 asks a client to wait before trying again
+
+
+def retry_headers(e: ArcherError) -> dict[str, str] | None:
+    """``Retry-After`` for an error that passes (a busy warehouse), else None."""
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)} if e.status == 503 else None
+
+
 def from_error(e: ArcherError) -> Problem:
     """The one mapping of the core's error family to problem details."""
     extra = {k: v for k, v in e.extra.items() if isinstance(v, str | int | float | list | None)}
-    return Problem(e.status, str(e), kind=e.kind, title=e.title, **extra)
+    return Problem(e.status, str(e), kind=e.kind, title=e.title, headers=retry_headers(e), **extra)
 
 
 async def _on_error(request: Request, exc: Exception) -> JSONResponse:

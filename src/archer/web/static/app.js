@@ -17,12 +17,15 @@
     return v == null ? "" : Math.round(v * 100) + "%";
   }
 
+  var stillCharts = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+
   function base() {
     return {
       color: COLORS,
       textStyle: { fontFamily: fontFamily() },
       tooltip: { trigger: "axis", confine: true },
       grid: { left: 16, right: 24, top: 36, bottom: 8, containLabel: true },
+      animation: !stillCharts,
       animationDuration: 400
     };
   }
@@ -65,10 +68,13 @@
     var top = spec.steps.length ? spec.steps[0].value || 1 : 1;
     o.tooltip = { trigger: "item", formatter: function (p) {
       return p.name + ": " + numberFmt.format(p.value) + " (" + pct(p.value / top) + ")"; } };
+    // The labels stand beside the funnel, name over number: inside, the narrow last steps cut
+    // them off ("ought again 5,66").
     o.series = [{
-      type: "funnel", sort: "none", left: "8%", width: "84%", top: 8, bottom: 8, minSize: "12%", gap: 2,
-      label: { show: true, position: "inside", color: "#fff",
-               formatter: function (p) { return p.name + "  " + numberFmt.format(p.value); } },
+      type: "funnel", sort: "none", left: 8, width: "55%", top: 8, bottom: 8, minSize: "8%", gap: 2,
+      label: { show: true, position: "right", color: "#1f2933", lineHeight: 15,
+               formatter: function (p) { return p.name + "\n" + numberFmt.format(p.value); } },
+      labelLine: { show: true, length: 10, lineStyle: { color: "#9aa5b1" } },
       data: spec.steps
     }];
     return o;
@@ -168,6 +174,10 @@
       var msg = el("p", {}, [el("strong", {}, [e.message])]);
       if (e.line) msg.appendChild(el("span", { "class": "muted" }, [" (line " + e.line + ", column " + e.column + ")"]));
       box.appendChild(msg);
+      if (e.not_built && e.link) {
+        box.appendChild(el("p", { id: "not-built" }, ["Import the shop's data and build the profiles on the ",
+          el("a", { href: e.link }, ["Data"]), " page first."]));
+      }
       if (e.suggestions && e.suggestions.length && e.at) {
         var p = el("p", {}, ["Did you mean "]);
         e.suggestions.forEach(function (s, i) {
@@ -263,6 +273,52 @@
     if (box.getAttribute("data-state") === "running") poll();
   }
 
+  // -- an import: the form waits for its answer; meanwhile its job's progress is shown --------
+  function importProgress(box) {
+    var form = document.getElementById("import-form");
+    var bar = document.getElementById("import-progress");
+    var text = document.getElementById("import-text");
+    var url = box.getAttribute("data-progress");
+    var watching = false;
+
+    function render(doc) {
+      box.setAttribute("data-state", doc.state);
+      if (doc.state !== "running") return false;
+      bar.hidden = false;
+      bar.value = doc.total ? Math.round(100 * doc.done / doc.total) : 0;
+      text.textContent = "Importing " + doc.file + " into " + doc.table + ": " + (doc.stage || "starting") +
+        (doc.total ? " (" + Math.round(100 * doc.done / doc.total) + "%)" : "") + "…";
+      return true;
+    }
+
+    function poll(untilDone) {
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.json(); })
+        .then(function (doc) {
+          var running = render(doc);
+          if (running || untilDone) setTimeout(function () { poll(untilDone); }, 500);
+          else if (watching === "other" && doc.state !== "running") {
+            text.textContent = "The import of " + doc.file + " ended (" + doc.state + "): ";
+            text.appendChild(el("a", { href: "/data#imports" }, ["reload to see it"]));
+          }
+        })
+        .catch(function () {});
+    }
+
+    if (form) {
+      form.addEventListener("submit", function () {
+        watching = "mine";
+        var button = form.querySelector("button[type=submit]");
+        if (button) button.disabled = true;
+        bar.hidden = false;
+        bar.removeAttribute("value");
+        text.textContent = "Uploading…";
+        setTimeout(function () { poll(true); }, 300);  // until the answer replaces the page
+      });
+    }
+    if (box.getAttribute("data-state") === "running") { watching = "other"; poll(false); }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts();
     var q = document.querySelector("textarea[data-live-count]");
@@ -282,5 +338,7 @@
     });
     var b = document.getElementById("build-status");
     if (b) buildProgress(b);
+    var i = document.getElementById("import-status");
+    if (i) importProgress(i);
   });
 })();

@@ -14,7 +14,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from archer.web.ui import audiences, campaigns, customers, data, overview
+from archer.web.ui import audiences, campaigns, customers, data, errors, overview
 from archer.web.ui.render import STATIC_DIR
 
 
@@ -23,3 +23,4 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (overview, customers, audiences, campaigns, data):
         app.include_router(module.router)
+    errors.install(app)  # the core's errors as pages (after the API's handlers: it defers)

@@ -87,7 +87,7 @@ def count_json(
     except AudienceError as e:
         return JSONResponse({"error": placed(query, e)}, status_code=422)
     except NotBuilt as e:
-        return JSONResponse({"error": {"message": str(e), "not_built": True}}, status_code=409)
+        return JSONResponse({"error": not_built(e)}, status_code=409)
     return JSONResponse(doc)
 
 
@@ -107,7 +107,9 @@ def save_audience(
         svc.save(ws, name, query, user=user_name(user), description=description or None)
     except AudienceError as e:
         return _editor(request, user, **keep, error=placed(query, e), status_code=422)
-    except (ValueError, NotBuilt, LookupError) as e:
+    except NotBuilt as e:
+        return _editor(request, user, **keep, error=not_built(e), status_code=409)
+    except (ValueError, LookupError) as e:
         return _editor(request, user, **keep, error={"message": str(e)}, status_code=422)
     return RedirectResponse(f"/audiences/{urlpart(name)}", status_code=303)
 
@@ -181,6 +183,11 @@ def audience_page(
         history=history,
         history_spec=charts.history(history),
     )
+
+
+def not_built(e: NotBuilt) -> dict[str, Any]:
+    """The editor's error for a shop without a profile: the message and where to build."""
+    return {"message": str(e), "not_built": True, "link": "/data"}
 
 
 def _missing(request: Request, user: Any, message: str, status: int, title: str = "Not found"):

@@ -1,10 +1,14 @@
 """``/data``: upload a file for import (the CLI's rules: table, preset, mapping, quarantine),
-the last imports with their rejected rows, and a build to start and watch."""
+the last imports with their rejected rows, and a build to start and watch.
+
+An upload is imported as an ``import`` job (:mod:`archer.jobs`): one at a time, its stage and
+progress readable at ``GET /ui/import/progress`` while the form waits for its answer, and by
+anyone else who opens the page meanwhile. Times are shown in the shop's time zone."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,9 +17,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from starlette.concurrency import run_in_threadpool
 
 from archer.config import Settings
-from archer.errors import ArcherError
-from archer.ingest import uploads
-from archer.ingest.presets import PRESETS
+from archer.errors import ArcherError, Conflict
+from archer.ingest import presets, uploads
 from archer.schema import LOAD_ORDER
 from archer.web.api.builds import start
 from archer.web.api.problems import Problem
@@ -33,10 +36,20 @@ def last_imports(ws: Workspace) -> list[dict[str, Any]]:
     with ws.warehouse() as wh:
         rows = wh.last_imports(SHOWN_IMPORTS)
     for r in rows:
+        r["finished_local"] = local(ws, r.get("finished_at"))
         q = r.get("quarantine")
         r["quarantine_file"] = Path(q).name if q and Path(q).is_file() else None
         r["source_name"] = _shown_name(r.get("source") or "")
     return rows
+
+
+def local(ws: Workspace, at: datetime | str | None) -> datetime | None:
+    """A stored moment (UTC, naive or aware, or ISO text) in the shop's time zone."""
+    if at is None:
+        return None
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(ws.tz)
 
 
 def _shown_name(source: str) -> str:
@@ -48,8 +61,10 @@ def _shown_name(source: str) -> str:
 def _data_page(request: Request, user: Any, status_code: int = 200, **context: Any):
     ctx = {
         "tables": LOAD_ORDER,
-        "presets": {name: p.description for name, p in PRESETS.items()},
+        "presets": {name: p.description for name, p in presets.available().items()},
         "imports": last_imports(request.app.state.ws),
+        "timezone": request.app.state.ws.settings.timezone,
+        "importing": import_state(request),
         "result": None,
         "error": None,
         "form": {"table": "customers", "preset": "", "mapping": ""},
@@ -73,16 +88,47 @@ async def import_upload(
     table: Annotated[str, Form()],
     preset: Annotated[str, Form()] = "",
     mapping: Annotated[str, Form()] = "",
+    ignore_unknown_columns: Annotated[bool, Form()] = False,
 ):
     """Import the uploaded file; rejected rows go to the quarantine, as with ``archer import``."""
     ws = request.app.state.ws
-    form = {"table": table, "preset": preset, "mapping": mapping}
+    form = {
+        "table": table,
+        "preset": preset,
+        "mapping": mapping,
+        "ignore_unknown_columns": ignore_unknown_columns,
+    }
+    path = None
     try:
-        path = await uploads.save(ws, file.filename, uploads.chunks_of(file))
         lines = uploads.parse_mapping(mapping)
-        result = await run_in_threadpool(
-            uploads.import_upload, ws, table, path, preset or None, lines
+        path = await uploads.save(ws, file.filename, uploads.chunks_of(file))
+
+        def work(report):
+            return uploads.import_upload(
+                ws,
+                table,
+                path,
+                preset or None,
+                lines,
+                ignore_unknown_columns=ignore_unknown_columns,
+                progress=report,
+            )
+
+        params = {"file": path.name, "table": table, "preset": preset or None}
+        job = await run_in_threadpool(
+            request.app.state.jobs.run, "import", work, who=user_name(user), params=params
         )
+        result = job["result"]
+    except Conflict:
+        if path is not None:
+            uploads.discard(path)  # refused before the import began: another one runs
+        now = import_state(request)
+        message = (
+            f"an import is running already ({now['file']} into {now['table']}, started by "
+            f"{now['started_by']} at {now['started_at']}): wait for it to finish, then send "
+            "the file again"
+        )
+        return await run_in_threadpool(_data_page, request, user, 409, error=message, form=form)
     except ArcherError as e:
         return await run_in_threadpool(
             _data_page, request, user, e.status if e.status < 500 else 503, error=str(e), form=form
@@ -135,6 +181,37 @@ def build_state(request: Request) -> dict[str, Any]:
         "error": b["error"],
         "started_by": b["started_by"],
     }
+
+
+def import_state(request: Request) -> dict[str, Any]:
+    """The latest import started on this page (``{state, file, table, stage, done, total,
+    started_by, started_at, error}``; ``state`` is ``idle`` when there was none)."""
+    ws: Workspace = request.app.state.ws
+    latest = request.app.state.jobs.recent("import", 1)
+    if not latest:
+        return {"state": "idle", "file": None, "table": None, "stage": "", "done": 0,
+                "total": 0, "started_by": None, "started_at": None, "error": None}  # fmt: skip
+    j = latest[0]
+    now = j["progress"].get(j["stage"] or "", {"done": 0, "total": 0})
+    started = local(ws, j["started_at"])
+    return {
+        "state": j["state"],
+        "file": j["params"].get("file"),
+        "table": j["params"].get("table"),
+        "stage": j["stage"] or "",
+        "done": now["done"],
+        "total": now["total"],
+        "started_by": j["started_by"],
+        "started_at": started.strftime("%Y-%m-%d %H:%M") if started else None,
+        "error": j["error"],
+    }
+
+
+@router.get("/ui/import/progress")
+def import_progress(request: Request, user: CurrentUser) -> JSONResponse:
+    """``{state, file, table, stage, done, total, started_by, started_at, error}`` of the
+    latest import started on the Data page."""
+    return JSONResponse(import_state(request))
 
 
 @router.post("/data/build")

@@ -1,0 +1,307 @@
+"""`archer campaign …`: templates, create, update, list, show, ledger, preview, start, pause,
+resume, end, run, worker — each a thin shell over :mod:`archer.campaigns.service` (see
+docs/campaigns.md)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table as RichTable
+
+from archer.campaigns import service
+from archer.cli.audience import default_user
+from archer.cli.support import ArcherTyper, HomeOpt, JsonOpt, app, emit_json, fail, load_home, out
+from archer.errors import Invalid
+from archer.messaging.dispatch import Dispatcher
+
+campaign_app = ArcherTyper(
+    help="Campaigns: triggered flows and broadcasts, their ledger and sending "
+    "(see docs/campaigns.md).",
+    no_args_is_help=True,
+)
+app.add_typer(campaign_app, name="campaign")
+
+NameArg = Annotated[str, typer.Argument(help="The campaign's name.")]
+NowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        help="Act as if it were this moment (ISO-8601; without an offset, the shop's time zone).",
+    ),
+]
+MAX_FILE = 1_000_000
+
+
+def parse_now(text: str | None, tz) -> datetime | None:
+    """``--now``: an ISO-8601 moment; a bare one is the shop's local time."""
+    if text is None:
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise Invalid(
+            f"--now {text!r}: expected an ISO-8601 moment such as 2026-12-05T09:30"
+        ) from None
+    return t.replace(tzinfo=tz) if t.tzinfo is None else t
+
+
+def _workspace(home: Path | None, now: str | None = None):
+    ws = load_home(home)
+    moment = parse_now(now, ws.tz)
+    return load_home(home, now=moment) if moment is not None else ws
+
+
+def read_definition(path: Path) -> dict[str, Any]:
+    """A definition from a .toml or .json file; a clear error naming the file otherwise."""
+    try:
+        if path.stat().st_size > MAX_FILE:
+            raise Invalid(f"{path}: a campaign definition is at most {MAX_FILE:,} bytes")
+        text = path.read_text("utf-8")
+    except OSError as e:
+        raise Invalid(f"cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise Invalid(f"{path}: not UTF-8 text") from None
+    try:
+        if path.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise Invalid(f"{path}: {e}") from None
+    except json.JSONDecodeError as e:
+        raise Invalid(f"{path}, line {e.lineno} column {e.colno}: {e.msg}") from None
+    if not isinstance(raw, dict):
+        raise Invalid(f"{path}: a campaign definition is a table/object")
+    return raw
+
+
+@campaign_app.command("templates")
+def templates_cmd(as_json: JsonOpt = False) -> None:
+    """The ready-made campaigns to start from."""
+    rows = service.templates_list()
+    if as_json:
+        emit_json(rows)
+        return
+    t = RichTable("template", "kind", "trigger", "channels", "description")
+    for r in rows:
+        t.add_row(r["name"], r["kind"], r["trigger"] or "", ", ".join(r["channels"]),
+                  escape(r["description"] or ""))  # fmt: skip
+    out.print(t)
+
+
+@campaign_app.command("create")
+def create_cmd(
+    name: NameArg,
+    template: Annotated[
+        str | None, typer.Option("--template", "-t", help="Start from this template.")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="A definition in TOML or JSON.")
+    ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE, e.g. holdout=0.2 or steps.remind-1d.channel=inbox"),
+    ] = None,
+    start: Annotated[bool, typer.Option("--start", help="Start it at once.")] = False,
+    user: Annotated[str | None, typer.Option("--user", help="Who creates it.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a campaign from a template or a file, checked whole before it is stored."""
+    if (template is None) == (file is None):
+        fail("give either --template NAME or --file PATH (see `archer campaign templates`)")
+    ws = _workspace(home)
+    raw = service.template(template) if template else read_definition(file)  # type: ignore[arg-type]
+    raw = service.apply_settings({**raw, "name": name}, sets or [])
+    doc = service.create(ws, raw, user=user or default_user(), template_name=template, start=start)
+    _show(doc, as_json)
+
+
+@campaign_app.command("update")
+def update_cmd(
+    name: NameArg,
+    file: Annotated[Path, typer.Option("--file", "-f", help="The new definition.")],
+    user: Annotated[str | None, typer.Option("--user")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store a new version: new subjects enter it; enrolled ones finish on theirs."""
+    ws = _workspace(home)
+    raw = {**read_definition(file), "name": name}
+    _show(service.update(ws, name, raw, user=user or default_user()), as_json)
+
+
+@campaign_app.command("list")
+def list_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Every campaign with its status and counts."""
+    rows = service.list_campaigns(_workspace(home))
+    if as_json:
+        emit_json(rows)
+        return
+    t = RichTable("campaign", "kind", "status", "v", "enrolled", "holdout", "sent", "held back",
+                  "skipped", "failed", "waiting")  # fmt: skip
+    for r in rows:
+        t.add_row(r["name"], r["kind"], r["status"], str(r["version"]), f"{r['enrolled']:,}",
+                  f"{r['holdout']:,}", f"{r['sent']:,}", f"{r['held_back']:,}",
+                  f"{r['skipped']:,}", f"{r['failed']:,}", f"{r['planned']:,}")  # fmt: skip
+    out.print(t)
+
+
+def _show(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(doc)
+        return
+    out.print(f"[bold]{escape(doc['name'])}[/] — {doc['kind']}, {doc['status']}, "
+              f"version {doc['version']}")  # fmt: skip
+    for note in doc.get("notes") or []:
+        out.print(f"note: {escape(note)}")
+    led = doc["ledger"]
+    out.print(f"enrolled {led['enrolled']:,}: " + ", ".join(
+        f"{arm} {sum(v.values()):,}" for arm, v in sorted(led["runs"].items())))  # fmt: skip
+    t = RichTable("arm", "step", "planned", "sent", "skipped", "failed")
+    for arm, steps in sorted(led["messages"].items()):
+        for step, st in steps.items():
+            t.add_row(arm, step, str(st.get("planned", 0) + st.get("claimed", 0)),
+                      str(st.get("sent", 0)), str(st.get("skipped", 0)),
+                      str(st.get("failed", 0)))  # fmt: skip
+    if led["messages"]:
+        out.print(t)
+    if led["skipped"]:
+        out.print("skipped: " + ", ".join(f"{k} {v:,}" for k, v in led["skipped"].items()))
+
+
+@campaign_app.command("show")
+def show_cmd(name: NameArg, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """A campaign: its definition, and its ledger's counts per arm and step."""
+    _show(service.get(_workspace(home), name), as_json)
+
+
+@campaign_app.command("ledger")
+def ledger_cmd(
+    name: NameArg,
+    customer: Annotated[str | None, typer.Option("--customer", help="Only this customer.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who entered with which key, what was sent when, what was skipped and why."""
+    doc = service.ledger(_workspace(home), name, limit=limit, customer=customer)
+    if as_json:
+        emit_json(doc)
+        return
+    t = RichTable("customer", "key", "arm", "entered", "state", "messages")
+    for r in doc["runs"]:
+        msgs = "; ".join(f"{m['step']} {m['state']}" + (f" ({m['reason']})" if m["reason"] else "")
+                         for m in r["messages"])  # fmt: skip
+        t.add_row(r["customer_id"], r["trigger_key"], r["arm"], r["entered_at"][:16],
+                  r["state"] + (f" ({r['end_reason']})" if r["end_reason"] else ""),
+                  escape(msgs))  # fmt: skip
+    out.print(t)
+
+
+@campaign_app.command("preview")
+def preview_cmd(
+    name: NameArg,
+    customer: Annotated[str, typer.Option("--customer", help="The customer to render for.")],
+    step: Annotated[str | None, typer.Option("--step", help="The message step.")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A message rendered for a real customer (nothing is sent)."""
+    doc = service.preview(_workspace(home), name, customer, step)
+    if as_json:
+        emit_json(doc)
+        return
+    out.print(f"to: {escape(str(doc['to']))}\nsubject: {escape(str(doc['subject']))}\n")
+    out.print(doc["text"] or "", markup=False, highlight=False)
+
+
+def _status(name: str, status: str, home: Path | None, as_json: bool) -> None:
+    _show(service.set_status(_workspace(home), name, status), as_json)
+
+
+@campaign_app.command("start")
+def start_cmd(name: NameArg, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Start a draft campaign: the next round enrols its subjects."""
+    _status(name, "active", home, as_json)
+
+
+@campaign_app.command("pause")
+def pause_cmd(name: NameArg, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Pause: nothing is enrolled, advanced or sent until it is resumed."""
+    _status(name, "paused", home, as_json)
+
+
+@campaign_app.command("resume")
+def resume_cmd(name: NameArg, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Resume a paused campaign."""
+    _status(name, "active", home, as_json)
+
+
+@campaign_app.command("end")
+def end_cmd(name: NameArg, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """End a campaign for good (its ledger stays)."""
+    _status(name, "ended", home, as_json)
+
+
+@campaign_app.command("run")
+def run_cmd(
+    now: NowOpt = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--campaign", help="Only this campaign (repeatable).")
+    ] = None,
+    no_send: Annotated[bool, typer.Option("--no-send", help="Plan only; send nothing.")] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One round: enrol due subjects, advance due runs, send due messages."""
+    ws = _workspace(home, now)
+    doc = service.run_round(ws, send=not no_send, names=only)
+    if as_json:
+        emit_json(doc)
+        return
+    out.print(f"{doc['now']}: enrolled {doc['enrolled']:,}, planned {doc['planned']:,}, "
+              f"sent {doc.get('sent', 0):,}, held back {doc.get('held_back', 0):,}, "
+              f"skipped {doc.get('skipped', 0):,}, deferred {doc.get('deferred', 0):,}, "
+              f"failed {doc.get('failed', 0):,}")  # fmt: skip
+    for reason, n in (doc.get("skipped_by_reason") or {}).items():
+        out.print(f"  skipped, {reason}: {n:,}")
+    for name, e in doc["errors"].items():
+        out.print(f"[red]{escape(name)}[/]: {escape(e)}")
+
+
+@campaign_app.command("worker")
+def worker_cmd(
+    channel: Annotated[
+        list[str] | None, typer.Option("--channel", help="Only these channels (repeatable).")
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    every: Annotated[float, typer.Option("--every", help="Seconds between passes.")] = 2.0,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A dispatcher alone: send due messages until stopped (more workers on PostgreSQL)."""
+    ws = _workspace(home)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    total: dict[str, Any] = {}
+    with Dispatcher(ws, channels=channel) as d:
+        while True:
+            got = d.run().to_dict()
+            for k, v in got.items():
+                if isinstance(v, int):
+                    total[k] = total.get(k, 0) + v
+            if once or stop.wait(every):
+                break
+    if as_json:
+        emit_json(total)
+    else:
+        out.print(", ".join(f"{k} {v:,}" for k, v in total.items()))
