@@ -271,6 +271,11 @@ def _summary(s, campaign_id: int) -> dict[str, Any]:
                             .group_by(m.state)).all())  # fmt: skip
     held = s.scalar(select(func.count()).where(m.campaign_id == campaign_id,
                                                m.reason == "holdout"))  # fmt: skip
+    reasons = s.execute(
+        select(m.reason, func.count())
+        .where(m.campaign_id == campaign_id, m.state == "skipped", m.reason != "holdout")
+        .group_by(m.reason)
+    ).all()
     return {
         "enrolled": sum(enrolled.values()),
         "holdout": enrolled.get("holdout", 0),
@@ -278,6 +283,7 @@ def _summary(s, campaign_id: int) -> dict[str, Any]:
         "sent": states.get("sent", 0),
         "held_back": held or 0,
         "skipped": states.get("skipped", 0) - (held or 0),
+        "skipped_by_reason": {r or "unknown": n for r, n in reasons},
         "failed": states.get("failed", 0),
     }
 
@@ -406,3 +412,49 @@ def run_round(
         except ArcherError as e:
             out["errors"]["dispatch"] = str(e)
     return out
+
+
+def has_active(ws: Workspace) -> bool:
+    """Whether any campaign is active: the scheduler of `archer serve` runs a round only then."""
+    with ws.session() as s:
+        found = s.scalar(select(rows.Campaign.id).where(rows.Campaign.status == "active").limit(1))
+    return found is not None
+
+
+MAX_TEXT = 1_000_000
+MAX_DEPTH = 64  # a definition nests five levels (steps → variants → content); templates' {{ }}
+
+
+def parse_text(text: str) -> dict[str, Any]:
+    """A definition pasted as text: JSON when it starts with ``{``, else TOML. Refused with the
+    line (and column) of the mistake; bounded in size and nesting before it is read."""
+    if len(text) > MAX_TEXT:
+        raise Invalid(f"a campaign definition is at most {MAX_TEXT:,} characters")
+    body = text.strip()
+    if not body:
+        raise Invalid("the definition is empty: paste TOML or JSON")
+    if _nesting(body) > MAX_DEPTH:
+        raise Invalid(f"the definition nests deeper than {MAX_DEPTH} levels")
+    try:
+        raw = json.loads(body) if body.startswith("{") else tomllib.loads(body)
+    except json.JSONDecodeError as e:
+        raise Invalid(f"JSON, line {e.lineno} column {e.colno}: {e.msg}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise Invalid(f"TOML: {e}") from None
+    except RecursionError:
+        raise Invalid(f"the definition nests deeper than {MAX_DEPTH} levels") from None
+    if not isinstance(raw, dict):
+        raise Invalid("a campaign definition is a table/object")
+    return raw
+
+
+def _nesting(text: str) -> int:
+    """An upper bound of how deep brackets and braces nest (strings not told apart: a bound)."""
+    depth = most = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            most = max(most, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return most

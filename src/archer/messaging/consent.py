@@ -145,9 +145,31 @@ def unsuppress(ws: Workspace, channel: str, address: str) -> dict[str, Any]:
     return {"channel": channel, "address": addr, "removed": True}
 
 
-def suppressions(ws: Workspace, channel: str | None = None, limit: int = 1000) -> list[dict]:
+def suppressions(
+    ws: Workspace, channel: str | None = None, limit: int = 1000, offset: int = 0
+) -> list[dict]:
     with ws.session() as s:
-        q = select(Suppression).order_by(Suppression.created_at.desc()).limit(limit)
+        q = (
+            select(Suppression)
+            .order_by(Suppression.created_at.desc(), Suppression.channel, Suppression.address)
+            .offset(offset)
+            .limit(limit)
+        )
         if channel:
             q = q.where(Suppression.channel == channel)
         return [r.to_dict() for r in s.scalars(q)]
+
+
+def unsubscribe(ws: Workspace, token: str, *, evidence: str | None = None) -> dict[str, Any]:
+    """One-click unsubscribe (RFC 8058): the link's customer refuses marketing on its channel.
+    A token not signed by this workspace is :class:`Invalid`; repeating it changes nothing
+    more than the time of the decision."""
+    from archer.signing import read_unsubscribe_token
+
+    customer_id, channel = read_unsubscribe_token(ws.settings, token)
+    if channel not in CHANNELS:
+        raise Invalid("this unsubscribe link is not valid")
+    return set_consent(
+        ws, customer_id, channel, False, purpose="marketing", source="unsubscribe",
+        evidence=(evidence or "")[:2000] or None,
+    )  # fmt: skip

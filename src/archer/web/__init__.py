@@ -4,9 +4,11 @@ It serves the tracking API (:mod:`archer.web.tracking`), the operator's pages an
 sign-in, the REST API and ``GET /health``. Routes reach the shop through ``app.state.ws`` (the
 :class:`~archer.workspace.Workspace`) and background work through ``app.state.jobs``.
 
-While it runs, the app owns two helpers: the inbox writer (one thread committing received
-events in groups) and the loader, which moves the inbox into the warehouse every
-``sync_every`` seconds when there is something to move (``archer sync`` does the same once).
+While it runs, the app owns three helpers: the inbox writer (one thread committing received
+events in groups); the loader, which moves the inbox into the warehouse every ``sync_every``
+seconds when there is something to move (``archer sync`` does the same once); and the
+campaigns' scheduler, which runs a round (enrol, advance, send: ``archer campaign run``) every
+``[campaigns] round_seconds`` while some campaign is active, as a ``campaign-round`` job.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp
@@ -26,7 +29,7 @@ from archer.ingest import uploads
 from archer.jobs import Jobs
 from archer.store.db import engine
 from archer.store.inbox import InboxWriter
-from archer.web import auth, tracking, ui
+from archer.web import auth, inbox, tracking, ui, unsubscribe
 from archer.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -83,13 +86,17 @@ def create_app(
     *,
     sync_every: float | None = SYNC_EVERY_SECONDS,
     clock: Clock | None = None,
+    round_every: float | None | Literal["settings"] = "settings",
 ) -> FastAPI:
     """The app for a workspace (or the workspace of some settings); ``sync_every=None`` leaves
-    loading to the CLI. ``clock`` is the workspace's clock when settings are given (a test's
-    manual clock; the wall clock by default)."""
+    loading to the CLI, ``round_every=None`` leaves campaign rounds to it (by default they run
+    every ``[campaigns] round_seconds``). ``clock`` is the workspace's clock when settings are
+    given (a test's manual clock; the wall clock by default)."""
     ws = shop if isinstance(shop, Workspace) else Workspace(shop, clock)
     settings = ws.settings
     jobs = Jobs(ws)
+    if round_every == "settings":
+        round_every = float(settings.campaigns.round_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,14 +104,18 @@ def create_app(
         writer = InboxWriter(engine(settings))
         writer.start()
         app.state.inbox_writer = writer
-        loader = asyncio.create_task(_load_forever(ws, jobs, sync_every)) if sync_every else None
+        helpers = []
+        if sync_every:
+            helpers.append(asyncio.create_task(_load_forever(ws, jobs, sync_every)))
+        if round_every:
+            helpers.append(asyncio.create_task(rounds_forever(ws, jobs, round_every)))
         try:
             yield
         finally:
-            if loader is not None:
-                loader.cancel()
+            for task in helpers:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await loader
+                    await task
             await asyncio.to_thread(writer.stop)
             ws.close()
 
@@ -113,6 +124,8 @@ def create_app(
     app.state.ws = ws
     app.state.jobs = jobs
     tracking.install(app)
+    inbox.install(app)  # the shop's inbox for its site, with a source's write key
+    unsubscribe.install(app)  # one-click unsubscribe: a signed token, no sign-in
     auth.install(app)  # sign-in, credentials on every request, the REST API
     ui.install(app)  # the operator's pages, their JSON endpoints and /static
 
@@ -143,6 +156,34 @@ def _sync_round(ws: Workspace, jobs: Jobs) -> None:
 
     if pending(ws):
         jobs.run("sync", lambda report: sync(ws).to_dict(), who="server")
+
+
+async def rounds_forever(
+    ws: Workspace,
+    jobs: Jobs,
+    every: float,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> None:
+    """The campaigns' scheduler: a round every ``every`` seconds while a campaign is active."""
+    while True:
+        await sleep(every)
+        try:
+            await asyncio.to_thread(campaign_round, ws, jobs)
+        except (Unavailable, Conflict) as e:  # a round runs elsewhere (the CLI, another server)
+            log.info("no campaign round this time: %s", e)
+        except Exception:  # the next round tries again; the ledger makes repeating it safe
+            log.exception("a campaign round failed")
+
+
+def campaign_round(ws: Workspace, jobs: Jobs) -> dict | None:
+    """One tick of the scheduler: a round as a ``campaign-round`` job when some campaign is
+    active (its job document), else nothing (None)."""
+    from archer.campaigns.service import has_active, run_round
+    from archer.web.api.campaigns import ROUND
+
+    if not has_active(ws):
+        return None
+    return jobs.run(ROUND, lambda report: run_round(ws), who="scheduler")
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, sync_every=5.0) -> None:

@@ -12,7 +12,8 @@
   ``csrf`` or the header ``X-CSRF-Token`` (:data:`CsrfProtected`). An unsafe request whose
   ``Origin``/``Referer`` names another site is refused whatever it carries.
 * The REST API also takes API keys (``Authorization: Bearer ak_…``, ``archer apikey create``).
-* Only ``/login``, ``/health``, the tracking API ``/v1/*`` and ``/static/*`` answer without
+* Only ``/login``, ``/health``, the tracking API and the shop's inbox ``/v1/*`` (write keys),
+  one-click unsubscribe ``/u/*`` (a signed token) and ``/static/*`` answer without
   credentials; anything else is turned away by the middleware before any route runs — a page
   with a redirect to the sign-in, the API and ``/docs`` with 401 problem details.
 
@@ -55,7 +56,8 @@ CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_EXACT = frozenset({"/login", "/logout", "/health", "/favicon.ico"})
-PUBLIC_PREFIXES = ("/v1/", "/static/")
+PUBLIC_PREFIXES = ("/v1/", "/static/", "/u/")
+UNGUARDED_PREFIXES = ("/v1/", "/u/")  # past the middleware: no session, no CSRF, no cross-site
 MAX_FORM_BYTES = 64 * 1024  # sign-in and other forms
 MAX_JSON_BYTES = 1024 * 1024  # API bodies: queries and names are short
 MAX_UPLOAD_BYTES = 1024**3  # POST /api/imports: one file of the shop's export
@@ -313,8 +315,10 @@ class AuthMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/v1/"):
-            await self.app(scope, receive, send)  # tracking: write keys, its own limits
+        if scope["type"] != "http" or scope["path"].startswith(UNGUARDED_PREFIXES):
+            # tracking and the shop's inbox: write keys, their own limits; one-click
+            # unsubscribe: its signed token, from any origin (RFC 8058), throttled by itself
+            await self.app(scope, receive, send)
             return
         settings: Settings = scope["app"].state.settings
         path: str = scope["path"]

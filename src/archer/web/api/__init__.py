@@ -1,4 +1,5 @@
-"""The REST API under ``/api/``: profiles, audiences, the shop's views, imports and builds.
+"""The REST API under ``/api/``: profiles, audiences, the shop's views, imports, builds,
+campaigns and consent.
 
 Each module is one resource family with its routes and its Pydantic models (``AudienceCreate``,
 ``AudienceUpdate``, ``AudiencePublic`` …); the routes parse, call one core function and answer.
@@ -13,9 +14,20 @@ from fastapi import Depends, FastAPI
 
 def install(app: FastAPI) -> None:
     """Add the API's routers to ``app`` (sign-in and problem handlers come from auth.install)."""
-    from archer.web.api import account, audiences, builds, customers, imports, reference, views
+    from archer.web.api import (
+        account,
+        audiences,
+        builds,
+        campaigns,
+        consent,
+        customers,
+        imports,
+        reference,
+        views,
+    )
     from archer.web.auth import require_api
 
-    for module in (account, customers, audiences, views, imports, builds):
+    modules = (account, customers, audiences, views, imports, builds, campaigns, consent)
+    for module in modules:
         app.include_router(module.router, prefix="/api", dependencies=[Depends(require_api)])
     reference.install(app)

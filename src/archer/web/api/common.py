@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from archer.audiences import AudienceError
+from archer.campaigns.definition import CampaignError
 from archer.errors import ArcherError
 from archer.plain import plain  # noqa: F401  (the one converter; routes import it from here)
 from archer.web.api.problems import Problem, from_error
@@ -63,6 +64,11 @@ def problem_of(e: Exception) -> Problem | None:
         return e
     if isinstance(e, AudienceError):
         return language_problem(e)
+    if isinstance(e, CampaignError):
+        return Problem(
+            422, str(e), kind="campaign-definition", title="The campaign is not valid",
+            problems=e.problems,
+        )  # fmt: skip
     if isinstance(e, ArcherError):
         return from_error(e)
     if isinstance(e, LookupError):

@@ -24,6 +24,7 @@ NAV = (
     ("overview", "/", "Overview"),
     ("customers", "/customers", "Customers"),
     ("audiences", "/audiences", "Audiences"),
+    ("campaigns", "/campaigns", "Campaigns"),
     ("data", "/data", "Data"),
 )
 
