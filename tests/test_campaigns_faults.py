@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from archer.campaigns import engine, service
 from archer.clock import ManualClock
-from archer.messaging.dispatch import Dispatcher
+from archer.messaging.dispatch import Dispatcher, Tally
 from archer.store.campaigns import Message
 from archer.store.consent import Suppression
 from archer.workspace import Workspace
@@ -199,3 +199,37 @@ def test_a_5xx_recipient_is_failed_and_suppressed(tmp_path, clock, smtp_sink):
     got = send(ws)
     assert (got["sent"], got["skipped_by_reason"]) == (2, {"suppressed": 1})
     assert not smtp_sink.to("c1@example.com")
+
+
+# -- leases ----------------------------------------------------------------------------------------
+def test_a_worker_that_lost_its_lease_does_not_send(tmp_path, clock, smtp_sink):
+    """A worker slowed down past its lease (a slow server, a paused process) finds its messages
+    reclaimed and sent by another; it must not send them a second time."""
+    ws = shop(tmp_path, clock, smtp_sink, n=3)
+    start(ws)
+    slow, tally = Dispatcher(ws, name="slow"), Tally()
+    claimed = slow.claim(clock.now(), tally)
+    assert len(claimed) == 3
+    clock.advance(seconds=ws.settings.campaigns.lease_seconds + 1)
+    with Dispatcher(ws, name="other") as other:
+        assert other.run(clock.now()).sent == 3  # the expired leases are reclaimed
+    for m in claimed:  # the slow worker wakes up and goes on with its batch
+        slow.deliver(m, clock.now(), tally)
+    slow.close()
+    assert tally.sent == 0
+    assert smtp_sink.uids() == {m.uid: 1 for m in ledger(ws)}
+    assert {(m.state, m.claimed_by) for m in ledger(ws)} == {("sent", "other")}
+
+
+def test_a_lease_about_to_run_out_hands_the_message_back_untried(tmp_path, clock, smtp_sink):
+    ws = shop(tmp_path, clock, smtp_sink, n=1)
+    start(ws)
+    lease = ws.settings.campaigns.lease_seconds
+    with Dispatcher(ws) as d:
+        tally = Tally()
+        [m] = d.claim(clock.now(), tally)
+        d.deliver(m, clock.now() + timedelta(seconds=lease * 0.8), tally)
+        assert (tally.sent, tally.released) == (0, 1)
+    [m] = ledger(ws)
+    assert (m.state, m.attempts, m.lease_until) == ("planned", 0, None) and len(smtp_sink) == 0
+    assert send(ws)["sent"] == 1 and len(smtp_sink) == 1
