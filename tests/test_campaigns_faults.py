@@ -233,3 +233,38 @@ def test_a_lease_about_to_run_out_hands_the_message_back_untried(tmp_path, clock
     [m] = ledger(ws)
     assert (m.state, m.attempts, m.lease_until) == ("planned", 0, None) and len(smtp_sink) == 0
     assert send(ws)["sent"] == 1 and len(smtp_sink) == 1
+
+
+# -- the SMTP connection -------------------------------------------------------------------------
+def test_a_timed_out_send_is_not_repeated_at_once_and_a_dead_server_is_tried_once_per_batch(
+    tmp_path, clock
+):
+    """A timeout may come after the server took the message: sending it again at once only
+    makes a copy. And when the server does not answer, the rest of the batch waits with it
+    instead of each message waiting out its own timeout (twice)."""
+    with SmtpSink() as sink:
+        ws = shop(tmp_path, clock, sink, n=4, timeout=0.2)
+        start(ws)
+        sink.delay = 1.0
+        got = send(ws)
+        assert (got["sent"], got["retried"]) == (0, 4)
+        assert sink.accepted == 1  # one try, one copy
+        assert [(m.state, m.attempts) for m in ledger(ws)] == [("planned", 1)] * 4
+        assert all("timed out" in m.error for m in ledger(ws))
+        sink.heal()
+        clock.advance(seconds=RETRY)
+        assert send(ws)["sent"] == 4
+        assert sink.accepted == 5
+
+
+def test_a_pooled_connection_the_server_closed_is_opened_again(tmp_path, clock, smtp_sink):
+    ws = shop(tmp_path, clock, smtp_sink, n=2)
+    ws = ws.replace(campaigns=ws.settings.campaigns.model_copy(update={"batch": 1}))
+    start(ws)
+    with Dispatcher(ws) as d:
+        assert d.run(clock.now(), max_batches=1).sent == 1  # its connection stays open
+        smtp_sink.stop()  # the server restarts: the kept connection is dead
+        smtp_sink.start()
+        got = d.run(clock.now())
+    assert (got.sent, got.retried) == (1, 0)
+    assert sorted(smtp_sink.uids().values()) == [1, 1]

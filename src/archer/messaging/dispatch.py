@@ -75,6 +75,7 @@ class Dispatcher:
         self._channels: dict[str, Channel | None] = {}
         self._defs: dict[tuple[int, int], Definition] = {}
         self._names: dict[int, str] = {}
+        self._down: dict[str, Temporary] = {}  # channels found down in this batch
 
     def close(self) -> None:
         for ch in self._channels.values():
@@ -116,6 +117,7 @@ class Dispatcher:
     def claim(self, now: datetime, tally: Tally) -> list[Message]:
         rules = self.ws.settings.campaigns
         chans = self.usable()
+        self._down.clear()
         with self.ws.session(write=True) as s:
             active = [
                 cid for cid in s.scalars(select(Campaign.id).where(Campaign.status == "active"))
@@ -199,8 +201,12 @@ class Dispatcher:
             tally.failed += 1
             return
         try:
+            if m.channel in self._down:  # the rest of the batch waits with the first
+                raise self._down[m.channel]
             got = ch.send(out)
         except Temporary as e:
+            if e.down:
+                self._down[m.channel] = e
             rules = self.ws.settings.campaigns
             if m.attempts >= rules.max_attempts:
                 self._finish(m, {"state": "failed", "reason": "gave_up", "error": str(e)[:2000]})
