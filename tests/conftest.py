@@ -86,3 +86,15 @@ def store_ws(request, ws: Workspace) -> Workspace:
     if request.param == "sqlite":
         return ws
     return ws.replace(database=request.getfixturevalue("pg_url"))
+
+
+# -- SMTP: a real server on loopback that records what it receives (tests/smtp_sink.py) ------
+
+
+@pytest.fixture
+def smtp_sink():
+    """A running :class:`smtp_sink.SmtpSink`, stopped after the test."""
+    from smtp_sink import SmtpSink
+
+    with SmtpSink() as sink:
+        yield sink

@@ -6,9 +6,11 @@ IMMEDIATE``; PostgreSQL's advisory lock, with ``FOR UPDATE SKIP LOCKED`` on the 
 messages, and claimed ones whose lease ran out (their worker died), become this worker's for
 ``lease_seconds``, and the guards judge them with exact counts, since no other claim runs
 meanwhile. Sending happens outside any transaction; each message is marked ``sent`` in its own.
-A worker killed between sending and marking leaves a claimed message whose lease runs out; it
-is sent again with the same uid, which a provider that deduplicates (SMTP ``Message-ID`` at a
-deduplicating sink) drops — at most one duplicate per kill otherwise.
+A worker that finds its lease (nearly) run out before a send hands the message back untried,
+since another worker may have reclaimed it. A worker killed between sending and marking leaves
+a claimed message whose lease runs out; it is sent again with the same uid, which a provider
+that deduplicates (SMTP ``Message-ID`` at a deduplicating sink) drops — at most one duplicate
+per kill otherwise.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Tally:
     deferred: int = 0
     retried: int = 0
     failed: int = 0
+    released: int = 0  # handed back untried: the lease ran out before they could go
     skipped: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,6 +60,7 @@ class Tally:
             "deferred": self.deferred,
             "retried": self.retried,
             "failed": self.failed,
+            "released": self.released,
         }
 
 
@@ -70,6 +74,7 @@ class Dispatcher:
         self._channels: dict[str, Channel | None] = {}
         self._defs: dict[tuple[int, int], dict] = {}  # stored definitions, as plain data
         self._names: dict[int, str] = {}
+        self._down: dict[str, Temporary] = {}  # channels found down in this batch
 
     def close(self) -> None:
         for ch in self._channels.values():
@@ -109,6 +114,7 @@ class Dispatcher:
     def claim(self, now: datetime, tally: Tally) -> list[Message]:
         rules = self.ws.settings.campaigns
         chans = self.usable()
+        self._down.clear()
         with self.ws.session(write=True) as s:
             active = [
                 cid for cid in s.scalars(select(Campaign.id).where(Campaign.status == "active"))
@@ -173,6 +179,14 @@ class Dispatcher:
             self._names[cid] = s.get(Campaign, cid).name
 
     def deliver(self, m: Message, now: datetime, tally: Tally) -> None:
+        if m.lease_until is not None and now >= m.lease_until - self._margin():
+            # The lease ran out (or is about to, before a send could finish): another worker
+            # may have reclaimed the message and sent it. Hand it back untried; if it is still
+            # ours it is due again at once.
+            self._finish(m, {"state": "planned", "claimed_by": None,
+                             "attempts": m.attempts - 1})  # fmt: skip
+            tally.released += 1
+            return
         ch = self.channel(m.channel)
         if ch is None:  # the channel went away since the claim: leave it for another worker
             self._finish(m, {"state": "planned", "lease_until": None, "claimed_by": None})
@@ -184,8 +198,12 @@ class Dispatcher:
             tally.failed += 1
             return
         try:
+            if m.channel in self._down:  # the rest of the batch waits with the first
+                raise self._down[m.channel]
             got = ch.send(out)
         except Temporary as e:
+            if e.down:
+                self._down[m.channel] = e
             rules = self.ws.settings.campaigns
             if m.attempts >= rules.max_attempts:
                 self._finish(m, {"state": "failed", "reason": "gave_up", "error": str(e)[:2000]})
@@ -211,6 +229,10 @@ class Dispatcher:
              "cost_fen": got.cost_fen, "reason": None, "error": None},
         )  # fmt: skip
         tally.sent += 1
+
+    def _margin(self) -> timedelta:
+        """How much of a lease must be left to start a send: a quarter of it."""
+        return timedelta(seconds=self.ws.settings.campaigns.lease_seconds / 4)
 
     def _finish(self, m: Message, values: dict[str, Any]) -> None:
         """Write a claimed message's outcome, if it is still this worker's."""

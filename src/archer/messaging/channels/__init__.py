@@ -40,7 +40,12 @@ class Sent:
 
 
 class Temporary(Exception):
-    """The message could not go now; it may later."""
+    """The message could not go now; it may later (``down``: nor could any other on this
+    channel — the server is unreachable or does not answer)."""
+
+    def __init__(self, message: str, *, down: bool = False) -> None:
+        super().__init__(message)
+        self.down = down
 
 
 class Permanent(Exception):

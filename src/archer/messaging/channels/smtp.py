@@ -7,7 +7,9 @@ client's unsubscribe button works in one request. Connections are kept open betw
 (a small pool per worker) and opened again when the server drops them.
 
 A 5xx refusal of the recipient is permanent (the address is suppressed as a bounce); a
-refused connection, a timeout or a 4xx is temporary (the dispatcher retries with backoff).
+refused connection, a timeout or a 4xx is temporary (the dispatcher retries with backoff). A
+timed-out send is never repeated at once (the server may have taken the message); only a kept
+connection the server closed while idle is opened again on the spot.
 """
 
 from __future__ import annotations
@@ -50,9 +52,13 @@ class SmtpChannel:
             if s.username:
                 conn.login(s.username, s.password.get_secret_value())
         except smtplib.SMTPAuthenticationError as e:
-            raise Temporary(f"the mail server refused the login: {e.smtp_code}") from None
+            raise Temporary(
+                f"the mail server refused the login: {e.smtp_code}", down=True
+            ) from None
         except (OSError, smtplib.SMTPException) as e:
-            raise Temporary(f"cannot reach the mail server {s.host}:{s.port}: {e}") from None
+            raise Temporary(
+                f"cannot reach the mail server {s.host}:{s.port}: {e}", down=True
+            ) from None
         return conn
 
     def _take(self) -> smtplib.SMTP:
@@ -97,6 +103,7 @@ class SmtpChannel:
         email = self.build(msg)
         rcpt = [a for _, a in getaddresses([str(email["To"])])]
         for attempt in range(2):  # a pooled connection the server closed: once more, fresh
+            pooled = bool(self._idle)
             conn = self._take()
             try:
                 refused = conn.send_message(email, to_addrs=rcpt)
@@ -110,12 +117,18 @@ class SmtpChannel:
                 _quit(conn)
                 if 500 <= e.smtp_code < 600 and e.smtp_code not in (552, 554):
                     raise Permanent(f"{e.smtp_code} {_s(e.smtp_error)}") from None
-                raise Temporary(f"{e.smtp_code} {_s(e.smtp_error)}") from None
-            except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, OSError) as e:
-                _quit(conn)
-                if attempt == 0:
+                text = f"{e.smtp_code} {_s(e.smtp_error)}"
+                raise Temporary(text, down=e.smtp_code == 421) from None
+            except TimeoutError as e:  # it may have the message: sending again now would copy it
+                _drop(conn)
+                raise Temporary(f"the mail server did not answer: {e}", down=True) from None
+            except (smtplib.SMTPServerDisconnected, ConnectionError, OSError) as e:
+                _drop(conn)
+                if pooled and attempt == 0:  # closed while idle: the usual fate of a kept one
+                    while self._idle:  # its siblings went the same way
+                        _drop(self._idle.pop())
                     continue
-                raise Temporary(f"the mail server dropped the connection: {e}") from None
+                raise Temporary(f"the mail server dropped the connection: {e}", down=True) from None
             except smtplib.SMTPException as e:
                 _quit(conn)
                 raise Temporary(str(e)) from None
@@ -128,6 +141,14 @@ class SmtpChannel:
 
 def _s(v: bytes | str) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _drop(conn: smtplib.SMTP) -> None:
+    """Close a broken connection without a QUIT (which would wait out another timeout)."""
+    try:
+        conn.close()
+    except OSError:
+        pass
 
 
 def _quit(conn: smtplib.SMTP) -> None:
