@@ -39,7 +39,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from archer.messaging.settings import SmtpSettings
+from archer.config import SmtpSettings
 
 HOST = "127.0.0.1"
 
