@@ -194,8 +194,37 @@ class Exit(_Node):
     next: None = None
 
 
-Step = Annotated[Delay | WaitUntil | Branch | Message | Exit, Field(discriminator="type")]
-STEP_TYPES = ("delay", "wait_until", "branch", "message", "exit")
+class CouponStep(_Node):
+    """Issue a coupon from a coupon template; the messages after it can show it."""
+
+    type: Literal["coupon"]
+    id: str
+    next: str | None = None
+    template: str = Field(max_length=100, description="the coupon template")
+    by_tier: dict[str, str] = Field(
+        default_factory=dict, max_length=10,
+        description="a bigger coupon for customers of higher value: value tier → template",
+    )  # fmt: skip
+
+
+class PointsStep(_Node):
+    """Award points (a lot that expires)."""
+
+    type: Literal["points"]
+    id: str
+    next: str | None = None
+    points: int = Field(gt=0, le=1_000_000)
+    expires: Duration = "365d"
+    by_tier: dict[str, int] = Field(default_factory=dict, max_length=10)
+
+    _d = field_validator("expires")(_check_duration)
+
+
+Step = Annotated[
+    Delay | WaitUntil | Branch | Message | CouponStep | PointsStep | Exit,
+    Field(discriminator="type"),
+]
+STEP_TYPES = ("delay", "wait_until", "branch", "message", "coupon", "points", "exit")
 
 
 class Definition(_Node):
@@ -290,7 +319,7 @@ def _fields_of(loc: tuple) -> list[str]:
         kinds = [p for p in loc if p in STEP_TYPES]
         models = {
             "delay": Delay, "wait_until": WaitUntil, "branch": Branch,
-            "message": Message, "exit": Exit,
+            "message": Message, "coupon": CouponStep, "points": PointsStep, "exit": Exit,
         }  # fmt: skip
         model = models.get(kinds[-1]) if kinds else None
         if model is None:
@@ -407,10 +436,21 @@ def _links(d: Definition) -> list[dict[str, Any]]:
             problems.append(
                 {"at": "trigger", "message": "a broadcast enters an audience, once per customer"}
             )
-        if any(not isinstance(s, Message | Exit) for s in d.steps):
-            problems.append({"at": "steps", "message": "a broadcast's steps are messages only"})
+        if any(isinstance(s, Delay | WaitUntil | Branch) for s in d.steps):
+            problems.append({"at": "steps", "message": "a broadcast's steps are messages, "
+                             "coupons and points only"})  # fmt: skip
     if d.send_until is not None and d.send_at is not None and d.send_until <= d.send_at:
         problems.append({"at": "send_until", "message": "send_until must be after send_at"})
+    from archer.customers.rfm import VALUE_TIERS
+
+    tiers = set(VALUE_TIERS.values())
+    for i, st in enumerate(d.steps):
+        if isinstance(st, CouponStep | PointsStep):
+            for tier in st.by_tier:
+                if tier not in tiers:
+                    problems.append({"at": f'steps[{i}] "{st.id}".by_tier.{tier}',
+                                     "message": f"unknown value tier {tier!r} (expected one of "
+                                     f"{', '.join(sorted(tiers))})"})  # fmt: skip
     if not any(isinstance(s, Message) for s in d.steps):
         problems.append({"at": "steps", "message": "a campaign sends at least one message"})
     return problems

@@ -136,6 +136,10 @@ class Report:
     enrolled: Counter = field(default_factory=Counter)
     planned: Counter = field(default_factory=Counter)
     ended: Counter = field(default_factory=Counter)  # by reason
+    coupons: Counter = field(default_factory=Counter)  # issued, by campaign
+    points: Counter = field(default_factory=Counter)  # awarded, by campaign
+    held: Counter = field(default_factory=Counter)  # offers the holdout was not given
+    not_given: Counter = field(default_factory=Counter)  # by reason (limits, budget, pool)
     errors: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +149,10 @@ class Report:
             "enrolled_by_campaign": dict(self.enrolled),
             "planned_by_campaign": dict(self.planned),
             "ended": dict(self.ended),
+            "coupons_issued": sum(self.coupons.values()),
+            "points_awarded": sum(self.points.values()),
+            "offers_held_back": sum(self.held.values()),
+            "offers_not_given": dict(self.not_given),
             "errors": self.errors,
         }
 
@@ -271,7 +279,10 @@ def advance(r: Round, live: Live, report: Report) -> None:
 class _Walk:
     enrolment: rows.Enrollment
     changes: dict[str, Any] = field(default_factory=dict)
-    messages: list[tuple[df.Message, datetime]] = field(default_factory=list)
+    # what the walk reached, in order: messages, coupons, points, with when each was due
+    messages: list[tuple[df.Message | df.CouponStep | df.PointsStep, datetime]] = field(
+        default_factory=list
+    )
 
 
 def _advance_batch(r: Round, live: Live, batch: list[rows.Enrollment], report: Report) -> None:
@@ -279,14 +290,20 @@ def _advance_batch(r: Round, live: Live, batch: list[rows.Enrollment], report: R
     walks = [_walk(r, live.versions[e.version], e, events) for e in batch]
     planning = [w for w in walks if w.messages]
     contexts = _contexts(r, live, planning) if planning else {}
-    msgs: list[dict[str, Any]] = []
     for w in walks:
-        e = w.enrolment
-        for step, due in w.messages:
-            msgs.append(_message_row(r, live, e, step, due, contexts))
         if w.changes.get("state") in ("completed", "exited", "converted"):
             report.ended[w.changes["end_reason"]] += 1
     with r.ws.session(write=True) as s:
+        offers = Offers(s, r, live, report)
+        msgs: list[dict[str, Any]] = []
+        for w in walks:
+            e = w.enrolment
+            ctx: dict[str, Any] = {}
+            for step, due in w.messages:
+                if isinstance(step, df.Message):
+                    msgs.append(_message_row(r, live, e, step, due, contexts, ctx))
+                else:
+                    offers.give(e, step, due, contexts, ctx)
         if msgs:
             added = insert_ignore(s, rows.Message.__table__, msgs, ("uid",))
             report.planned[live.row.name] += added
@@ -338,7 +355,7 @@ def _walk(r: Round, d: Definition, e: rows.Enrollment, events: dict[str, set]) -
             base = started = until
             step_id = d.after(i)
             continue
-        if isinstance(s, df.Message):
+        if isinstance(s, df.Message | df.CouponStep | df.PointsStep):
             w.messages.append((s, base))
             step_id = d.after(i)
             started = base
@@ -435,6 +452,8 @@ def _contexts(r: Round, live: Live, walks: list[_Walk]) -> dict[str, Any]:
     fields: set[str] = set()
     for d in live.versions.values():
         fields |= _fields_used(d)
+        if any(isinstance(st, df.CouponStep | df.PointsStep) and st.by_tier for st in d.steps):
+            fields.add("value_tier")
     custs = sorted({w.enrolment.customer_id for w in walks})
     out: dict[str, Any] = {"customer": customer_context(r.wh, custs, fields)}
     if any(d.trigger.key == "order" for d in live.versions.values()):
@@ -449,7 +468,13 @@ def _fields_used(d: Definition) -> set[str]:
 
 
 def _message_row(
-    r: Round, live: Live, e: rows.Enrollment, step: df.Message, due: datetime, ctx: dict
+    r: Round,
+    live: Live,
+    e: rows.Enrollment,
+    step: df.Message,
+    due: datetime,
+    ctx: dict,
+    given: dict[str, Any],
 ) -> dict[str, Any]:
     c = live.row
     customer = ctx["customer"].get(e.customer_id, {})
@@ -458,6 +483,7 @@ def _message_row(
     context: dict[str, Any] = {"customer": customer}
     if "order" in ctx:
         context["order"] = ctx["order"].get(e.trigger_key, {"order_id": e.trigger_key})
+    context.update(given)  # the coupon or points the run was given before this message
     expires = due + df.parse_duration(step.expires) if step.expires else None
     return {
         "uid": message_uid(c.id, e.customer_id, e.trigger_key, step.id),
@@ -481,6 +507,52 @@ def _message_row(
         "attempts": 0,
         "cost_fen": 0,
     }
+
+
+class Offers:
+    """Coupons and points a batch's runs reach, given inside the batch's transaction, so the
+    message that shows a code is stored with it or not at all."""
+
+    def __init__(self, s, r: Round, live: Live, report: Report) -> None:
+        from archer.offers import coupons
+
+        self.s, self.r, self.live, self.report = s, r, live, report
+        self.coupons = coupons
+        self._templates: dict[str, Any] = {}
+
+    def _template(self, name: str):
+        if name not in self._templates:
+            self._templates[name] = self.coupons.template_named(self.s, name)
+        return self._templates[name]
+
+    def give(self, e: rows.Enrollment, step, due: datetime, ctx: dict, given: dict) -> None:
+        if e.arm == "holdout":  # the holdout is measured, never given anything
+            self.report.held[self.live.row.name] += 1
+            return
+        tier = (ctx.get("customer", {}).get(e.customer_id) or {}).get("value_tier")
+        if isinstance(step, df.CouponStep):
+            t = self._template(step.by_tier.get(tier or "", step.template))
+            c, why = self.coupons.issue(
+                self.s, t, e.customer_id, now=self.r.now, source="campaign",
+                campaign_id=self.live.row.id, enrollment_id=e.id, step=step.id,
+            )  # fmt: skip
+            if c is None:
+                self.report.not_given[why or "?"] += 1
+                return
+            self.report.coupons[self.live.row.name] += 1
+            given["coupon"] = self.coupons.context(c, t, self.r.ws.tz)
+            return
+        from archer.offers import points
+
+        n = step.by_tier.get(tier or "", step.points)
+        done = points.award(
+            self.s, e.customer_id, n, source=f"campaign:{self.live.row.id}:{e.id}:{step.id}",
+            at=self.r.now, expires_at=self.r.now + df.parse_duration(step.expires),
+            note=self.live.row.name,
+        )  # fmt: skip
+        if done:
+            self.report.points[self.live.row.name] += n
+        given["points"] = {"awarded": n, "balance": points.balance_in(self.s, e.customer_id)}
 
 
 # -- a round ---------------------------------------------------------------------------------------

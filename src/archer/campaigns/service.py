@@ -132,11 +132,37 @@ def check(ws: Workspace, raw: Any) -> tuple[Definition, list[str]]:
         except AudienceError as e:
             problems.append({"at": f"{at}, {e.line}:{e.column}", "message": e.message,
                              "suggestions": list(e.suggestions)})  # fmt: skip
+    problems += _coupon_templates(ws, d)
     if not problems:
         problems, notes = _compile_conditions(ws, d)
     if problems:
         raise CampaignError(problems)
     return d, notes
+
+
+def _coupon_templates(ws: Workspace, d: Definition) -> list[dict]:
+    from archer.store.offers import CouponTemplate
+
+    wanted = {
+        (i, st.id, name)
+        for i, st in enumerate(d.steps)
+        if isinstance(st, df.CouponStep)
+        for name in (st.template, *st.by_tier.values())
+    }
+    if not wanted:
+        return []
+    with ws.session() as s:
+        known = set(s.scalars(select(CouponTemplate.name)))
+    out = []
+    for i, sid, name in sorted(wanted):
+        if name not in known:
+            hint = suggest(name, known)
+            out.append({"at": f'steps[{i}] "{sid}".template',
+                        "message": f"no coupon template {name!r}"
+                        + (f" — did you mean {hint[0]!r}?" if hint else
+                           " (make it with `archer coupon define`)"),
+                        "suggestions": list(hint)})  # fmt: skip
+    return out
 
 
 def _compile_conditions(ws: Workspace, d: Definition) -> tuple[list[dict], list[str]]:

@@ -24,6 +24,8 @@ VARIABLES = ("customer", "order", "shop", "campaign", "unsubscribe_url", "coupon
 ORDER_FIELDS = ("order_id", "created_at", "amount", "goods_amount", "items")
 SHOP_FIELDS = ("name", "currency", "url")
 CAMPAIGN_FIELDS = ("name", "step")
+COUPON_FIELDS = ("code", "label", "value", "threshold", "expires")
+POINTS_FIELDS = ("awarded", "balance")
 MAX_OUTPUT = 200_000  # characters a rendered part may have
 
 
@@ -89,6 +91,8 @@ def check(source: str, *, html: bool, customer_fields: Iterable[str]) -> set[str
                 "order": set(ORDER_FIELDS),
                 "shop": set(SHOP_FIELDS),
                 "campaign": set(CAMPAIGN_FIELDS),
+                "coupon": set(COUPON_FIELDS),
+                "points": set(POINTS_FIELDS),
             }.get(node.node.name)
             if known is not None and node.node.name not in declared:
                 if attr not in known:

@@ -1,0 +1,147 @@
+"""Coupons and points: codes, limits, issue inside a campaign round, points lots first-expiring
+first, exchange — on a small sample shop and a manual clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from archer.campaigns import service
+from archer.clock import ManualClock
+from archer.errors import Conflict, Invalid
+from archer.offers import coupons, points
+from archer.store.campaigns import Message
+from archer.store.offers import Coupon, PointsEntry
+from archer.workspace import Workspace
+from support import sample_shop
+
+START = datetime(2026, 9, 15, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    root = tmp_path_factory.mktemp("offers")
+    clock = ManualClock(START)
+    return sample_shop(root, customers=600, seed=5, clock=clock, as_of=START.date())
+
+
+@pytest.fixture
+def ws(shop, tmp_path):
+    """The sample shop with a store of its own, on a clock of its own."""
+    settings = shop.settings.model_copy(update={"database": f"sqlite:///{tmp_path}/s.db"})
+    return Workspace(settings, ManualClock(START))
+
+
+def test_codes_avoid_lookalikes_and_carry_a_check_character():
+    seen = {coupons.new_code() for _ in range(2000)}
+    assert len(seen) == 2000
+    assert all(len(c) == 11 and not set(c) & set("01OI") for c in seen)
+    assert all(coupons.valid_code(c) for c in seen)
+    c = next(iter(seen))
+    for i in range(10):  # every single-character slip is caught
+        wrong = c[:i] + ("X" if c[i] != "X" else "Y") + c[i + 1 :]
+        assert not coupons.valid_code(wrong)
+    swapped = c[1] + c[0] + c[2:]
+    assert c[0] == c[1] or not coupons.valid_code(swapped)
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"kind": "threshold", "threshold": 100, "amount": 120, "valid_days": 7}, "amount"),
+        ({"kind": "rate", "rate": -0.1, "max_saving": 10, "valid_days": 7}, "rate"),
+        ({"kind": "rate", "rate": 1.2, "max_saving": 10, "valid_days": 7}, "rate"),
+        ({"kind": "cash", "amount": 0, "valid_days": 7}, "amount"),
+        ({"kind": "cash", "amount": 10}, "valid_days"),
+        ({"kind": "cash", "amount": "1.234", "valid_days": 7}, "amount"),
+        ({"kind": "gift", "amount": 10, "valid_days": 7}, "kind"),
+    ],
+)
+def test_a_template_that_cannot_work_is_refused_with_the_field_named(ws, kw, field):
+    with pytest.raises(Invalid) as e:
+        coupons.define(ws, "bad", **kw)
+    assert str(e.value).startswith(field)
+
+
+def test_limits_and_budget_bound_what_is_issued(ws):
+    coupons.define(ws, "c10", kind="cash", amount=10, valid_days=7, per_customer=2, budget=50)
+    with ws.session(write=True) as s:
+        t = coupons.template_named(s, "c10")
+        got = [coupons.issue(s, t, "A", now=START, source="manual") for _ in range(3)]
+        assert [why for _, why in got] == [None, None, "per_customer_limit"]
+        more = [coupons.issue(s, t, f"B{i}", now=START, source="manual")[1] for i in range(5)]
+    assert more == [None, None, None, "budget", "budget"]  # 5 × 10 = the budget of 50
+    with ws.session() as s:
+        c = s.scalar(select(Coupon).where(Coupon.customer_id == "A"))
+    assert c.expires_at == START + timedelta(days=7) and c.value_fen == 1000
+
+
+def test_a_flow_issues_a_coupon_with_its_message_once_and_never_to_the_holdout(ws):
+    coupons.define(ws, "first-10", kind="threshold", threshold=99, amount=10, valid_days=14)
+    raw = service.template("first-order")
+    raw["holdout"] = 0.3
+    raw["windows"] = []
+    raw["steps"] = [
+        {"id": "give", "type": "coupon", "template": "first-10"},
+        {"id": "tell", "type": "message", "channel": "inbox", "subject": "新人券",
+         "text": "{{ coupon.label }}：{{ coupon.code }}，{{ coupon.expires }} 前有效"},
+        {"id": "thanks", "type": "points", "points": 50, "expires": "30d"},
+    ]  # fmt: skip
+    service.create(ws, raw, user="t", start=True)
+    first = service.run_round(ws)
+    again = service.run_round(ws)
+    assert first["coupons_issued"] > 10 and again["coupons_issued"] == again["planned"] == 0
+    assert first["offers_held_back"] > 0
+    with ws.session() as s:
+        issued = list(s.scalars(select(Coupon)))
+        msgs = {m.customer_id: m for m in s.scalars(select(Message))}
+        entries = list(s.scalars(select(PointsEntry)))
+    assert len({c.code for c in issued}) == len(issued) == first["coupons_issued"]
+    for c in issued:  # the message carries the very code that was stored
+        assert c.code in msgs[c.customer_id].context
+        assert msgs[c.customer_id].arm == "treatment"
+    held = {m.customer_id for m in msgs.values() if m.arm == "holdout"}
+    assert held and not held & {c.customer_id for c in issued}
+    assert {e.customer_id for e in entries} == {c.customer_id for c in issued}
+    assert all(e.points == 50 and e.expires_at == START + timedelta(days=30) for e in entries)
+
+
+def test_a_step_naming_an_unknown_coupon_template_is_refused(ws):
+    raw = service.template("first-order")
+    raw["steps"].insert(0, {"id": "give", "type": "coupon", "template": "nope"})
+    with pytest.raises(service.CampaignError) as e:
+        service.check(ws, raw)
+    assert e.value.problems[0]["at"] == 'steps[0] "give".template'
+
+
+def test_points_are_spent_first_expiring_first_and_expire_what_is_left(ws):
+    with ws.session(write=True) as s:
+        points.award(s, "C1", 100, source="a", at=START, expires_at=START + timedelta(days=30))
+        points.award(s, "C1", 100, source="b", at=START, expires_at=START + timedelta(days=10))
+        assert not points.award(s, "C1", 100, source="b", at=START, expires_at=None)  # once
+        points.redeem(s, "C1", 150, source="r1", at=START + timedelta(days=1), note=None)
+        lots = dict(s.execute(select(PointsEntry.source, PointsEntry.remaining)
+                              .where(PointsEntry.points > 0)).all())  # fmt: skip
+    assert lots == {"a": 50, "b": 0}  # the lot ending sooner went first
+    gone = points.expire(ws, START + timedelta(days=31))
+    assert gone == {"lots": 1, "points": 50}
+    with ws.session() as s:
+        assert points.balance_in(s, "C1") == 0
+        total = s.scalar(select(func.sum(PointsEntry.points)))
+    assert total == 0
+    with pytest.raises(Conflict), ws.session(write=True) as s:
+        points.redeem(s, "C1", 1, source="r2", at=START + timedelta(days=32), note=None)
+
+
+def test_points_buy_a_cash_coupon_in_one_transaction(ws):
+    coupons.define(ws, "cash-5", kind="cash", amount=5, valid_days=30, per_customer=None)
+    with ws.session(write=True) as s:
+        points.award(s, "C2", 600, source="x", at=START, expires_at=None)
+    got = points.exchange(ws, "C2", 500, template="cash-5", rate=500, source="e1")
+    assert got["balance"] == 100 and got["coupon"]["value"] == 5.0
+    with pytest.raises(Conflict):
+        points.exchange(ws, "C2", 500, template="cash-5", rate=500, source="e2")
+    with ws.session() as s:
+        assert points.balance_in(s, "C2") == 100  # the failed exchange spent nothing
