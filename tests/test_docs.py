@@ -293,3 +293,16 @@ def test_every_link_of_the_readme_and_the_guides_stays_inside_the_repository():
 
 def read_root(name: str) -> str:
     return (ROOT / name).read_text(encoding="utf-8")
+
+
+def test_the_coupon_example_of_offers_md_runs(tmp_path):
+    (block,) = RUN_BLOCK.findall(read("offers.md"))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ARCHER_")},
+        "ARCHER_HOME": str(tmp_path / "archer-data"),
+        "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    r = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, f"--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+    assert "满99减10" in r.stdout and '"state": "issued"' in r.stdout

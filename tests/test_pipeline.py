@@ -137,6 +137,7 @@ def test_steps_are_named_in_order_and_a_package_adds_its_own(shop, tmp_path_fact
     assert [s.name for s in default_steps()] == [
         "profile",
         "shop views",
+        "offers",
         "campaign ledger",
         "audience snapshots",
     ]

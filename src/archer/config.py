@@ -96,6 +96,17 @@ class CampaignSettings(BaseModel):
         return v.rstrip("/")
 
 
+class PointsSettings(BaseModel):
+    per_yuan: float = Field(
+        1.0, ge=0, le=1000, description="points earned per yuan of a paid order, net of refunds"
+    )
+    expires_days: int = Field(365, ge=1, le=3650, description="how long earned points last")
+    exchange_rate: int = Field(500, ge=1, description="points for one exchange coupon")
+    exchange_template: str = Field(
+        "points-cash", description="the coupon template points are exchanged for"
+    )
+
+
 class SmtpSettings(BaseModel):
     host: str = Field("", description="the mail server; empty: e-mail is not set up")
     port: int = Field(587, ge=1, le=65535)
@@ -128,6 +139,9 @@ class Settings(BaseSettings):
     )
     campaigns: CampaignSettings = Field(
         default_factory=CampaignSettings, description="campaign guards and rounds ([campaigns])"
+    )
+    points: PointsSettings = Field(
+        default_factory=PointsSettings, description="the points rules ([points])"
     )
     smtp: SmtpSettings = Field(
         default_factory=SmtpSettings, description="the shop's mail server ([smtp])"

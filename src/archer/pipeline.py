@@ -134,14 +134,15 @@ class BuildResult:
 
 
 def default_steps() -> list[Step]:
-    """The build, in order: profile → shop views → the campaigns' ledger → audience
-    snapshots (which may use the ledger: ``received(…)``)."""
+    """The build, in order: profile → shop views → offers (redemptions, points) → the
+    campaigns' ledger → audience snapshots (which may use the ledger: ``received(…)``)."""
     from archer.analytics.views import STEP as views
     from archer.audiences.snapshots import STEP as audiences
     from archer.campaigns.export import STEP as ledger
     from archer.customers.profile import STEP as profile
+    from archer.offers.build import STEP as offers
 
-    return [profile, views, ledger, audiences]
+    return [profile, views, offers, ledger, audiences]
 
 
 def build(

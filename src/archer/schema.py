@@ -225,6 +225,7 @@ IMPORT_LOG = ibis.schema(
 PROFILE = "customer_profile"
 CATEGORIES = "customer_categories"
 THRESHOLDS = "lapse_thresholds"
+CUSTOMER_POINTS = "customer_points"  # the points ledger per customer, copied by each build
 CAMPAIGN_RUNS = "campaign_enrollments"  # the ledger, copied by each build
 CAMPAIGN_MESSAGES = "campaign_messages"
 DEVICES = "member_devices"  # anonymous id → member, as of the build
@@ -240,7 +241,7 @@ SNAPSHOTS = "audience_snapshots"
 BUILD_LOG = "build_log"
 DERIVED = (
     PROFILE, CATEGORIES, THRESHOLDS, DEVICES, *SHOP_VIEWS, MEMBERSHIPS, SNAPSHOTS, BUILD_LOG,
-    CAMPAIGN_RUNS, CAMPAIGN_MESSAGES,
+    CAMPAIGN_RUNS, CAMPAIGN_MESSAGES, CUSTOMER_POINTS,
 )  # fmt: skip
 
 # The campaigns' ledger as each build copies it (times naive UTC).
@@ -260,6 +261,10 @@ CAMPAIGN_MESSAGES_SCHEMA = ibis.schema(
         "due_at": dt.timestamp, "sent_at": dt.timestamp, "cost_fen": dt.int64,
     }
 )  # fmt: skip
+
+CUSTOMER_POINTS_SCHEMA = ibis.schema(
+    {"customer_id": dt.string, "points_balance": dt.int64, "points_expiring_30d": dt.int64}
+)
 
 # One row per published build: which tables it wrote, as of which day.
 BUILD_LOG_SCHEMA = ibis.schema(

@@ -22,7 +22,7 @@ from archer.audiences.compile import Compiler, NeedsContacts, Resolve
 from archer.audiences.grammar import AudienceError, parse
 from archer.errors import NotBuilt
 from archer.facts import Snapshot
-from archer.schema import DEVICES, PROFILE
+from archer.schema import CUSTOMER_POINTS, DEVICES, PROFILE
 from archer.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -33,13 +33,26 @@ def base_table(wh: Warehouse, contacts: bool = True) -> ir.Table:
     """The profile, with the contact columns of ``customers`` when ``contacts``."""
     if not wh.has_table(PROFILE):
         raise NotBuilt()
-    p = wh.table(PROFILE)
+    p = _with_points(wh, wh.table(PROFILE))
     if not contacts:
         return p
     c = wh.table("customers").select("customer_id", *cat.CUSTOMER_FIELDS)
     c = c.rename(_cid="customer_id")
     j = p.left_join(c, p.customer_id == c._cid)
     return j.drop("_cid")
+
+
+def _with_points(wh: Warehouse, p: ir.Table) -> ir.Table:
+    """The profile with each customer's points (0 before any build copied them)."""
+    if not wh.has_table(CUSTOMER_POINTS):
+        return p.mutate(points_balance=ibis.literal(0, "int64"),
+                        points_expiring_30d=ibis.literal(0, "int64"))  # fmt: skip
+    pts = wh.table(CUSTOMER_POINTS).rename(_pcid="customer_id")
+    j = p.left_join(pts, p.customer_id == pts._pcid)
+    return j.mutate(
+        points_balance=j.points_balance.fill_null(0),
+        points_expiring_30d=j.points_expiring_30d.fill_null(0),
+    ).drop("_pcid")
 
 
 def profile_as_of(wh: Warehouse) -> date:

@@ -429,8 +429,12 @@ def run_round(
     """Enrol due subjects, advance due runs, send due messages — what the scheduler does each
     minute and ``archer campaign run`` does once."""
     now = now or ws.now()
+    from archer.offers import coupons, points
+
+    expired = {"points_expired": points.expire(ws, now)["points"],
+               "coupons_expired": coupons.expire(ws, now)}  # fmt: skip
     planned = engine.plan(ws, now, names)
-    out: dict[str, Any] = {"now": now.isoformat(), **planned.to_dict()}
+    out: dict[str, Any] = {"now": now.isoformat(), **planned.to_dict(), **expired}
     if send:
         try:
             with Dispatcher(ws) as d:
