@@ -246,6 +246,9 @@ class Dispatcher:
             src = content.get(name) or step.get(name)
             return templates.render(src, ctx, html=html) if src is not None else None
 
+        raw_params = content.get("params")
+        raw_params = step.get("params") if raw_params is None else raw_params
+        params = {k: templates.render(v, ctx) for k, v in (raw_params or {}).items()}
         return Outgoing(
             uid=m.uid,
             customer_id=m.customer_id,
@@ -257,6 +260,8 @@ class Dispatcher:
             text=part("text"),
             html=part("html", html=True),
             unsubscribe_url=unsub,
+            template=content.get("template") or step.get("template"),
+            params=params,
         )
 
 
