@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from archer.messaging import templates
-from archer.messaging.channels import Channel, Outgoing, Permanent, Temporary, open_channel
+from archer.messaging.channels import Channel, Outgoing, Permanent, Temporary, Unknown, open_channel
 from archer.messaging.consent import suppress
 from archer.messaging.guards import Guards
 from archer.signing import unsubscribe_token
@@ -46,6 +46,7 @@ class Tally:
     deferred: int = 0
     retried: int = 0
     failed: int = 0
+    unknown: int = 0  # of the failed: sent or not, only the provider's receipt can tell
     skipped: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,6 +58,7 @@ class Tally:
             "deferred": self.deferred,
             "retried": self.retried,
             "failed": self.failed,
+            "unknown": self.unknown,
         }
 
 
@@ -198,6 +200,11 @@ class Dispatcher:
                  "reason": "retry", "error": str(e)[:2000]},
             )  # fmt: skip
             tally.retried += 1
+            return
+        except Unknown as e:  # it may have gone: failed as "unknown", never sent again blindly
+            self._finish(m, {"state": "failed", "reason": "unknown", "error": str(e)[:2000]})
+            tally.failed += 1
+            tally.unknown += 1
             return
         except Permanent as e:
             self._finish(m, {"state": "failed", "reason": "refused", "error": str(e)[:2000]})
