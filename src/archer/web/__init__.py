@@ -26,7 +26,7 @@ from archer.ingest import uploads
 from archer.jobs import Jobs
 from archer.store.db import engine
 from archer.store.inbox import InboxWriter
-from archer.web import auth, tracking, ui
+from archer.web import auth, sms, tracking, ui
 from archer.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ def create_app(
     app.state.ws = ws
     app.state.jobs = jobs
     tracking.install(app)
+    sms.install(app)  # POST /v1/sms/replies: the SMS provider's uplink (opt-outs)
     auth.install(app)  # sign-in, credentials on every request, the REST API
     ui.install(app)  # the operator's pages, their JSON endpoints and /static
 
