@@ -384,3 +384,10 @@ def test_quiet_hours_time_is_the_shops(tmp_path):
     assert w.open_at(datetime(2026, 9, 15, 13, 59, tzinfo=UTC))
     assert not w.open_at(datetime(2026, 9, 15, 14, 0, tzinfo=UTC))
     assert w.next_open(datetime(2026, 9, 15, 14, 0, tzinfo=UTC)) == START + timedelta(hours=9)
+
+
+def test_campaigns_md_lists_every_sms_setting():
+    from test_docs import read, sections, table_rows
+
+    rows = table_rows(sections(read("campaigns.md"), level=3)["The `[sms]` table"])
+    assert set(rows) == set(SmsSettings.model_fields)

@@ -200,3 +200,10 @@ def test_a_wecom_flow_reaches_the_contacts_and_stops_at_the_monthly_cap(shop, tm
     first = next(r for r in fake.requests if r["external_userid"] == [sent_to[0]])
     cid = sent_to[0].removeprefix("wm")
     assert first["text"]["content"] == f"{c.name[cid]}，您好：本周新品 0"
+
+
+def test_campaigns_md_lists_every_wecom_setting():
+    from test_docs import read, sections, table_rows
+
+    rows = table_rows(sections(read("campaigns.md"), level=3)["The `[wecom]` table"])
+    assert set(rows) == set(WecomSettings.model_fields)
