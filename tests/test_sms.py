@@ -296,6 +296,13 @@ def test_sms_steps_are_checked_against_the_approved_templates(shop, tmp_path):
     with pytest.raises(CampaignError, match="needs `params`"):
         service.check(ws, raw)
     service.check(ws, sms_campaign())  # the right one passes
+    service.create(ws, sms_campaign(), user="t")
+    cid, _ = a_customer_with_sms(ws)
+    with ws.warehouse() as wh:
+        name = wh.table("customers").execute().set_index("customer_id").name[cid]
+    shown = service.preview(ws, "sms-welcome", cid, "sms")
+    assert shown["template"] == "SMS_100"
+    assert shown["params"] == {"name": name, "shop": "某某商城"}
 
 
 # -- replies -----------------------------------------------------------------------------------

@@ -389,6 +389,7 @@ def preview(ws: Workspace, name: str, customer_id: str, step: str | None = None)
     return {
         "campaign": name, "step": m.id, "channel": m.channel, "customer_id": customer_id,
         "to": out.address, "subject": out.subject, "text": out.text, "html": out.html,
+        **({"template": out.template, "params": out.params} if out.template else {}),
     }  # fmt: skip
 
 
