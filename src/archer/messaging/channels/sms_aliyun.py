@@ -101,7 +101,8 @@ class AliyunSms:
         code = str(doc.get("Code", "")) if isinstance(doc, dict) else ""
         text = f"{code}: {doc.get('Message', '')}" if code else f"HTTP {answer.status}"
         if code == "OK":
-            return Sent(provider_id=str(doc.get("BizId") or "") or None, cost_fen=self.s.cost_fen)
+            biz = str(doc.get("BizId") or "")[:200]
+            return Sent(provider_id=biz or None, cost_fen=self.s.cost_fen)
         if not code:  # no verdict from the provider
             if answer.status >= 500:
                 raise Unknown(f"aliyun sms: {text} with no error code; the message may have gone")

@@ -152,7 +152,7 @@ class TencentSms:
         if code == "Ok":
             fee = st.get("Fee")
             segments = fee if isinstance(fee, int) and 0 <= fee <= 100 else 1
-            return Sent(provider_id=str(st.get("SerialNo") or "") or None,
+            return Sent(provider_id=str(st.get("SerialNo") or "")[:200] or None,
                         cost_fen=segments * self.s.cost_fen)  # fmt: skip
         raise _verdict(code, f"{code}: {st.get('Message', '')}")
 

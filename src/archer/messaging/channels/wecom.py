@@ -97,12 +97,13 @@ class WecomChannel:
             if code in TOKEN_INVALID and attempt == 0:
                 continue  # nothing was created: a fresh token, once
             if code == 0:
-                if msg.address in (doc.get("fail_list") or []):
+                failed = doc.get("fail_list")
+                if isinstance(failed, list) and msg.address in failed:
                     raise Permanent(
                         f"wecom: {msg.address} cannot receive it (not a contact of the staff, "
                         "or no longer reachable)"
                     )
-                return Sent(provider_id=str(doc.get("msgid") or "") or None)
+                return Sent(provider_id=str(doc.get("msgid") or "")[:200] or None)
             text = f"wecom: {code} {doc.get('errmsg', '')}"
             if code in BUSY or code in TOKEN_INVALID:
                 raise Temporary(text)
