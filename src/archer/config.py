@@ -59,7 +59,11 @@ class CampaignSettings(BaseModel):
         "recorded grant); opt_out: everyone not opted out may get it",
     )
     caps: dict[str, list[str]] = Field(
-        default_factory=lambda: {"email": ["1/16h"], "sms": ["1/24h", "4/30d"], "wecom": ["1/24h"]},
+        default_factory=lambda: {
+            "email": ["1/16h"],
+            "sms": ["1/24h", "4/30d"],
+            "wecom": ["1/24h", "4/30d"],
+        },
         description="marketing frequency caps per channel, e.g. {email = ['1/16h']}",
     )
     quiet_hours: dict[str, str] = Field(
@@ -119,6 +123,89 @@ class SmtpSettings(BaseModel):
     connections: int = Field(2, ge=1, le=50, description="connections a worker keeps open")
 
 
+_PARAM = re.compile(r"^[A-Za-z0-9_]{1,40}$")
+
+
+class SmsSettings(BaseModel):
+    """An SMS provider's HTTP API. Both send only templates the provider approved: a step
+    names one (``template``) and fills its parameters (``params``)."""
+
+    provider: Literal["aliyun", "tencent"] = "aliyun"
+    endpoint: str = Field(
+        "",
+        description="the API's address; empty: the provider's own "
+        "(https://dysmsapi.aliyuncs.com/ or https://sms.tencentcloudapi.com/)",
+    )
+    access_key_id: str = Field("", description="AccessKey ID / SecretId; empty: not set up")
+    access_key_secret: SecretStr = SecretStr("")
+    sign_name: str = Field("", description="the approved signature, e.g. 某某商城")
+    region: str = Field("", description="empty: cn-hangzhou (aliyun), ap-guangzhou (tencent)")
+    app_id: str = Field("", description="tencent: the SmsSdkAppId")
+    timeout: float = Field(5.0, gt=0, le=120, description="seconds to wait for an answer")
+    cost_fen: int = Field(5, ge=0, le=10_000, description="cost of one message (one segment)")
+    templates: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="the approved templates: code → its parameter names, e.g. "
+        "{SMS_123 = ['name', 'order']}; steps are checked against it",
+    )
+    reply_secret: SecretStr = Field(
+        SecretStr(""), description="the shared secret of POST /v1/sms/replies; empty: off"
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if v and not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError(f"expected an address such as https://sms.example.com/, got {v!r}")
+        return v
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        if len(v) > 1000:
+            raise ValueError("at most 1,000 templates")
+        for code, params in v.items():
+            if not _PARAM.match(code) or len(params) > 20:
+                raise ValueError(f"template {code!r}: a code of letters, digits, _ and "
+                                 "at most 20 parameters")  # fmt: skip
+            for p in params:
+                if not _PARAM.match(p):
+                    raise ValueError(f"template {code!r}: parameter {p!r} is not a name")
+        return v
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.access_key_id)
+
+
+class WecomSettings(BaseModel):
+    """WeCom (企业微信) customer contact: messages a staff member confirms in the client."""
+
+    corp_id: str = Field("", description="the corpid; empty: WeCom is not set up")
+    corp_secret: SecretStr = Field(SecretStr(""), description="the customer-contact secret")
+    endpoint: str = Field("https://qyapi.weixin.qq.com", description="the API's address")
+    sender: str = Field("", description="the staff member's userid that sends; empty: any")
+    id_attribute: str = Field(
+        "wecom_external_userid",
+        description="the key in a customer's `attributes` holding their external_userid",
+    )
+    contact_is_opt_in: bool = Field(
+        True, description="a customer who added the shop's staff counts as opted in"
+    )
+    timeout: float = Field(5.0, gt=0, le=120)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError(f"expected an address such as https://qyapi.weixin.qq.com, got {v!r}")
+        return v.rstrip("/")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.corp_id)
+
+
 class Settings(BaseSettings):
     """Everything a shop configures. Paths are relative to ``home`` unless absolute."""
 
@@ -145,6 +232,12 @@ class Settings(BaseSettings):
     )
     smtp: SmtpSettings = Field(
         default_factory=SmtpSettings, description="the shop's mail server ([smtp])"
+    )
+    sms: SmsSettings = Field(
+        default_factory=SmsSettings, description="the shop's SMS provider ([sms])"
+    )
+    wecom: WecomSettings = Field(
+        default_factory=WecomSettings, description="WeCom customer contact ([wecom])"
     )
     date_format: str = Field(
         default="", description="strptime format to try first for dates (e.g. %d/%m/%Y)"
@@ -209,8 +302,16 @@ class Settings(BaseSettings):
         return self.home / "quarantine"
 
     def channels(self) -> list[str]:
-        """The channels this shop can send on: its own inbox always, e-mail with ``[smtp]``."""
-        return ["inbox", "email"] if self.smtp.host else ["inbox"]
+        """The channels this shop can send on: its own inbox always, e-mail with ``[smtp]``,
+        SMS with ``[sms]``, WeCom with ``[wecom]``."""
+        out = ["inbox"]
+        if self.smtp.host:
+            out.append("email")
+        if self.sms.configured:
+            out.append("sms")
+        if self.wecom.configured:
+            out.append("wecom")
+        return out
 
     @property
     def tz(self) -> ZoneInfo:

@@ -56,6 +56,8 @@ EVENTS = ("order_paid", "order_closed", "purchased")  # built-in exit and goal c
 CHANNELS = ("email", "sms", "wecom", "inbox")
 NEEDS = {"email": ("subject", "text"), "sms": ("text",), "wecom": ("text",),
          "inbox": ("subject", "text")}  # fmt: skip
+SMS_PARAM = re.compile(r"^[A-Za-z0-9_]{1,40}$")
+MAX_PARAMS = 20
 PURPOSES = ("marketing", "service")
 
 
@@ -123,11 +125,26 @@ class Variant(_Node):
 
 
 class Content(_Node):
-    """What a message says: the subject or title, and its text and HTML bodies."""
+    """What a message says: the subject or title, and its text and HTML bodies; an SMS names
+    the provider's approved template and fills its parameters instead."""
 
     subject: str | None = Field(None, max_length=MAX_TEMPLATE)
     text: str | None = Field(None, max_length=MAX_TEMPLATE)
     html: str | None = Field(None, max_length=MAX_TEMPLATE)
+    template: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_]{1,40}$", description="SMS: the provider's template code"
+    )
+    params: dict[str, Annotated[str, Field(max_length=1000)]] | None = Field(
+        None, max_length=MAX_PARAMS, description="SMS: parameter → a template of its value"
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _param_names(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for k in v or {}:
+            if not SMS_PARAM.match(k):
+                raise ValueError(f"parameter {k!r}: a name of letters, digits and _")
+        return v
 
 
 class Delay(_Node):
@@ -397,15 +414,18 @@ def _links(d: Definition) -> list[dict[str, Any]]:
             need = NEEDS[s.channel]
             for name, c in {"": s, **s.variants}.items():
                 missing = [p for p in need if getattr(c, p) is None and getattr(s, p) is None]
+                if s.channel != "sms" and (c.template is not None or c.params is not None):
+                    problems.append({"at": f"{at}.variants.{name}" if name else at,
+                                     "message": "`template` and `params` are for sms"})  # fmt: skip
+                elif s.channel == "sms" and (c.template or s.template):  # instead of text
+                    has = c.params is not None or s.params is not None
+                    missing = [] if has else ["params"]
                 if missing and not (s.channel == "email" and missing == ["text"] and s.html):
                     where = f"{at}.variants.{name}" if name else at
-                    problems.append(
-                        {
-                            "at": where,
-                            "message": f"a {s.channel} message needs "
-                            + " and ".join(f"`{m}`" for m in missing),
-                        }
-                    )
+                    msg = f"a {s.channel} message needs " + " and ".join(f"`{m}`" for m in missing)
+                    if s.channel == "sms" and missing == ["text"]:
+                        msg = "an sms message needs `template` and `params`, or `text`"
+                    problems.append({"at": where, "message": msg})
         if isinstance(s, Message) and s.variants:
             names = {v.name for v in d.variants}
             for name in s.variants:
@@ -550,13 +570,11 @@ def contents(d: Definition) -> list[tuple[str, str, str]]:
         if not isinstance(s, Message):
             continue
         at = f'steps[{i}] "{s.id}"'
-        for part in ("subject", "text", "html"):
-            v = getattr(s, part)
-            if v is not None:
-                out.append((at, part, v))
-        for name, c in s.variants.items():
+        for where, c in {at: s, **{f"{at}.variants.{n}": c for n, c in s.variants.items()}}.items():
             for part in ("subject", "text", "html"):
                 v = getattr(c, part)
                 if v is not None:
-                    out.append((f"{at}.variants.{name}", part, v))
+                    out.append((where, part, v))
+            for k, v in (c.params or {}).items():
+                out.append((where, f"params.{k}", v))
     return out

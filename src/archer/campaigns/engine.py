@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from archer.campaigns import definition as df
 from archer.campaigns.definition import Definition
+from archer.campaigns.fields import WECOM_ID
 from archer.campaigns.triggers import candidates
 from archer.errors import ArcherError
 from archer.facts import Snapshot
@@ -447,7 +448,7 @@ def _events(r: Round, live: Live, batch: list[rows.Enrollment]) -> dict[str, set
 
 # -- what a message may show -----------------------------------------------------------------------
 def _contexts(r: Round, live: Live, walks: list[_Walk]) -> dict[str, Any]:
-    from archer.campaigns.fields import customer_context, order_context
+    from archer.campaigns.fields import customer_context, order_context, with_wecom_ids
 
     fields: set[str] = set()
     for d in live.versions.values():
@@ -455,7 +456,16 @@ def _contexts(r: Round, live: Live, walks: list[_Walk]) -> dict[str, Any]:
         if any(isinstance(st, df.CouponStep | df.PointsStep) and st.by_tier for st in d.steps):
             fields.add("value_tier")
     custs = sorted({w.enrolment.customer_id for w in walks})
+    wecom = any(
+        isinstance(s, df.Message) and s.channel == "wecom"
+        for d in live.versions.values()
+        for s in d.steps
+    )
+    if wecom:  # the WeCom id lies in the customer's attributes
+        fields.add("attributes")
     out: dict[str, Any] = {"customer": customer_context(r.wh, custs, fields)}
+    if wecom:
+        with_wecom_ids(out["customer"], r.ws.settings.wecom.id_attribute)
     if any(d.trigger.key == "order" for d in live.versions.values()):
         out["order"] = order_context(r.wh, sorted({w.enrolment.trigger_key for w in walks}))
     return out
@@ -480,6 +490,9 @@ def _message_row(
     customer = ctx["customer"].get(e.customer_id, {})
     address = customer.get("email") if step.channel == "email" else customer.get("phone")
     opt_in = customer.get("email_opt_in") if step.channel == "email" else customer.get("sms_opt_in")
+    if step.channel == "wecom":  # an external contact of the shop's staff
+        address = customer.get(WECOM_ID)
+        opt_in = True if address and r.ws.settings.wecom.contact_is_opt_in else None
     context: dict[str, Any] = {"customer": customer}
     if "order" in ctx:
         context["order"] = ctx["order"].get(e.trigger_key, {"order_id": e.trigger_key})

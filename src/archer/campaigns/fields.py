@@ -3,6 +3,7 @@ message is planned and kept with it, so a worker sends it with nothing but the s
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -21,6 +22,7 @@ from archer.warehouse import Warehouse
 CONTACT = ("name", "email", "phone", "email_opt_in", "sms_opt_in")
 KNOWN = tuple(dict.fromkeys((*PROFILE_COLUMNS, *CUSTOMER_FIELDS, "name")))
 CHUNK = 5000
+WECOM_ID = "wecom_id"  # the customer's WeCom external_userid, read from their attributes
 
 
 def used_fields(d: Definition) -> set[str]:
@@ -65,6 +67,19 @@ def customer_context(wh: Warehouse, ids: list[str], fields: Iterable[str]) -> di
             cid = str(rec.pop("customer_id"))
             out[cid] = {k: _plain(v) for k, v in rec.items()}
     return out
+
+
+def with_wecom_ids(ctx: dict[str, dict], key: str) -> None:
+    """Replace each customer's ``attributes`` (JSON text) by the one value a WeCom message
+    needs: ``attributes[key]``, the external_userid, as ``wecom_id``."""
+    for c in ctx.values():
+        raw = c.pop("attributes", None)
+        try:
+            attrs = json.loads(raw) if isinstance(raw, str) and len(raw) <= 100_000 else raw
+        except ValueError:
+            attrs = None
+        value = attrs.get(key) if isinstance(attrs, dict) else None
+        c[WECOM_ID] = value if isinstance(value, str) and 0 < len(value) <= 200 else None
 
 
 def order_context(wh: Warehouse, order_ids: list[str]) -> dict[str, dict]:

@@ -25,6 +25,7 @@ from archer.campaigns.definition import CampaignError, Definition
 from archer.campaigns.fields import KNOWN
 from archer.errors import ArcherError, Conflict, Invalid, NotBuilt, NotFound, suggest
 from archer.messaging import templates
+from archer.messaging.channels.sms import problems as sms_problems
 from archer.messaging.dispatch import Dispatcher
 from archer.store import campaigns as rows
 
@@ -126,6 +127,7 @@ def check(ws: Workspace, raw: Any) -> tuple[Definition, list[str]]:
             problems.append(
                 {"at": f"{at}.{part}", "message": "`order` is known only in a flow keyed by order"}
             )
+    problems += sms_problems(ws.settings.sms, d)  # the provider's approved templates
     for at, cond in df.conditions(d):
         try:
             parse(cond)
@@ -419,6 +421,7 @@ def preview(ws: Workspace, name: str, customer_id: str, step: str | None = None)
     return {
         "campaign": name, "step": m.id, "channel": m.channel, "customer_id": customer_id,
         "to": out.address, "subject": out.subject, "text": out.text, "html": out.html,
+        **({"template": out.template, "params": out.params} if out.template else {}),
     }  # fmt: skip
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from archer.messaging import templates
-from archer.messaging.channels import Channel, Outgoing, Permanent, Temporary, open_channel
+from archer.messaging.channels import Channel, Outgoing, Permanent, Temporary, Unknown, open_channel
 from archer.messaging.consent import suppress
 from archer.messaging.guards import Guards
 from archer.signing import unsubscribe_token
@@ -49,6 +49,7 @@ class Tally:
     retried: int = 0
     failed: int = 0
     released: int = 0  # handed back untried: the lease ran out before they could go
+    unknown: int = 0  # of the failed: sent or not, only the provider's receipt can tell
     skipped: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,6 +62,7 @@ class Tally:
             "retried": self.retried,
             "failed": self.failed,
             "released": self.released,
+            "unknown": self.unknown,
         }
 
 
@@ -217,6 +219,11 @@ class Dispatcher:
             )  # fmt: skip
             tally.retried += 1
             return
+        except Unknown as e:  # it may have gone: failed as "unknown", never sent again blindly
+            self._finish(m, {"state": "failed", "reason": "unknown", "error": str(e)[:2000]})
+            tally.failed += 1
+            tally.unknown += 1
+            return
         except Permanent as e:
             self._finish(m, {"state": "failed", "reason": "refused", "error": str(e)[:2000]})
             if e.suppress and m.address:
@@ -268,6 +275,9 @@ class Dispatcher:
             src = content.get(name) or step.get(name)
             return templates.render(src, ctx, html=html) if src is not None else None
 
+        raw_params = content.get("params")
+        raw_params = step.get("params") if raw_params is None else raw_params
+        params = {k: templates.render(v, ctx) for k, v in (raw_params or {}).items()}
         return Outgoing(
             uid=m.uid,
             customer_id=m.customer_id,
@@ -279,6 +289,8 @@ class Dispatcher:
             text=part("text"),
             html=part("html", html=True),
             unsubscribe_url=unsub,
+            template=content.get("template") or step.get("template"),
+            params=params,
         )
 
 

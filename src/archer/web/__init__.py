@@ -29,7 +29,7 @@ from archer.ingest import uploads
 from archer.jobs import Jobs
 from archer.store.db import engine
 from archer.store.inbox import InboxWriter
-from archer.web import auth, inbox, tracking, ui, unsubscribe
+from archer.web import auth, inbox, sms, tracking, ui, unsubscribe
 from archer.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ def create_app(
     tracking.install(app)
     inbox.install(app)  # the shop's inbox for its site, with a source's write key
     unsubscribe.install(app)  # one-click unsubscribe: a signed token, no sign-in
+    sms.install(app)  # POST /v1/sms/replies: the SMS provider's uplink (opt-outs)
     auth.install(app)  # sign-in, credentials on every request, the REST API
     ui.install(app)  # the operator's pages, their JSON endpoints and /static
 

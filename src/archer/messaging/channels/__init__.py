@@ -3,8 +3,10 @@
 A channel is opened once per worker (``open(ws)``, which may keep connections) and sends
 rendered messages one at a time. ``send`` returns the provider's id and the cost in fen, or
 raises :class:`Temporary` (try again later: the server is down, busy, slow) or
-:class:`Permanent` (this message will never go: the address is refused). The message's uid
-goes to the provider as its idempotency key where the provider has one.
+:class:`Permanent` (this message will never go: the address is refused). :class:`Unknown` (a
+kind of Permanent) says the request left and no answer came back in time: the provider may
+have sent it, so it is never sent again blindly. The message's uid goes to the provider as its
+idempotency key where the provider has one.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class Outgoing:
     html: str | None
     unsubscribe_url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    template: str | None = None  # SMS: the provider's template code
+    params: dict[str, str] = field(default_factory=dict)  # its parameters, rendered
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ class Permanent(Exception):
         self.suppress = suppress
 
 
+class Unknown(Permanent):
+    """The request went out and no usable answer came back (a timeout, a dropped connection,
+    an answer too late): the message may have been sent. Not retried; its receipt decides."""
+
+
 class Channel(Protocol):
     name: str
 
@@ -76,4 +85,16 @@ def open_channel(ws: Workspace, name: str) -> Channel | None:
         from archer.messaging.channels.smtp import SmtpChannel
 
         return SmtpChannel(ws.settings.smtp)
+    if name == "sms":
+        if not ws.settings.sms.configured:
+            return None
+        from archer.messaging.channels.sms import open_sms
+
+        return open_sms(ws)
+    if name == "wecom":
+        if not ws.settings.wecom.configured:
+            return None
+        from archer.messaging.channels.wecom import WecomChannel
+
+        return WecomChannel(ws)
     return None
