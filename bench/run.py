@@ -24,7 +24,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 # In the order they run; what each measures, against which peer: bench/README.md.
-SUBJECTS = ("import", "sample", "clv", "build", "audience", "pages", "tracking")
+SUBJECTS = ("import", "sample", "clv", "build", "audience", "pages", "tracking", "campaigns")
 
 
 def subjects(only: list[str] | None) -> list[str]:

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import pandas as pd
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, type_coerce, update
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from archer.campaigns import definition as df
 from archer.campaigns.definition import Definition
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
 BATCH = 5000  # runs advanced per transaction
 INSERT_CHUNK = 20_000
+BULK_CACHE_KB = 256 * 1024  # SQLite's page cache while a large insert runs
 
 
 def draw(salt: str, customer_id: str, what: str = "arm") -> float:
@@ -180,33 +183,75 @@ def enrol(r: Round, live: Live, report: Report) -> int:
     first = d.steps[0].id
     base = _utc(_local_instant(d.send_at, r.ws.tz)) if d.kind == "broadcast" else None
     records = []
-    for cust, key, at in zip(found.customer_id, found.trigger_key, found.entered_at, strict=True):
+    # a broadcast's runs all enter at its send time: their own times need not be read
+    times = [None] * len(found) if base else found.entered_at
+    for cust, key, at in zip(found.customer_id, found.trigger_key, times, strict=True):
         arm, variant = arm_of(d, str(cust))
         entered = base or _utc(_aware(at))
-        records.append(
-            {
-                "campaign_id": c.id,
-                "version": c.version,
-                "customer_id": str(cust),
-                "trigger_key": str(key),
-                "arm": arm,
-                "variant": variant,
-                "entered_at": entered,
-                "state": "active",
-                "step": first,
-                "next_run_at": entered,
-                "step_started_at": entered,
-            }
-        )
+        records.append((c.id, c.version, str(cust), str(key), arm, variant, entered, "active",
+                        first, entered, entered))  # fmt: skip
     added = 0
     for i in range(0, len(records), INSERT_CHUNK):
         with r.ws.session(write=True) as s:
-            added += insert_ignore(
-                s, rows.Enrollment.__table__, records[i : i + INSERT_CHUNK],
+            added += insert_rows(
+                s, rows.Enrollment.__table__, ENROLMENT_COLUMNS, records[i : i + INSERT_CHUNK],
                 ("campaign_id", "customer_id", "trigger_key"),
             )  # fmt: skip
     report.enrolled[c.name] += added
     return added
+
+
+ENROLMENT_COLUMNS = ("campaign_id", "version", "customer_id", "trigger_key", "arm", "variant",
+                     "entered_at", "state", "step", "next_run_at", "step_started_at")  # fmt: skip
+
+
+def insert_rows(
+    s: Session, table, columns: tuple[str, ...], values: list[tuple], keys: tuple[str, ...]
+) -> int:
+    """Insert rows given as tuples in ``columns`` order, skipping those that collide on the
+    unique ``keys``; how many were new.
+
+    On SQLite the rows go to the driver as they are, each column's conversion (an instant to
+    its stored text) made once per distinct value: a broadcast's million rows share a few
+    instants, and converting them row by row costs more than the insert. Elsewhere this is
+    :func:`insert_ignore`.
+    """
+    if not values:
+        return 0
+    dialect = s.get_bind().dialect
+    if dialect.name != "sqlite":
+        return insert_ignore(s, table, [dict(zip(columns, v, strict=True)) for v in values], keys)
+    procs = {i: p for i, col in enumerate(columns)
+             if (p := table.c[col].type.dialect_impl(dialect).bind_processor(dialect))
+             is not None}  # fmt: skip
+    if procs:
+        seen: dict[int, dict[Any, Any]] = {i: {} for i in procs}
+        out = []
+        for v in values:
+            v = list(v)
+            for i, proc in procs.items():
+                x = v[i]
+                if x is not None:
+                    done = seen[i].get(x)
+                    if done is None:
+                        done = seen[i][x] = proc(x)
+                    v[i] = done
+            out.append(tuple(v))
+        values = out
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT ({', '.join(keys)}) DO NOTHING"
+    )
+    conn = s.connection()
+    # The unique keys are hashes, so rows land all over their indexes: with SQLite's default
+    # 2 MB page cache a large insert rereads index pages from disk. A bigger cache for this
+    # statement only.
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{BULK_CACHE_KB}")
+    try:
+        return max(conn.exec_driver_sql(sql, values).rowcount, 0)
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size = {int(before)}")
 
 
 def _local_instant(t: datetime, tz) -> datetime:
@@ -233,6 +278,8 @@ def _reentry(s: Session, campaign_id: int, d: Definition, found: pd.DataFrame) -
         for cust, key, at in s.execute(q):
             keys.add((cust, key))
             last[cust] = max(at, last.get(cust, at))
+    if not keys and not found.customer_id.duplicated().any():
+        return found  # nobody here has run before, nobody twice: the rule keeps everyone
     gap = df.parse_duration(d.reentry_after) if d.reentry_after else None
     keep = []
     for cust, key, at in zip(found.customer_id, found.trigger_key, found.entered_at, strict=True):
@@ -253,6 +300,8 @@ def _reentry(s: Session, campaign_id: int, d: Definition, found: pd.DataFrame) -
 # -- advancing -------------------------------------------------------------------------------------
 def advance(r: Round, live: Live, report: Report) -> None:
     """Walk every due run of the campaign, a batch per transaction."""
+    if all(_messages_only(d) for d in live.versions.values()):
+        return _advance_messages_only(r, live, report)
     c = live.row
     after_id = 0
     while True:
@@ -274,6 +323,135 @@ def advance(r: Round, live: Live, report: Report) -> None:
             return
         after_id = batch[-1].id
         _advance_batch(r, live, batch, report)
+
+
+# -- a broadcast: runs that meet nothing but messages, in bulk -------------------------------------
+BULK = 50_000  # runs planned per transaction
+MESSAGE_COLUMNS = ("uid", "enrollment_id", "step", "campaign_id", "version", "customer_id",
+                   "channel", "purpose", "arm", "variant", "state", "address", "opt_in",
+                   "context", "planned_at", "due_at", "not_before", "expires_at", "attempts",
+                   "cost_fen")  # fmt: skip
+
+
+def _messages_only(d: Definition) -> bool:
+    """A campaign whose runs only plan messages and end (a broadcast with no exit or goal):
+    nothing to look up per run, so its runs can be planned in bulk."""
+    return (
+        d.kind == "broadcast"
+        and not (d.exit_on or d.goal or d.exit_if)
+        and all(isinstance(s, df.Message | df.Exit) for s in d.steps)
+    )
+
+
+def _path(d: Definition, step_id: str | None) -> tuple[list[df.Message], str, str]:
+    """The messages a run at ``step_id`` plans, and how it ends (state, reason)."""
+    index = {s.id: i for i, s in enumerate(d.steps)}
+    out: list[df.Message] = []
+    for _ in range(2 * df.MAX_STEPS):
+        if step_id is None:
+            return out, "completed", "completed"
+        i = index.get(step_id)
+        if i is None:
+            return out, "exited", "step_missing"
+        s = d.steps[i]
+        if isinstance(s, df.Exit):
+            return out, "completed", "completed"
+        out.append(s)  # type: ignore[arg-type]
+        step_id = d.after(i)
+    return out, "completed", "completed"
+
+
+def _advance_messages_only(r: Round, live: Live, report: Report) -> None:
+    """Plan the messages of every due run and end it, :data:`BULK` runs per transaction: the
+    same rows as walking them one by one (the same uids, so a re-run adds nothing), written
+    in bulk — a broadcast to a million customers is planned in seconds."""
+    from archer.campaigns.fields import customer_context, used_fields
+
+    c = live.row
+    e = rows.Enrollment.__table__
+    fields: set[str] = set()
+    for d in live.versions.values():
+        fields |= used_fields(d)
+    paths: dict[tuple[int, str | None], tuple[list[tuple[df.Message, Any]], str, str]] = {}
+    instants: dict[Any, datetime] = {}
+    with r.ws.session() as s:
+        dialect = s.get_bind().dialect
+    convert = e.c.next_run_at.type.dialect_impl(dialect).result_processor(dialect, None)
+
+    def instant(v: Any) -> Any:
+        return convert(v) if convert is not None else v
+
+    stored = type_coerce(e.c.next_run_at, NullType()).label("next_run_at")
+    now = _utc(r.now)
+    due = (e.c.campaign_id == c.id) & (e.c.state == "active") & (e.c.next_run_at <= r.now)
+    after_id = 0
+    while True:
+        with r.ws.session() as s:
+            q = (
+                select(
+                    e.c.id,
+                    e.c.customer_id,
+                    e.c.trigger_key,
+                    e.c.arm,
+                    e.c.variant,
+                    e.c.version,
+                    e.c.step,
+                    stored,
+                )  # fmt: skip
+                .where(due, e.c.id > after_id)
+                .order_by(e.c.id)
+                .limit(BULK)
+            )
+            chunk = s.execute(q).all()
+        if not chunk:
+            return
+        lo, after_id = chunk[0].id, chunk[-1].id
+        people = customer_context(r.wh, sorted({x.customer_id for x in chunk}), fields)
+        msgs: list[tuple] = []
+        ends: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for x in chunk:
+            key = (x.version, x.step)
+            path = paths.get(key)
+            if path is None:
+                found, state, reason = _path(live.versions[x.version], x.step)
+                path = paths[key] = (
+                    [(m, df.parse_duration(m.expires) if m.expires else None) for m in found],
+                    state,
+                    reason,
+                )
+            steps, state, reason = path
+            ends[(state, reason)].append(x.id)
+            if not steps:
+                continue
+            at = instants.get(x.next_run_at)
+            if at is None:  # read as stored, converted once per distinct value
+                at = instants[x.next_run_at] = _utc(_aware(instant(x.next_run_at)))
+            customer = people.get(x.customer_id, {})
+            context = orjson.dumps({"customer": customer}, default=str).decode()
+            for m, lasts in steps:
+                email = m.channel == "email"
+                address = customer.get("email") if email else customer.get("phone")
+                opt_in = customer.get("email_opt_in") if email else customer.get("sms_opt_in")
+                expires = at + lasts if lasts is not None else None
+                msgs.append((
+                    message_uid(c.id, x.customer_id, x.trigger_key, m.id), x.id, m.id, c.id,
+                    x.version, x.customer_id, m.channel, m.purpose, x.arm, x.variant, "planned",
+                    None if m.channel == "inbox" or not address else str(address),
+                    None if opt_in is None else bool(opt_in),
+                    context, now, at, at, expires, 0, 0,
+                ))  # fmt: skip
+        with r.ws.session(write=True) as s:
+            added = insert_rows(s, rows.Message.__table__, MESSAGE_COLUMNS, msgs, ("uid",))
+            report.planned[c.name] += added
+            for (state, reason), ids in ends.items():
+                done = {"state": state, "end_reason": reason, "ended_at": now, "step": None,
+                        "next_run_at": None}  # fmt: skip
+                if len(ends) == 1:  # every due run of the id range: one statement
+                    s.execute(update(e).where(due, e.c.id.between(lo, after_id)).values(done))
+                else:
+                    stmt = update(e).where(e.c.id == bindparam("_id")).values(done)
+                    s.connection().execute(stmt, [{"_id": i} for i in ids])
+                report.ended[reason] += len(ids)
 
 
 @dataclass
@@ -308,13 +486,20 @@ def _advance_batch(r: Round, live: Live, batch: list[rows.Enrollment], report: R
         if msgs:
             added = insert_ignore(s, rows.Message.__table__, msgs, ("uid",))
             report.planned[live.row.name] += added
-        for w in walks:
-            if w.changes:
-                s.execute(
-                    update(rows.Enrollment)
-                    .where(rows.Enrollment.id == w.enrolment.id)
-                    .values(**w.changes)
-                )
+        _write_changes(s, walks)
+
+
+def _write_changes(s: Session, walks: list[_Walk]) -> None:
+    """The runs' advances, as one prepared UPDATE per shape of change (executemany): a
+    statement per run costs more than the rest of planning."""
+    t = rows.Enrollment.__table__
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for w in walks:
+        if w.changes:
+            shapes[tuple(sorted(w.changes))].append({"_id": w.enrolment.id, **w.changes})
+    for keys, params in shapes.items():
+        stmt = update(t).where(t.c.id == bindparam("_id")).values({k: bindparam(k) for k in keys})
+        s.connection().execute(stmt, params)
 
 
 def _walk(r: Round, d: Definition, e: rows.Enrollment, events: dict[str, set]) -> _Walk:
