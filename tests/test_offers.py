@@ -110,10 +110,10 @@ def test_a_flow_issues_a_coupon_with_its_message_once_and_never_to_the_holdout(w
 
 def test_a_step_naming_an_unknown_coupon_template_is_refused(ws):
     raw = service.template("first-order")
-    raw["steps"].insert(0, {"id": "give", "type": "coupon", "template": "nope"})
+    raw["steps"].insert(0, {"id": "extra", "type": "coupon", "template": "nope"})
     with pytest.raises(service.CampaignError) as e:
         service.check(ws, raw)
-    assert e.value.problems[0]["at"] == 'steps[0] "give".template'
+    assert e.value.problems[0]["at"] == 'steps[0] "extra".template'
 
 
 def test_points_are_spent_first_expiring_first_and_expire_what_is_left(ws):
@@ -145,3 +145,96 @@ def test_points_buy_a_cash_coupon_in_one_transaction(ws):
         points.exchange(ws, "C2", 500, template="cash-5", rate=500, source="e2")
     with ws.session() as s:
         assert points.balance_in(s, "C2") == 100  # the failed exchange spent nothing
+
+
+def _unpaid_orders(folder):
+    """Twenty more orders, made on the ladder's first day and never paid."""
+    import pandas as pd
+
+    o = pd.read_csv(folder / "orders.csv", dtype=str)
+    extra = pd.DataFrame(
+        {"order_id": [f"U{i:03d}" for i in range(20)],
+         "customer_id": [f"C{i * 29 + 1:07d}" for i in range(20)],
+         "created_at": [f"2026-09-15 0{i % 8}:30:00" for i in range(20)],
+         "status": "created", "goods_amount": "88.00", "channel": "app"}
+    )  # fmt: skip
+    pd.concat([o, extra]).to_csv(folder / "orders.csv", index=False)
+
+
+@pytest.fixture(scope="module")
+def ladder(tmp_path_factory):
+    """The unpaid-order ladder on the inbox over 35 days, a round every 12 hours, on a shop
+    with twenty orders never paid."""
+    root = tmp_path_factory.mktemp("ladder")
+    clock = ManualClock(START)
+    ws = sample_shop(root, customers=600, seed=5, clock=clock, as_of=START.date(), fmt="csv",
+                     edit=_unpaid_orders)  # fmt: skip
+    raw = service.template("unpaid-reminders", "zh")
+    for st in raw["steps"]:
+        if st["type"] == "message":
+            st["channel"] = "inbox"
+    raw["windows"] = []
+    created = service.create(ws, raw, user="t", start=True)
+    for _ in range(70):
+        service.run_round(ws)
+        clock.advance(hours=12)
+    return ws, created
+
+
+def test_the_ladder_defines_its_coupons_and_gives_points_then_a_coupon_per_order(ladder):
+    from archer.store.campaigns import Enrollment
+    from archer.store.offers import CouponTemplate
+
+    ws, created = ladder
+    assert "unpaid-cash-5" in " ".join(created["notes"])
+    with ws.session() as s:
+        assert {t.name for t in s.scalars(select(CouponTemplate))} >= {
+            "unpaid-cash-5",
+            "unpaid-cash-20",
+        }
+        runs = {e.id: e for e in s.scalars(select(Enrollment))}
+        issued = list(s.scalars(select(Coupon)))
+        entries = list(s.scalars(select(PointsEntry).where(PointsEntry.kind == "award")))
+        msgs = list(s.scalars(select(Message)))
+    assert len(issued) >= 10 and len(entries) >= 10  # most of the twenty, less the holdout
+    for c in issued:  # one coupon per run, at its 30-day step, never to the holdout
+        run = runs[c.enrollment_id]
+        assert c.step == "coupon-30d" and run.arm == "treatment"
+        assert c.issued_at >= run.entered_at + timedelta(days=30)
+    assert len({c.enrollment_id for c in issued}) == len(issued)
+    assert len({e.source for e in entries}) == len(entries)
+    assert {e.points for e in entries} <= {100, 200, 300}
+    shown = {m.enrollment_id: m.context for m in msgs if m.step == "remind-30d"}
+    for c in issued:
+        assert c.code in shown[c.enrollment_id]
+    held = [m for m in msgs if m.arm == "holdout"]
+    assert held and not {m.enrollment_id for m in held} & {c.enrollment_id for c in issued}
+
+
+def test_a_paid_order_carrying_a_code_redeems_it_at_the_next_build(shop, tmp_path):
+    from archer.ingest.importer import import_file
+    from archer.pipeline import build
+
+    ws = Workspace(shop.settings.model_copy(update={"database": f"sqlite:///{tmp_path}/s.db"}),
+                   ManualClock(START))  # fmt: skip
+    coupons.define(ws, "c8", kind="cash", amount=8, valid_days=30)
+    with ws.session(write=True) as s:
+        c, _ = coupons.issue(s, coupons.template_named(s, "c8"), "C0000001", now=START,
+                             source="manual")  # fmt: skip
+        code = c.code
+    home = tmp_path / "orders.csv"
+    home.write_text(
+        "order_id,customer_id,created_at,paid_at,status,goods_amount,discount_amount,"
+        f"coupon_code\nZ1,C0000001,2026-09-14 10:00:00,2026-09-14 10:05:00,paid,100,8,{code}\n",
+        encoding="utf-8",
+    )
+    import_file(ws, "orders", home, now=datetime(2026, 9, 14, 12))
+    result = build(ws, START.date())
+    assert result.steps["offers"]["coupons_redeemed"] == 1
+    with ws.session() as s:
+        c = s.scalar(select(Coupon).where(Coupon.code == code))
+        earned = s.scalar(select(PointsEntry).where(PointsEntry.source == "order:Z1"))
+    assert c.state == "redeemed" and c.order_id == "Z1" and c.saved_fen == 800
+    assert earned.points == 92  # 1 point per yuan of the 92 paid
+    again = build(ws, START.date())
+    assert again.steps["offers"]["coupons_redeemed"] == 0 and again.steps["offers"]["earned"] == 0

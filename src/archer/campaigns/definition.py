@@ -45,12 +45,12 @@ MAX_STEPS = 50
 MAX_TEMPLATE = 100_000  # characters of one template
 MAX_VARIANTS = 10
 
-KEYS = ("order", "cart", "customer", "customer_year", "customer_lapse")
+KEYS = ("order", "cart", "customer", "customer_year", "customer_month", "customer_lapse")
 # What each trigger source enters subjects by, and the keys it can give.
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "order_unpaid": ("order",),
     "cart": ("cart",),
-    "audience": ("customer", "customer_year", "customer_lapse"),
+    "audience": ("customer", "customer_year", "customer_month", "customer_lapse"),
 }
 EVENTS = ("order_paid", "order_closed", "purchased")  # built-in exit and goal conditions
 CHANNELS = ("email", "sms", "wecom", "inbox")
@@ -94,7 +94,10 @@ class Trigger(_Node):
         description="order_unpaid: each order created and not paid; cart: each cart left with "
         "goods in it; audience: customers who match `audience`"
     )
-    key: Literal["order", "cart", "customer", "customer_year", "customer_lapse"] | None = None
+    key: (
+        Literal["order", "cart", "customer", "customer_year", "customer_month", "customer_lapse"]
+        | None
+    ) = None
     audience: str | None = Field(None, description="an audience condition the subjects must meet")
     lookback: Duration = Field(
         "2d",

@@ -18,11 +18,12 @@ from archer.campaigns.definition import Definition, contents
 from archer.customers.profile import PROFILE_COLUMNS
 from archer.facts import due_amount
 from archer.messaging import templates
-from archer.schema import PROFILE
+from archer.schema import CUSTOMER_POINTS, PROFILE
 from archer.warehouse import Warehouse
 
 CONTACT = ("name", "email", "phone", "email_opt_in", "sms_opt_in")
-KNOWN = tuple(dict.fromkeys((*PROFILE_COLUMNS, *CUSTOMER_FIELDS, "name")))
+POINTS_FIELDS = ("points_balance", "points_expiring_30d")  # joined in by the audiences' base
+KNOWN = tuple(dict.fromkeys((*PROFILE_COLUMNS, *CUSTOMER_FIELDS, *POINTS_FIELDS, "name")))
 CHUNK = 5000
 WECOM_ID = "wecom_id"  # the customer's WeCom external_userid, read from their attributes
 CUSTOMER_CHUNK = 50_000  # customers per query: joined, not listed
@@ -68,8 +69,23 @@ def customer_context(wh: Warehouse, ids: list[str], fields: Iterable[str]) -> di
             p = wh.table(PROFILE)
             p = p.select(_pid=p.customer_id, **{f: p[f] for f in from_profile})
             t = t.left_join(p, t.customer_id == p._pid).drop("_pid")
+        points = [f for f in wanted if f in POINTS_FIELDS]
+        if points:
+            t = _with_points(wh, t, points)
         out.update(_records(t.to_pyarrow()))
     return out
+
+
+def _with_points(wh: Warehouse, t, names: list[str]):
+    """``t`` with the customers' points as the last build copied them (0 when none)."""
+    if not wh.has_table(CUSTOMER_POINTS):
+        return t.mutate(**{n: ibis.literal(0, "int64") for n in names})
+    pts = wh.table(CUSTOMER_POINTS)
+    pts = pts.select(_ptid=pts.customer_id, **{f"_{n}": pts[n] for n in names})
+    j = t.left_join(pts, t.customer_id == pts._ptid)
+    return j.mutate(**{n: j[f"_{n}"].fill_null(0) for n in names}).drop(
+        "_ptid", *(f"_{n}" for n in names)
+    )
 
 
 def with_wecom_ids(ctx: dict[str, dict], key: str) -> None:

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from archer.workspace import Workspace
 
 MAX_SETTING_DEPTH = 4
+LANGS = ("zh", "en")
+COUPON_FIELDS = ("name", "kind", "amount", "threshold", "rate", "max_saving", "valid_days",
+                 "per_customer", "total_limit", "budget", "categories")  # fmt: skip
 
 
 class UnknownCampaign(NotFound):
@@ -61,7 +64,8 @@ def templates_list() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def template(name: str) -> dict[str, Any]:
+def template(name: str, lang: str = "zh") -> dict[str, Any]:
+    """A library campaign as a definition to start from, its texts in ``lang`` (zh or en)."""
     lib = _library()
     if name not in lib:
         hint = suggest(name, lib)
@@ -69,7 +73,22 @@ def template(name: str) -> dict[str, Any]:
         if hint:
             msg = f"no campaign template {name!r} — did you mean {hint[0]!r}?"
         raise UnknownCampaign(msg)
-    return lib[name]
+    if lang not in LANGS:
+        raise Invalid(f"language {lang!r}: expected one of {', '.join(LANGS)}")
+    raw = json.loads(json.dumps(lib[name], default=str))
+    texts = raw.pop("en", {})
+    if lang == "en":
+        for key, value in texts.items():
+            if key != "steps":
+                raw[key] = value
+        for st in raw.get("steps", []):
+            st.update(texts.get("steps", {}).get(st.get("id"), {}))
+    return raw
+
+
+def default_lang(ws: Workspace) -> str:
+    """The language of a shop's messages: Chinese for a shop in yuan, else English."""
+    return "zh" if ws.settings.currency == "CNY" else "en"
 
 
 def apply_settings(raw: dict[str, Any], sets: list[str]) -> dict[str, Any]:
@@ -113,6 +132,7 @@ def apply_settings(raw: dict[str, Any], sets: list[str]) -> dict[str, Any]:
 def check(ws: Workspace, raw: Any) -> tuple[Definition, list[str]]:
     """The definition if it is valid, with notes (what could not be checked yet); else
     :class:`CampaignError` with every problem and its place."""
+    raw, brought = _split_coupons(raw)
     d = df.load(raw)
     problems: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -134,7 +154,7 @@ def check(ws: Workspace, raw: Any) -> tuple[Definition, list[str]]:
         except AudienceError as e:
             problems.append({"at": f"{at}, {e.line}:{e.column}", "message": e.message,
                              "suggestions": list(e.suggestions)})  # fmt: skip
-    problems += _coupon_templates(ws, d)
+    problems += _coupon_templates(ws, d, {c.get("name") for c in brought})
     if not problems:
         problems, notes = _compile_conditions(ws, d)
     if problems:
@@ -142,7 +162,42 @@ def check(ws: Workspace, raw: Any) -> tuple[Definition, list[str]]:
     return d, notes
 
 
-def _coupon_templates(ws: Workspace, d: Definition) -> list[dict]:
+def _split_coupons(raw: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """A definition without its ``coupon_templates`` (what it brings to define), and those."""
+    if not isinstance(raw, dict) or "coupon_templates" not in raw:
+        return raw, []
+    raw = dict(raw)
+    brought = raw.pop("coupon_templates")
+    if not isinstance(brought, list) or len(brought) > 20 or not all(
+        isinstance(c, dict) and set(c) <= set(COUPON_FIELDS) and isinstance(c.get("name"), str)
+        for c in brought
+    ):
+        raise CampaignError([{"at": "coupon_templates", "message": "a list of at most 20 "
+                              f"tables with {', '.join(COUPON_FIELDS)}"}])  # fmt: skip
+    return raw, brought
+
+
+def _define_coupons(ws: Workspace, brought: list[dict[str, Any]], user: str) -> list[str]:
+    """Define the coupon templates a campaign brings, unless the shop has them already."""
+    from archer.offers import coupons
+    from archer.store.offers import CouponTemplate
+
+    with ws.session() as s:
+        known = set(s.scalars(select(CouponTemplate.name)))
+    made = []
+    for c in brought:
+        if c["name"] in known:
+            continue
+        try:
+            coupons.define(ws, user=user, **c)
+        except Invalid as e:
+            raise CampaignError([{"at": f"coupon_templates {c['name']!r}",
+                                  "message": str(e)}]) from None  # fmt: skip
+        made.append(c["name"])
+    return made
+
+
+def _coupon_templates(ws: Workspace, d: Definition, brought: set | None = None) -> list[dict]:
     from archer.store.offers import CouponTemplate
 
     wanted = {
@@ -154,7 +209,7 @@ def _coupon_templates(ws: Workspace, d: Definition) -> list[dict]:
     if not wanted:
         return []
     with ws.session() as s:
-        known = set(s.scalars(select(CouponTemplate.name)))
+        known = set(s.scalars(select(CouponTemplate.name))) | (brought or set())
     out = []
     for i, sid, name in sorted(wanted):
         if name not in known:
@@ -208,6 +263,9 @@ def create(
     start: bool = False,
 ) -> dict[str, Any]:
     d, notes = check(ws, raw)
+    made = _define_coupons(ws, _split_coupons(raw)[1], user)
+    if made:
+        notes = [*notes, "coupon templates defined: " + ", ".join(made)]
     now = ws.now()
     try:
         with ws.session(write=True) as s:
@@ -237,6 +295,7 @@ def _dump(d: Definition) -> str:
 def update(ws: Workspace, name: str, raw: dict[str, Any], *, user: str) -> dict[str, Any]:
     """Store a new version; new subjects enter it, enrolled ones finish on theirs."""
     d, notes = check(ws, raw)
+    _define_coupons(ws, _split_coupons(raw)[1], user)
     if d.name != name:
         raise Invalid(
             f"the definition is named {d.name!r}, not {name!r}: a campaign keeps its name"

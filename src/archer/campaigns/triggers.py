@@ -88,6 +88,8 @@ def audience(snap: Snapshot, d: Definition, now: datetime, members: Members) -> 
         df["trigger_key"] = "customer"
     elif key == "customer_year":
         df["trigger_key"] = f"year:{now.astimezone(snap.tz).year}"
+    elif key == "customer_month":
+        df["trigger_key"] = f"month:{now.astimezone(snap.tz):%Y-%m}"
     else:  # customer_lapse
         last = _last_purchase(snap, ids)
         df["trigger_key"] = [f"lapse:{last.get(c, 'never')}" for c in ids]

@@ -111,6 +111,10 @@ def create_cmd(
         typer.Option("--set", help="KEY=VALUE, e.g. holdout=0.2 or steps.remind-1d.channel=inbox"),
     ] = None,
     start: Annotated[bool, typer.Option("--start", help="Start it at once.")] = False,
+    lang: Annotated[
+        str | None,
+        typer.Option("--lang", help="zh or en (default: zh for a shop in CNY, else en)."),
+    ] = None,
     user: Annotated[str | None, typer.Option("--user", help="Who creates it.")] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
@@ -119,7 +123,10 @@ def create_cmd(
     if (template is None) == (file is None):
         fail("give either --template NAME or --file PATH (see `archer campaign templates`)")
     ws = _workspace(home)
-    raw = service.template(template) if template else read_definition(file)  # type: ignore[arg-type]
+    if template:
+        raw = service.template(template, lang or service.default_lang(ws))
+    else:
+        raw = read_definition(file)  # type: ignore[arg-type]
     raw = service.apply_settings({**raw, "name": name}, sets or [])
     doc = service.create(ws, raw, user=user or default_user(), template_name=template, start=start)
     _show(doc, as_json)

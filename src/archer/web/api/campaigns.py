@@ -142,7 +142,7 @@ async def _body(request: Request) -> dict[str, Any]:
     return doc
 
 
-def _from_template(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def _from_template(ws: Workspace, doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
     try:
         t = CampaignFromTemplate.model_validate(doc)
     except ValidationError as e:
@@ -155,14 +155,15 @@ def _from_template(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
             422, f"a creation from a template takes template, name and set — {said}",
             kind="invalid-request", title="Invalid request", errors=errors,
         ) from None  # fmt: skip
-    raw = svc.apply_settings({**svc.template(t.template), "name": t.name}, t.set)
+    base = svc.template(t.template, svc.default_lang(ws))
+    raw = svc.apply_settings({**base, "name": t.name}, t.set)
     return raw, t.template
 
 
 def _create(ws: Workspace, doc: dict[str, Any], user: str, start: bool) -> dict[str, Any]:
     template = None
     if "template" in doc:
-        doc, template = _from_template(doc)
+        doc, template = _from_template(ws, doc)
     return svc.create(ws, doc, user=user, template_name=template, start=start)
 
 

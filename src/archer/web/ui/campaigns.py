@@ -100,9 +100,8 @@ def create_campaign(
                 raise Invalid("pick a template")
             if not name.strip():
                 raise Invalid("give the campaign a name")
-            raw = svc.apply_settings(
-                {**svc.template(template), "name": name.strip()}, _sets(holdout, sets)
-            )
+            base = svc.template(template, svc.default_lang(ws))
+            raw = svc.apply_settings({**base, "name": name.strip()}, _sets(holdout, sets))
             used = template
         doc = svc.create(ws, raw, user=user_name(user), template_name=used, start=bool(start))
     except ArcherError as e:
