@@ -306,3 +306,20 @@ def test_the_coupon_example_of_offers_md_runs(tmp_path):
                        text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, f"--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
     assert "满99减10" in r.stdout and '"state": "issued"' in r.stdout
+
+
+def test_the_playbook_lists_every_template_and_its_example_runs(tmp_path):
+    from archer.campaigns import service
+
+    rows = table_rows(read("playbook.md").split("| template |")[1])
+    assert set(rows) == {t["name"] for t in service.templates_list()}
+    (block,) = RUN_BLOCK.findall(read("playbook.md"))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ARCHER_")},
+        "ARCHER_HOME": str(tmp_path / "archer-data"),
+        "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    r = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, f"--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+    assert "unpaid-cash-20" in r.stdout and "ladder" in r.stdout

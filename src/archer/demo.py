@@ -1,7 +1,7 @@
 """``archer demo``: the whole loop on a fresh synthetic shop.
 
 The loop: sample → import → build → count a few audiences → run campaigns. The campaigns run
-over the sample's last 30 days on a manual clock, a round every six hours: the unpaid-order
+over the sample's last 40 days on a manual clock, a round every six hours: the unpaid-order
 reminders (a flow keyed per order) and a broadcast to lapsing customers of high value, sending
 real e-mail to a local mail server the demo starts (kept in ``<home>/mail``, a Maildir).
 """
@@ -38,6 +38,7 @@ DEMO_AUDIENCES = (
     'birthday within 7d and stage = "loyal"',
 )
 DEMO_END = date(2026, 10, 31)
+DEMO_DAYS = 40  # the campaigns run over the sample's last days: long enough for a 30-day step
 
 
 class DemoError(Invalid):
@@ -110,7 +111,7 @@ def run_demo(
     doc["build"] = built.to_dict()
     doc["audiences"] = [{"query": q, "count": count(ws, q)["count"]} for q in DEMO_AUDIENCES]
     ws.close()
-    say("5/5 Running campaigns over the last 30 days, e-mail to a local mail server …")
+    say(f"5/5 Running campaigns over the last {DEMO_DAYS} days, e-mail to a local mail server …")
     doc["campaigns"] = run_campaigns(ws, say)
     return doc
 
@@ -123,7 +124,7 @@ def run_campaigns(ws: Workspace, say: Callable[[str], None] = lambda m: None) ->
     except ImportError:  # aiosmtpd is not installed: the shop's inbox only
         return {"skipped": "install aiosmtpd (the test extras) to see the demo's e-mail"}
     with MailSink(ws.home / "mail") as sink:
-        start = datetime.combine(DEMO_END - timedelta(days=30), time(0), tzinfo=ws.tz)
+        start = datetime.combine(DEMO_END - timedelta(days=DEMO_DAYS), time(0), tzinfo=ws.tz)
         clock = ManualClock(start)
         mail = ws.settings.model_copy(update={
             "smtp": SmtpSettings(host=sink.host, port=sink.port, security="none",
@@ -151,8 +152,11 @@ def run_campaigns(ws: Workspace, say: Callable[[str], None] = lambda m: None) ->
         out = {"rounds": rounds, "mailbox": str(sink.folder), "received": sink.received}
         out["campaigns"] = [
             {k: c[k] for k in ("name", "kind", "enrolled", "holdout", "sent", "held_back",
-                               "skipped", "planned", "failed")}
-            | {"skipped_by_reason": c["ledger"]["skipped"]}
+                               "skipped", "planned", "failed", "coupons_issued",
+                               "points_awarded")}
+            | {"skipped_by_reason": c["ledger"]["skipped"],
+               "sent_by_step": {st: v.get("sent", 0) for st, v in
+                                c["ledger"]["messages"].get("treatment", {}).items()}}
             for c in (campaigns.get(cws, n) for n in ("unpaid-reminders", "win-back-vip"))
         ]  # fmt: skip
     for c in out["campaigns"]:
@@ -161,7 +165,11 @@ def run_campaigns(ws: Workspace, say: Callable[[str], None] = lambda m: None) ->
         )
         say(f"    {c['name']:<17} enrolled {c['enrolled']:,}, sent {c['sent']:,}, held back "
             f"{c['held_back']:,} (holdout), skipped {c['skipped']:,}"
-            + (f" ({reasons})" if reasons else ""))  # fmt: skip
+            + (f" ({reasons})" if reasons else "")
+            + (f"; {c['coupons_issued']:,} coupons, {c['points_awarded']:,} points given"
+               if c["coupons_issued"] or c["points_awarded"] else ""))  # fmt: skip
+    ladder = out["campaigns"][0]["sent_by_step"]
+    say("    unpaid ladder, sent per step: " + ", ".join(f"{k} {v:,}" for k, v in ladder.items()))
     say(f"    the local mail server received {out['received']:,} messages: {out['mailbox']}")
     return out
 

@@ -168,9 +168,13 @@ def _split_coupons(raw: Any) -> tuple[Any, list[dict[str, Any]]]:
         return raw, []
     raw = dict(raw)
     brought = raw.pop("coupon_templates")
-    if not isinstance(brought, list) or len(brought) > 20 or not all(
-        isinstance(c, dict) and set(c) <= set(COUPON_FIELDS) and isinstance(c.get("name"), str)
-        for c in brought
+    if (
+        not isinstance(brought, list)
+        or len(brought) > 20
+        or not all(
+            isinstance(c, dict) and set(c) <= set(COUPON_FIELDS) and isinstance(c.get("name"), str)
+            for c in brought
+        )
     ):
         raise CampaignError([{"at": "coupon_templates", "message": "a list of at most 20 "
                               f"tables with {', '.join(COUPON_FIELDS)}"}])  # fmt: skip
@@ -372,6 +376,22 @@ def _summary(s, campaign_id: int) -> dict[str, Any]:
         "skipped": states.get("skipped", 0) - (held or 0),
         "skipped_by_reason": {r or "unknown": n for r, n in reasons},
         "failed": states.get("failed", 0),
+        **_offers_given(s, campaign_id),
+    }
+
+
+def _offers_given(s, campaign_id: int) -> dict[str, Any]:
+    """Coupons a campaign issued (and how many were redeemed) and points it awarded."""
+    from archer.store.offers import Coupon, PointsEntry
+
+    by_state = dict(s.execute(select(Coupon.state, func.count()).where(
+        Coupon.campaign_id == campaign_id).group_by(Coupon.state)).all())  # fmt: skip
+    awarded = s.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).where(
+        PointsEntry.source.like(f"campaign:{campaign_id}:%")))  # fmt: skip
+    return {
+        "coupons_issued": sum(by_state.values()),
+        "coupons_redeemed": by_state.get("redeemed", 0),
+        "points_awarded": int(awarded or 0),
     }
 
 
