@@ -76,7 +76,6 @@ def customer_page(request: Request, user: CurrentUser, customer_id: str):
         "customer.html",
         user,
         section="customers",
-        lang=lang,
         t=i18n.translator(lang),
         coupons=coupons.of_customer(ws, customer_id, limit=COUPONS_SHOWN + 1),
         points=points.balance(ws, customer_id),
