@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from archer.campaigns import service
 from archer.clock import ManualClock
-from archer.errors import Conflict, Invalid
+from archer.errors import Conflict, Invalid, NotFound
 from archer.offers import coupons, points
 from archer.store.campaigns import Message
 from archer.store.offers import Coupon, PointsEntry
@@ -57,12 +57,21 @@ def test_codes_avoid_lookalikes_and_carry_a_check_character():
         ({"kind": "cash", "amount": 10}, "valid_days"),
         ({"kind": "cash", "amount": "1.234", "valid_days": 7}, "amount"),
         ({"kind": "gift", "amount": 10, "valid_days": 7}, "kind"),
+        ({"kind": "cash", "amount": float("nan"), "valid_days": 7}, "amount"),
+        ({"kind": "cash", "amount": "1e999999", "valid_days": 7}, "amount"),
+        ({"kind": "threshold", "threshold": 0, "amount": 5, "valid_days": 7}, "threshold"),
+        ({"kind": "rate", "rate": "x", "max_saving": 10, "valid_days": 7}, "rate"),
+        ({"kind": "rate", "rate": 0.9, "valid_days": 7}, "max_saving"),
+        ({"kind": "cash", "amount": 5, "valid_days": "soon"}, "valid_days"),
+        ({"kind": "cash", "amount": 5, "valid_days": 7, "per_customer": 0}, "per_customer"),
+        ({"kind": "cash", "amount": 5, "valid_days": 7, "total_limit": 10**12}, "total_limit"),
+        ({"kind": "cash", "amount": 5, "valid_days": 7, "budget": -1}, "budget"),
     ],
 )
 def test_a_template_that_cannot_work_is_refused_with_the_field_named(ws, kw, field):
     with pytest.raises(Invalid) as e:
         coupons.define(ws, "bad", **kw)
-    assert str(e.value).startswith(field)
+    assert str(e.value).startswith(field) and e.value.extra["field"] == field
 
 
 def test_limits_and_budget_bound_what_is_issued(ws):
@@ -238,3 +247,76 @@ def test_a_paid_order_carrying_a_code_redeems_it_at_the_next_build(shop, tmp_pat
     assert earned.points == 92  # 1 point per yuan of the 92 paid
     again = build(ws, START.date())
     assert again.steps["offers"]["coupons_redeemed"] == 0 and again.steps["offers"]["earned"] == 0
+
+
+def test_the_summary_counts_each_state_and_what_redeemed_coupons_saved(ws):
+    coupons.define(ws, "c10", kind="cash", amount=10, valid_days=7, per_customer=None)
+    coupons.define(ws, "shop-codes", kind="cash", amount=3, valid_days=7, codes="pool")
+    coupons.import_pool(ws, "shop-codes", ["P-1", "P-2", "P-3"])
+    got = [coupons.issue_to(ws, "c10", f"C{i}") for i in range(4)]
+    coupons.issue_to(ws, "shop-codes", "C9")
+    with ws.session(write=True) as s:  # as a build's redeem_from_orders and expire leave them
+        s.execute(update(Coupon).where(Coupon.code == got[0]["code"])
+                  .values(state="redeemed", saved_fen=850, order_id="O1"))  # fmt: skip
+        s.execute(update(Coupon).where(Coupon.code == got[1]["code"]).values(state="expired"))
+    by_name = {d["name"]: d for d in coupons.summary(ws)}
+    c10 = {k: by_name["c10"][k] for k in ("issued", "outstanding", "redeemed", "expired", "pool")}
+    assert c10 == {"issued": 4, "outstanding": 2, "redeemed": 1, "expired": 1, "pool": 0}
+    assert by_name["c10"]["promotion_cost"] == 8.5 and by_name["c10"]["label"] == "10元无门槛"
+    assert (by_name["shop-codes"]["pool"], by_name["shop-codes"]["issued"]) == (2, 1)
+    assert coupons.get(ws, "c10") == by_name["c10"]
+    with pytest.raises(NotFound, match="did you mean 'c10'"):
+        coupons.get(ws, "c1O")
+
+
+def test_a_customers_coupons_come_newest_first_with_their_local_end_day(ws):
+    coupons.define(ws, "c5", kind="cash", amount=5, valid_days=3, per_customer=None)
+    first = coupons.issue_to(ws, "c5", "C7")
+    ws.clock.advance(timedelta(hours=20))
+    second = coupons.issue_to(ws, "c5", "C7")
+    mine = coupons.of_customer(ws, "C7")
+    assert [c["code"] for c in mine] == [second["code"], first["code"]]
+    assert mine[0]["template"] == "c5" and mine[0]["label"] == "5元无门槛"
+    # the second ends at 20:00 UTC, 04:00 the next day in Shanghai: the shop's day is shown
+    assert (mine[0]["expires_on"], mine[1]["expires_on"]) == ("2026-09-19", "2026-09-18")
+    assert coupons.of_customer(ws, "nobody") == []
+    with pytest.raises(Invalid) as e:
+        coupons.issue_to(ws, "c5", " ")
+    assert e.value.extra["field"] == "customer"
+
+
+def test_a_limit_that_refuses_says_why(ws):
+    coupons.define(ws, "once", kind="cash", amount=5, valid_days=3)
+    coupons.issue_to(ws, "once", "C1")
+    with pytest.raises(Conflict, match="as many as the template allows") as e:
+        coupons.issue_to(ws, "once", "C1")
+    assert e.value.extra["reason"] == "per_customer_limit"
+
+
+def test_top_balances_and_points_expiring_soon(ws):
+    lots = [("C1", 300, 10), ("C1", 200, 400), ("C2", 900, 100), ("C3", 50, 5), ("C4", 80, 29)]
+    with ws.session(write=True) as s:
+        for i, (c, n, days) in enumerate(lots):
+            points.award(s, c, n, source=f"t{i}", at=START, expires_at=START + timedelta(days=days))
+        points.redeem(s, "C1", 100, source="spend", at=START, note=None)  # from the 10-day lot
+    top = points.top_balances(ws, 2)
+    assert top == [{"customer_id": "C2", "balance": 900, "expiring_30d": 0},
+                   {"customer_id": "C1", "balance": 400, "expiring_30d": 200}]  # fmt: skip
+    soon = points.expiring_soon(ws, days=30, limit=2)
+    assert (soon["customers"], soon["points"]) == (3, 200 + 50 + 80)
+    assert soon["top"] == [
+        {"customer_id": "C1", "points": 200, "first_expiry": "2026-09-25"},
+        {"customer_id": "C4", "points": 80, "first_expiry": "2026-10-14"},
+    ]
+    assert points.balance(ws, "C3") == {"customer_id": "C3", "balance": 50, "expiring_30d": 50}
+
+
+def test_points_given_by_hand_with_a_key_are_given_once(ws):
+    got = points.adjust(ws, "C5", 120, days=30, note="apology", key="ticket-9")
+    again = points.adjust(ws, "C5", 120, days=30, note="apology", key="ticket-9")
+    assert (got["awarded"], again["awarded"], again["balance"]) == (120, 0, 120)
+    for bad, field in (({"points": 0}, "points"), ({"days": 0}, "days"),
+                       ({"note": "x" * 501}, "note")):  # fmt: skip
+        with pytest.raises(Invalid) as e:
+            points.adjust(ws, "C5", **{"points": 5, **bad})
+        assert e.value.extra["field"] == field

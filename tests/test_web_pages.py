@@ -69,7 +69,7 @@ def sign_in(c: TestClient, password: str = PASSWORD) -> None:
     assert r.status_code == 303, r.text
 
 
-PAGES = ["/", "/customers", f"/customers/{EVIL_ID}", "/audiences", "/campaigns", "/data"]
+PAGES = ["/", "/customers", f"/customers/{EVIL_ID}", "/audiences", "/campaigns", "/offers", "/data"]
 
 
 @pytest.mark.parametrize("path", PAGES)

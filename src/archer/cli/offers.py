@@ -3,19 +3,16 @@ ledger — thin shells over :mod:`archer.offers` (see docs/offers.md)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table as RichTable
-from sqlalchemy import func, select
 
 from archer.cli.support import ArcherTyper, HomeOpt, JsonOpt, app, emit_json, load_home, out
 from archer.errors import Invalid
 from archer.offers import coupons, points
-from archer.store.offers import Coupon, CouponTemplate
 
 coupon_app = ArcherTyper(help="Coupons: templates, codes, pools.", no_args_is_help=True)
 points_app = ArcherTyper(help="Points: balances, awards, exchange, expiry.", no_args_is_help=True)
@@ -62,20 +59,7 @@ def define_cmd(
 @coupon_app.command("list")
 def list_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Coupon templates with what was issued, redeemed and expired."""
-    ws = load_home(home)
-    docs = []
-    with ws.session() as s:
-        counts = s.execute(select(Coupon.template_id, Coupon.state, func.count(),
-                                  func.coalesce(func.sum(Coupon.saved_fen), 0))
-                           .group_by(Coupon.template_id, Coupon.state)).all()  # fmt: skip
-        for t in s.scalars(select(CouponTemplate).order_by(CouponTemplate.name)):
-            d = coupons.describe(t)
-            mine = {st: (n, saved) for tid, st, n, saved in counts if tid == t.id}
-            d.update({st: mine.get(st, (0, 0))[0] for st in ("issued", "redeemed", "expired",
-                                                              "pool")})  # fmt: skip
-            d["issued"] += d["redeemed"] + d["expired"]
-            d["promotion_cost"] = mine.get("redeemed", (0, 0))[1] / 100
-            docs.append(d)
+    docs = coupons.summary(load_home(home))
     if as_json:
         emit_json(docs)
         return
@@ -89,13 +73,7 @@ def list_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 @coupon_app.command("issue")
 def issue_cmd(template: str, customer: str, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Give one coupon to a customer by hand (limits and budget apply)."""
-    ws = load_home(home)
-    with ws.session(write=True) as s:
-        t = coupons.template_named(s, template)
-        c, why = coupons.issue(s, t, customer, now=ws.now(), source="manual")
-        if c is None:
-            raise Invalid(f"no coupon issued: {why}")
-        doc = c.to_dict()
+    doc = coupons.issue_to(load_home(home), template, customer)
     emit_json(doc) if as_json else out.print(f"{doc['code']} for {customer}")
 
 
@@ -146,26 +124,16 @@ def points_award(
     as_json: JsonOpt = False,
 ) -> None:
     """Give points by hand (an adjustment, with a note)."""
-    from datetime import timedelta
-
-    ws = load_home(home)
-    now = ws.now()
-    with ws.session(write=True) as s:
-        points.award(s, customer, amount, source=f"adjust:{uuid.uuid4().hex}", at=now,
-                     expires_at=now + timedelta(days=days), note=note, kind="adjust")  # fmt: skip
-        bal = points.balance_in(s, customer)
-    emit_json({"customer_id": customer, "balance": bal}) if as_json else out.print(
-        f"{customer}: {bal:,} points"
+    doc = points.adjust(load_home(home), customer, amount, days=days, note=note)
+    emit_json({"customer_id": doc["customer_id"], "balance": doc["balance"]}) if as_json else (
+        out.print(f"{customer}: {doc['balance']:,} points")
     )
 
 
 @points_app.command("exchange")
 def points_exchange(customer: str, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Exchange points for a cash coupon at the rate of [points]."""
-    ws = load_home(home)
-    rules = ws.settings.points
-    doc = points.exchange(ws, customer, rules.exchange_rate, template=rules.exchange_template,
-                          rate=rules.exchange_rate, source=uuid.uuid4().hex)  # fmt: skip
+    doc = points.exchange_at_rate(load_home(home), customer)
     emit_json(doc) if as_json else out.print(
         f"{doc['coupon']['code']} ({doc['coupon']['value']:g}); {doc['balance']:,} points left"
     )

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from archer.errors import Conflict, Invalid, NotFound, suggest
+from archer.store.campaigns import CUSTOMER_MAX
 from archer.store.offers import COUPON_KINDS, Coupon, CouponTemplate
 
 if TYPE_CHECKING:
@@ -60,14 +61,42 @@ def valid_code(code: str) -> bool:
     return check_character(c[:-1]) == c[-1]
 
 
+def _bad(field: str, message: str) -> Invalid:
+    """A refusal that names its field, in the text and as ``field`` (the API's problem and the
+    pages' form show it there)."""
+    return Invalid(f"{field}: {message}", field=field)
+
+
 def _fen(value: Any, field: str) -> int:
     try:
-        d = Decimal(str(value))
+        d = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        raise Invalid(f"{field}: expected an amount such as 20 or 19.90, got {value!r}") from None
-    if d < 0 or d != d.quantize(Decimal("0.01")) or d > Decimal("10000000"):
-        raise Invalid(f"{field}: expected an amount from 0 to 10,000,000 with at most 2 decimals")
+        raise _bad(field, f"expected an amount such as 20 or 19.90, got {value!r}") from None
+    if not d.is_finite() or not 0 <= d <= Decimal("10000000") or d != d.quantize(Decimal("0.01")):
+        raise _bad(field, "expected an amount from 0 to 10,000,000 with at most 2 decimals")
     return int(d * 100)
+
+
+def _whole(value: Any, field: str, low: int, high: int) -> int | None:
+    """``value`` as a whole number from ``low`` to ``high`` (None stays None)."""
+    if value is None:
+        return None
+    n: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, float) and value.is_integer():
+        n = int(value)
+    elif isinstance(value, str) and len(value) <= 20:
+        try:
+            n = int(value.strip())
+        except ValueError:
+            n = None
+    if n is None or not low <= n <= high:
+        raise _bad(field, f"expected a whole number from {low:,} to {high:,}, got {value!r}")
+    return n
+
+
+MAX_LIMIT = 1_000_000_000  # per customer, in total: the store's integer columns hold it
 
 
 def define(
@@ -91,37 +120,41 @@ def define(
     user: str = "archer",
 ) -> dict[str, Any]:
     """Store a coupon template after checking it; every problem names its field."""
-    if not name or len(name) > 100 or "/" in name:
-        raise Invalid("name: 1–100 characters, no '/'")
+    if not isinstance(name, str) or not name.strip() or len(name) > 100 or "/" in name:
+        raise _bad("name", "1–100 characters, no '/'")
     if kind not in COUPON_KINDS:
-        raise Invalid(f"kind: expected one of {', '.join(COUPON_KINDS)} (满减, 折扣, 无门槛)")
+        raise _bad("kind", f"expected one of {', '.join(COUPON_KINDS)} (满减, 折扣, 无门槛)")
     amount_fen, threshold_fen = _fen(amount, "amount"), _fen(threshold, "threshold")
     max_fen = _fen(max_saving, "max_saving") if max_saving is not None else None
     if kind == "threshold":
-        if threshold_fen <= 0 or amount_fen <= 0:
-            raise Invalid("threshold, amount: a 满减 coupon needs both above zero")
+        if threshold_fen <= 0:
+            raise _bad("threshold", "a 满减 coupon needs a threshold above zero")
+        if amount_fen <= 0:
+            raise _bad("amount", "a 满减 coupon saves more than zero")
         if amount_fen >= threshold_fen:
-            raise Invalid(
-                f"amount: a 满减 coupon saves less than its threshold ({amount} ≥ {threshold})"
-            )
+            raise _bad("amount", f"a 满减 coupon saves less than its threshold ({amount} ≥ "
+                                 f"{threshold})")  # fmt: skip
     if kind == "cash" and amount_fen <= 0:
-        raise Invalid("amount: a cash coupon saves more than zero")
+        raise _bad("amount", "a cash coupon saves more than zero")
     if kind == "rate":
-        if rate is None or not 0 < float(rate) < 1:
-            raise Invalid(f"rate: a discount rate is between 0 and 1 (0.9 = 9折), got {rate!r}")
+        try:
+            r = float(rate) if rate is not None else None
+        except (TypeError, ValueError):
+            r = None
+        if r is None or not 0 < r < 1:  # NaN fails too
+            raise _bad("rate", f"a discount rate is between 0 and 1 (0.9 = 9折), got {rate!r}")
+        rate = r
         if max_fen is None or max_fen <= 0:
-            raise Invalid("max_saving: a rate coupon needs the most it may save (its value)")
+            raise _bad("max_saving", "a rate coupon needs the most it may save (its value)")
     if valid_days is None and valid_until is None:
-        raise Invalid("valid_days or valid_until: a coupon needs an end")
-    if valid_days is not None and not 1 <= int(valid_days) <= 3650:
-        raise Invalid("valid_days: from 1 to 3,650")
+        raise _bad("valid_days", "a coupon needs an end: valid_days or valid_until")
+    valid_days = _whole(valid_days, "valid_days", 1, 3650)
     if valid_from and valid_until and valid_until <= valid_from:
-        raise Invalid("valid_until: must be after valid_from")
-    for field, v in (("per_customer", per_customer), ("total_limit", total_limit)):
-        if v is not None and int(v) < 1:
-            raise Invalid(f"{field}: at least 1 (leave it out for no limit)")
+        raise _bad("valid_until", "must be after valid_from")
+    per_customer = _whole(per_customer, "per_customer", 1, MAX_LIMIT)
+    total_limit = _whole(total_limit, "total_limit", 1, MAX_LIMIT)
     if codes not in ("generated", "pool"):
-        raise Invalid("codes: generated or pool")
+        raise _bad("codes", "generated or pool")
     scope = {"categories": list(categories or [])[:1000], "products": list(products or [])[:10000]}
     row = CouponTemplate(
         name=name, kind=kind, threshold_fen=threshold_fen, amount_fen=amount_fen,
@@ -248,10 +281,13 @@ def import_pool(ws: Workspace, template: str, codes: list[str]) -> dict[str, int
     """Add a shop's own codes to a pool template; each is handed out once."""
     clean = list(dict.fromkeys(c.strip() for c in codes if c and c.strip()))
     if len(clean) > MAX_POOL:
-        raise Invalid(f"at most {MAX_POOL:,} codes at once")
+        raise _bad("codes", f"at most {MAX_POOL:,} codes at once")
     bad = [c for c in clean if len(c) > 40]
     if bad:
-        raise Invalid(f"a code is at most 40 characters: {bad[0][:50]!r}")
+        raise _bad("codes", f"a code is at most 40 characters: {bad[0][:50]!r}")
+    bad = [c for c in clean if not c.isprintable()]
+    if bad:
+        raise _bad("codes", f"a code is printable text, without control characters: {bad[0]!r}")
     added = 0
     with ws.session(write=True) as s:
         t = template_named(s, template)
@@ -277,3 +313,95 @@ def expire(ws: Workspace, now: datetime | None = None) -> int:
             update(Coupon).where(Coupon.state == "issued", Coupon.expires_at <= now)
             .values(state="expired")
         ).rowcount  # fmt: skip
+
+
+# -- what the CLI, the API and the pages read -----------------------------------------------------
+WHY_NOT = {
+    "template_ended": "the template's validity has ended",
+    "per_customer_limit": "the customer has as many as the template allows per customer",
+    "total_limit": "the template's total limit is reached",
+    "budget": "one more would pass the template's budget",
+    "pool_empty": "the template's pool of imported codes is empty",
+    "already_issued": "this step issued one before",
+}
+MAX_OF_CUSTOMER = 1000
+
+
+def _counts(s: Session, template_id: int | None = None) -> dict[int, dict[str, tuple[int, int]]]:
+    """Per template and state: how many coupons, and what the redeemed ones saved (fen)."""
+    q = select(
+        Coupon.template_id, Coupon.state, func.count(), func.coalesce(func.sum(Coupon.saved_fen), 0)
+    ).group_by(Coupon.template_id, Coupon.state)
+    if template_id is not None:
+        q = q.where(Coupon.template_id == template_id)
+    out: dict[int, dict[str, tuple[int, int]]] = {}
+    for tid, state, n, saved in s.execute(q):
+        out.setdefault(tid, {})[state] = (int(n), int(saved or 0))
+    return out
+
+
+def _with_counts(t: CouponTemplate, mine: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    d = describe(t)
+    n = {st: mine.get(st, (0, 0))[0] for st in ("issued", "redeemed", "expired", "pool", "void")}
+    d.update(
+        issued=n["issued"] + n["redeemed"] + n["expired"],  # ever handed out
+        outstanding=n["issued"],  # handed out, not yet used nor expired
+        redeemed=n["redeemed"],
+        expired=n["expired"],
+        pool=n["pool"],
+        promotion_cost=mine.get("redeemed", (0, 0))[1] / 100,
+    )
+    return d
+
+
+def summary(ws: Workspace) -> list[dict[str, Any]]:
+    """Every template, by name, with its coupons issued (ever handed out), outstanding,
+    redeemed, expired, waiting in the pool, and the promotion cost (what redeemed ones saved)."""
+    with ws.session() as s:
+        counts = _counts(s)
+        return [
+            _with_counts(t, counts.get(t.id, {}))
+            for t in s.scalars(select(CouponTemplate).order_by(CouponTemplate.name))
+        ]
+
+
+def get(ws: Workspace, name: str) -> dict[str, Any]:
+    """One template with the counts of :func:`summary`; NotFound suggests a close name."""
+    with ws.session() as s:
+        t = template_named(s, name)
+        return _with_counts(t, _counts(s, t.id).get(t.id, {}))
+
+
+def of_customer(ws: Workspace, customer_id: str, *, limit: int = MAX_OF_CUSTOMER) -> list[dict]:
+    """A customer's coupons, newest first (at most ``limit``), each with its template's name
+    and label and the day it ends in the shop's time zone."""
+    limit = max(1, min(int(limit), MAX_OF_CUSTOMER))
+    with ws.session() as s:
+        rows = s.execute(
+            select(Coupon, CouponTemplate)
+            .join(CouponTemplate, Coupon.template_id == CouponTemplate.id)
+            .where(Coupon.customer_id == customer_id)
+            .order_by(Coupon.issued_at.desc(), Coupon.id.desc())
+            .limit(limit)
+        ).all()
+        return [
+            {**c.to_dict(), "template": t.name, "label": describe(t)["label"],
+             "expires_on": c.expires_at.astimezone(ws.tz).date().isoformat()
+             if c.expires_at else None}
+            for c, t in rows
+        ]  # fmt: skip
+
+
+def issue_to(ws: Workspace, template: str, customer_id: str, *, source: str = "manual") -> dict:
+    """Give one coupon of ``template`` to a customer by hand (its limits and budget apply);
+    a coupon that cannot be given is a Conflict whose ``reason`` says why."""
+    customer_id = customer_id.strip() if isinstance(customer_id, str) else ""
+    if not customer_id or len(customer_id) > CUSTOMER_MAX:
+        raise _bad("customer", f"a customer id of 1 to {CUSTOMER_MAX} characters")
+    with ws.session(write=True) as s:
+        t = template_named(s, template)
+        c, why = issue(s, t, customer_id, now=ws.now(), source=source)
+        if c is None:
+            said = WHY_NOT.get(why or "", why)
+            raise Conflict(f"no coupon of {template!r} for {customer_id}: {said}", reason=why)
+        return {**c.to_dict(), "template": t.name, "label": describe(t)["label"]}

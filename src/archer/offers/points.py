@@ -10,7 +10,8 @@ have remaining.
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
@@ -164,3 +165,145 @@ def exchange(
             raise Conflict(f"no coupon of {template!r} can be issued ({why}): nothing was spent")
         out = {"coupon": c.to_dict(), "balance": balance_in(s, customer_id)}
     return out
+
+
+# -- what the CLI, the API and the pages read and do ----------------------------------------------
+MAX_TOP = 1000
+MAX_NOTE = 500
+MAX_KEY = 80  # "exchange:" + a customer id (200) + ":" + the key fits a source (300)
+
+
+def _customer(customer_id: Any) -> str:
+    from archer.store.campaigns import CUSTOMER_MAX
+
+    c = customer_id.strip() if isinstance(customer_id, str) else ""
+    if not c or len(c) > CUSTOMER_MAX:
+        raise Invalid(
+            f"customer: a customer id of 1 to {CUSTOMER_MAX} characters", field="customer"
+        )
+    return c
+
+
+def _expiring(now: datetime, days: int):
+    return (
+        PointsEntry.remaining > 0,
+        PointsEntry.expires_at > now,
+        PointsEntry.expires_at <= now + timedelta(days=days),
+    )
+
+
+def balance(ws: Workspace, customer_id: str, *, soon_days: int = 30) -> dict[str, Any]:
+    """A customer's balance and the points of it that expire within ``soon_days``."""
+    now = ws.now()
+    with ws.session() as s:
+        bal = balance_in(s, customer_id)
+        soon = s.scalar(
+            select(func.coalesce(func.sum(PointsEntry.remaining), 0)).where(
+                PointsEntry.customer_id == customer_id, *_expiring(now, soon_days)
+            )
+        )
+    return {"customer_id": customer_id, "balance": bal, f"expiring_{soon_days}d": int(soon or 0)}
+
+
+def top_balances(ws: Workspace, limit: int = 20, *, soon_days: int = 30) -> list[dict[str, Any]]:
+    """The customers with the most points (at most ``limit``, 1 to 1,000), highest first, each
+    with what expires within ``soon_days``."""
+    limit = max(1, min(int(limit), MAX_TOP))
+    now = ws.now()
+    total = func.sum(PointsEntry.points)
+    with ws.session() as s:
+        top = s.execute(
+            select(PointsEntry.customer_id, total)
+            .group_by(PointsEntry.customer_id)
+            .having(total > 0)
+            .order_by(total.desc(), PointsEntry.customer_id)
+            .limit(limit)
+        ).all()
+        ids = [c for c, _ in top]
+        soon = dict(
+            s.execute(
+                select(PointsEntry.customer_id, func.sum(PointsEntry.remaining))
+                .where(PointsEntry.customer_id.in_(ids), *_expiring(now, soon_days))
+                .group_by(PointsEntry.customer_id)
+            ).all()
+        ) if ids else {}  # fmt: skip
+    return [
+        {"customer_id": c, "balance": int(b), f"expiring_{soon_days}d": int(soon.get(c) or 0)}
+        for c, b in top
+    ]
+
+
+def expiring_soon(ws: Workspace, *, days: int = 30, limit: int = 20) -> dict[str, Any]:
+    """Points that expire within ``days``: how many customers and points in all, and the
+    customers with the most (at most ``limit``), with the first day one of their lots ends."""
+    limit = max(1, min(int(limit), MAX_TOP))
+    now = ws.now()
+    left = func.sum(PointsEntry.remaining)
+    with ws.session() as s:
+        n, total = s.execute(
+            select(func.count(func.distinct(PointsEntry.customer_id)), func.coalesce(left, 0))
+            .where(*_expiring(now, days))
+        ).one()  # fmt: skip
+        top = s.execute(
+            select(PointsEntry.customer_id, left, func.min(PointsEntry.expires_at))
+            .where(*_expiring(now, days))
+            .group_by(PointsEntry.customer_id)
+            .order_by(left.desc(), PointsEntry.customer_id)
+            .limit(limit)
+        ).all()
+    return {
+        "days": days, "customers": int(n or 0), "points": int(total or 0),
+        "top": [{"customer_id": c, "points": int(p),
+                 "first_expiry": _utc(first).astimezone(ws.tz).date().isoformat()}
+                for c, p, first in top],
+    }  # fmt: skip
+
+
+def _utc(t: datetime) -> datetime:
+    """``min()`` over a column reads back without the store's type: a naive UTC text or time."""
+    if isinstance(t, str):
+        t = datetime.fromisoformat(t)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def adjust(
+    ws: Workspace,
+    customer_id: str,
+    points: int,
+    *,
+    days: int = 365,
+    note: str | None = None,
+    key: str | None = None,
+) -> dict[str, Any]:
+    """Give points by hand (an ``adjust`` lot valid ``days``, with a note). ``key`` makes it
+    happen once: the same key for the same customer again awards nothing (``awarded`` 0)."""
+    customer_id = _customer(customer_id)
+    if isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= MAX_POINTS:
+        raise Invalid(f"points: a whole number from 1 to {MAX_POINTS:,}, got {points!r}",
+                      field="points")  # fmt: skip
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
+        raise Invalid(f"days: from 1 to 3,650, got {days!r}", field="days")
+    if note is not None and len(note) > MAX_NOTE:
+        raise Invalid(f"note: at most {MAX_NOTE} characters", field="note")
+    if key is not None and not 1 <= len(key) <= MAX_KEY:
+        raise Invalid(f"key: 1 to {MAX_KEY} characters", field="key")
+    source = f"adjust:{customer_id}:{key}" if key else f"adjust:{uuid.uuid4().hex}"
+    now = ws.now()
+    with ws.session(write=True) as s:
+        added = award(s, customer_id, points, source=source, at=now,
+                      expires_at=now + timedelta(days=days), note=note, kind="adjust")  # fmt: skip
+        bal = balance_in(s, customer_id)
+    return {"customer_id": customer_id, "awarded": points if added else 0, "balance": bal,
+            "expires_at": (now + timedelta(days=days)).isoformat()}  # fmt: skip
+
+
+def exchange_at_rate(ws: Workspace, customer_id: str, *, key: str | None = None) -> dict:
+    """One exchange at the workspace's ``[points]`` rate for its exchange template; ``key``
+    makes it happen once (the same key again is a Conflict and spends nothing)."""
+    customer_id = _customer(customer_id)
+    if key is not None and not 1 <= len(key) <= MAX_KEY:
+        raise Invalid(f"key: 1 to {MAX_KEY} characters", field="key")
+    rules = ws.settings.points
+    source = f"{customer_id}:{key}" if key else uuid.uuid4().hex
+    return exchange(ws, customer_id, rules.exchange_rate, template=rules.exchange_template,
+                    rate=rules.exchange_rate, source=source)  # fmt: skip

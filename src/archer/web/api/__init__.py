@@ -1,5 +1,5 @@
 """The REST API under ``/api/``: profiles, audiences, the shop's views, imports, builds,
-campaigns and consent.
+campaigns, consent, and coupons and points.
 
 Each module is one resource family with its routes and its Pydantic models (``AudienceCreate``,
 ``AudienceUpdate``, ``AudiencePublic`` …); the routes parse, call one core function and answer.
@@ -22,12 +22,13 @@ def install(app: FastAPI) -> None:
         consent,
         customers,
         imports,
+        offers,
         reference,
         views,
     )
     from archer.web.auth import require_api
 
-    modules = (account, customers, audiences, views, imports, builds, campaigns, consent)
+    modules = (account, customers, audiences, views, imports, builds, campaigns, consent, offers)
     for module in modules:
         app.include_router(module.router, prefix="/api", dependencies=[Depends(require_api)])
     reference.install(app)

@@ -3,7 +3,7 @@ browser by the vendored Apache ECharts (no internet needed).
 
 ``/`` overview · ``/customers`` search and profiles · ``/audiences`` the live editor, saved
 audiences, members, exports and history · ``/campaigns`` campaigns, their ledger and previews ·
-``/data`` imports, rejected rows and builds. Two small
+``/offers`` coupon templates and points · ``/data`` imports, rejected rows and builds. Two small
 JSON endpoints serve the pages' scripts: ``POST /ui/audiences/count`` (counts as you type) and
 ``GET /ui/build/progress`` (the app's builds, shared with ``POST /api/builds``: one at a time).
 Every route needs a signed-in operator (:mod:`archer.web.auth`); every unsafe one its CSRF token.
@@ -14,13 +14,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from archer.web.ui import audiences, campaigns, customers, data, errors, overview
+from archer.web.ui import audiences, campaigns, customers, data, errors, offers, overview
 from archer.web.ui.render import STATIC_DIR
 
 
 def install(app: FastAPI) -> None:
     """Add the pages, their JSON endpoints and ``/static`` to ``app``."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (overview, customers, audiences, campaigns, data):
+    for module in (overview, customers, audiences, campaigns, offers, data):
         app.include_router(module.router)
     errors.install(app)  # the core's errors as pages (after the API's handlers: it defers)

@@ -10,11 +10,14 @@ from fastapi.responses import HTMLResponse
 from archer.audiences import AudienceError, NotBuilt, browse
 from archer.customers import describe
 from archer.customers import timeline as data
+from archer.offers import coupons, points
 from archer.web.auth import CurrentUser
+from archer.web.ui import i18n
 from archer.web.ui.errors import placed
 from archer.web.ui.render import page
 
 router = APIRouter(include_in_schema=False)
+COUPONS_SHOWN = 20
 
 
 @router.get("/customers", response_class=HTMLResponse)
@@ -49,7 +52,8 @@ def customer_list(
 
 @router.get("/customers/{customer_id:path}", response_class=HTMLResponse)
 def customer_page(request: Request, user: CurrentUser, customer_id: str):
-    """State, stage, RFM, preferences, scores, timeline, and the audiences with their why."""
+    """State, stage, RFM, preferences, scores, timeline, the audiences with their why, and
+    the customer's coupons and points."""
     ws = request.app.state.ws
     try:
         if "\x00" in customer_id:  # no id has one, and the warehouse's SQL cannot carry it
@@ -66,11 +70,15 @@ def customer_page(request: Request, user: CurrentUser, customer_id: str):
             message=str(e),
             back="/customers",
         )
+    lang = i18n.lang_of(request)
     return page(
         request,
         "customer.html",
         user,
         section="customers",
+        t=i18n.translator(lang),
+        coupons=coupons.of_customer(ws, customer_id, limit=COUPONS_SHOWN + 1),
+        points=points.balance(ws, customer_id),
         p=profile,
         words=describe.sentences(profile, ws.settings.currency),
         contact=data.contact(ws, customer_id),

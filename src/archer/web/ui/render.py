@@ -25,6 +25,7 @@ NAV = (
     ("customers", "/customers", "Customers"),
     ("audiences", "/audiences", "Audiences"),
     ("campaigns", "/campaigns", "Campaigns"),
+    ("offers", "/offers", "Offers"),
     ("data", "/data", "Data"),
 )
 
