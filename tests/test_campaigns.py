@@ -200,7 +200,7 @@ def test_a_late_opt_out_wins_over_a_planned_message(shop, tmp_path):
     cws = Workspace(ws.settings.model_copy(update={"database": f"sqlite:///{tmp_path}/s.db"}),
                     ManualClock(START + timedelta(days=2)))  # fmt: skip
     raw = service.apply_settings(service.template("first-order"), ["holdout=0"])
-    raw["steps"] = [s for s in raw["steps"] if s["channel"] == "inbox"]
+    raw["steps"] = [s for s in raw["steps"] if s.get("channel", "inbox") == "inbox"]
     raw["windows"] = []
     service.create(cws, raw, user="t", start=True)
     service.run_round(cws, send=False)

@@ -571,7 +571,8 @@ def test_create_from_a_template_start_pause_resume_on_the_page(operator, shop):
         "template": "win-back",
         "name": "召回",
         "holdout": "15",
-        "sets": "# comment\nreentry=false\nsteps.miss-you.channel=inbox\n",
+        "sets": "# comment\nreentry=false\nsteps.new-arrivals.channel=inbox\n"
+        "steps.points-note.channel=inbox\nsteps.coupon-note.channel=inbox\n",
     }
     r = operator.post("/campaigns", data=form)
     assert r.status_code == 303, r.text

@@ -22,6 +22,7 @@ from sqlalchemy import func, select, update
 from archer.offers import points
 from archer.pipeline import Build, Step
 from archer.schema import CUSTOMER_POINTS, CUSTOMER_POINTS_SCHEMA
+from archer.store import StoreError
 from archer.store.offers import Coupon, PointsEntry
 from archer.store.sql import insert_ignore
 
@@ -125,9 +126,13 @@ def copy_balances(b: Build) -> int:
 
 
 def run(b: Build) -> dict:
-    redeemed = redeem_from_orders(b)
-    got = earn_from_orders(b)
-    return {"coupons_redeemed": redeemed, **got, "customers_with_points": copy_balances(b)}
+    """The build goes on when the store cannot be read; the reason is under ``errors``."""
+    try:
+        redeemed = redeem_from_orders(b)
+        got = earn_from_orders(b)
+        return {"coupons_redeemed": redeemed, **got, "customers_with_points": copy_balances(b)}
+    except StoreError as e:
+        return {"errors": {"": str(e)}}
 
 
 STEP = Step("offers", run)
