@@ -360,3 +360,17 @@ def test_a_misspelt_column_stops_the_import_with_a_suggestion(ws, tmp_path):
     c = write(tmp_path / "c.csv", "customer_id,provnce,会员等级\nC1,江苏,金卡\n")
     with pytest.raises(ImportError_, match="did you mean 'province'"):
         run_import(ws, "customers", c)
+
+
+def test_an_id_or_text_longer_than_its_bound_goes_to_quarantine_with_the_reason(ws, tmp_path):
+    huge = "0" * 3_000_000  # the fuzz test's megabytes of id
+    f = tmp_path / "long.csv.gz"
+    f.write_bytes(gzip.compress(
+        f"customer_id,name\nC1,ok\n{huge},x\nC2,{'名' * 2_001}\nC3,{'名' * 2_000}\n".encode()
+    ))  # fmt: skip
+    r = run_import(ws, "customers", f)
+    assert r.inserted == 2 and r.rejected == 2
+    assert sorted(x["customer_id"] for x in rows(ws, "customers")) == ["C1", "C3"]
+    reasons = " ".join(r.reasons) if isinstance(r.reasons, list) else str(r.reasons)
+    assert "customer_id" in reasons and "longer than 200 characters" in reasons
+    assert "name" in reasons and "longer than 2,000 characters" in reasons

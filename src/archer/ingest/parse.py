@@ -312,6 +312,29 @@ def parse_text(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
     return Parsed(s, None, _fine)
 
 
+# The longest value a text column keeps: an id must fit the operational store's columns
+# (campaign ledgers, coupons, consent key on it), other text stays readable.
+MAX_CHARS = {"id": 200, "text": 2_000, "json": 100_000, "province": 100, "city": 100}
+
+
+def _bounded(parser):
+    def parse_bounded(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
+        got = parser(col, s, ctx)
+        most = MAX_CHARS[col.kind]
+
+        def good(v: ir.Value) -> ir.BooleanValue:
+            fits = s.length() <= most
+            return fits if got.good is None else fits & got.good(v)
+
+        def reason(v: ir.Value) -> ir.StringValue:
+            long = f"{col.name}: " + s.left(40) + f"… is longer than {most:,} characters"
+            return reason_if(s.length() > most, long).coalesce(got.reason(v))
+
+        return Parsed(got.value, good, reason)
+
+    return parse_bounded
+
+
 PARSERS = {
     "timestamp": parse_timestamp,
     "date": parse_date,
@@ -319,11 +342,11 @@ PARSERS = {
     "int": parse_int,
     "bool": parse_bool,
     "gender": parse_gender,
-    "id": parse_text,
-    "text": parse_text,
-    "json": parse_text,
-    "province": parse_text,
-    "city": parse_text,
+    "id": _bounded(parse_text),
+    "text": _bounded(parse_text),
+    "json": _bounded(parse_text),
+    "province": _bounded(parse_text),
+    "city": _bounded(parse_text),
 }
 
 
