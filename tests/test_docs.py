@@ -222,8 +222,8 @@ def test_marked_examples_of_import_md_run(tmp_path):
         assert r.returncode == 0, f"{block}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
 
 
-def test_the_quick_start_of_campaigns_md_runs(tmp_path):
-    (block,) = RUN_BLOCK.findall(read("campaigns.md"))
+def run_block(block: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Run a guide's shell example in a fresh workspace under ``tmp_path``; it must succeed."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ARCHER_")},
         "ARCHER_HOME": str(tmp_path / "archer-data"),
@@ -232,6 +232,12 @@ def test_the_quick_start_of_campaigns_md_runs(tmp_path):
     r = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True,
                        text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, f"--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+    return r
+
+
+def test_the_quick_start_of_campaigns_md_runs(tmp_path):
+    (block,) = RUN_BLOCK.findall(read("campaigns.md"))
+    r = run_block(block, tmp_path)
     assert "unpaid-reminders" in r.stdout and '"enrolled": 0' in r.stdout
 
 
@@ -297,14 +303,7 @@ def read_root(name: str) -> str:
 
 def test_the_coupon_example_of_offers_md_runs(tmp_path):
     (block,) = RUN_BLOCK.findall(read("offers.md"))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ARCHER_")},
-        "ARCHER_HOME": str(tmp_path / "archer-data"),
-        "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    r = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=120)  # fmt: skip
-    assert r.returncode == 0, f"--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+    r = run_block(block, tmp_path)
     assert "满99减10" in r.stdout and '"state": "issued"' in r.stdout
 
 
@@ -314,12 +313,5 @@ def test_the_playbook_lists_every_template_and_its_example_runs(tmp_path):
     rows = table_rows(read("playbook.md").split("| template |")[1])
     assert set(rows) == {t["name"] for t in service.templates_list()}
     (block,) = RUN_BLOCK.findall(read("playbook.md"))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ARCHER_")},
-        "ARCHER_HOME": str(tmp_path / "archer-data"),
-        "PATH": f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    r = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=120)  # fmt: skip
-    assert r.returncode == 0, f"--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+    r = run_block(block, tmp_path)
     assert "unpaid-cash-20" in r.stdout and "ladder" in r.stdout
