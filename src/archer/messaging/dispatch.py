@@ -21,7 +21,7 @@ import socket
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -297,7 +297,3 @@ def dispatch(ws: Workspace, now: datetime | None = None, **kw) -> dict[str, Any]
     """One pass of one worker: send everything due; what happened."""
     with Dispatcher(ws, **kw) as d:
         return d.run(now).to_dict()
-
-
-def utc(t: datetime) -> datetime:
-    return t.astimezone(UTC)
