@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from archer.campaigns import service
 from archer.clock import ManualClock
 from archer.errors import Conflict, Invalid, NotFound
+from archer.messaging import consent
 from archer.offers import coupons, points
 from archer.store.campaigns import Message
 from archer.store.offers import Coupon, PointsEntry
@@ -320,3 +321,46 @@ def test_points_given_by_hand_with_a_key_are_given_once(ws):
         with pytest.raises(Invalid) as e:
             points.adjust(ws, "C5", **{"points": 5, **bad})
         assert e.value.extra["field"] == field
+
+
+def test_a_coupon_whose_message_cannot_go_is_taken_back(ws):
+    """A code nobody is told is no offer: when the message that shows it is skipped (here the
+    customer said no to marketing in the inbox), a generated code is voided and an imported
+    one goes back to its pool — and neither counts against the template's limits."""
+    coupons.define(ws, "gen-5", kind="cash", amount=5, valid_days=14, total_limit=1000)
+    coupons.define(ws, "pool-5", kind="cash", amount=5, valid_days=14, codes="pool")
+    coupons.import_pool(ws, "pool-5", [f"SHOP{i:04d}" for i in range(2000)])
+    raw = service.template("first-order")
+    raw["holdout"], raw["windows"] = 0.0, []
+    raw["steps"] = [
+        {"id": "give", "type": "coupon", "template": "gen-5"},
+        {"id": "more", "type": "coupon", "template": "pool-5"},
+        {"id": "tell", "type": "message", "channel": "inbox", "subject": "券",
+         "text": "{{ coupon.code }}"},
+    ]  # fmt: skip
+    service.create(ws, raw, user="t", start=False)
+    audience = raw["trigger"]["audience"]
+    who = sorted(ws.audiences.members(audience).customer_id.astype(str))[:5]
+    for c in who:  # they said no to marketing in the shop's inbox
+        consent.set_consent(ws, c, "inbox", False)
+    service.set_status(ws, raw["name"], "active")
+    got = service.run_round(ws)
+    assert got["skipped_by_reason"] == {"no_consent": len(who)}
+    assert got["coupons_voided"] == 2 * len(who)  # the message carried both codes
+    with ws.session() as s:
+        theirs = list(s.scalars(select(Coupon).where(Coupon.customer_id.in_(who))))
+        pool_left = s.scalar(select(func.count()).where(Coupon.state == "pool"))
+        sent = list(s.scalars(select(Message).where(Message.state == "sent")))
+    # Their generated codes are void; their imported codes are back in the pool, unassigned.
+    assert sorted(c.state for c in theirs) == ["void"] * len(who)
+    assert pool_left == 2000 - len(sent)
+    shown = {m.customer_id: m.context for m in sent}
+    with ws.session() as s:
+        live = list(s.scalars(select(Coupon).where(Coupon.state == "issued")))
+    assert {c.customer_id for c in live} == set(shown)  # every live code was told
+    assert all(c.code in shown[c.customer_id] for c in live)
+    ledger = service.get(ws, raw["name"])
+    assert ledger["coupons_issued"] == len(live) == 2 * len(sent)
+    assert ledger["coupons_voided"] == len(who)  # the imported ones are back in the pool
+    summary = {t["name"]: t for t in coupons.summary(ws)}
+    assert summary["gen-5"]["issued"] == len(sent) and summary["pool-5"]["pool"] == pool_left

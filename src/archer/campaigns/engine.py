@@ -481,6 +481,7 @@ def _advance_batch(r: Round, live: Live, batch: list[rows.Enrollment], report: R
             for step, due in w.messages:
                 if isinstance(step, df.Message):
                     msgs.append(_message_row(r, live, e, step, due, contexts, ctx))
+                    ctx.pop("coupons", None)  # carried by this message; a later one shows its own
                 else:
                     offers.give(e, step, due, contexts, ctx)
         if msgs:
@@ -739,6 +740,7 @@ class Offers:
                 return
             self.report.coupons[self.live.row.name] += 1
             given["coupon"] = self.coupons.context(c, t, self.r.ws.tz)
+            given.setdefault("coupons", []).append(given["coupon"])  # what the next message carries
             return
         from archer.offers import points
 

@@ -388,8 +388,9 @@ def _offers_given(s, campaign_id: int) -> dict[str, Any]:
         Coupon.campaign_id == campaign_id).group_by(Coupon.state)).all())  # fmt: skip
     awarded = s.scalar(select(func.coalesce(func.sum(PointsEntry.points), 0)).where(
         PointsEntry.source.like(f"campaign:{campaign_id}:%")))  # fmt: skip
-    return {
-        "coupons_issued": sum(by_state.values()),
+    return {  # a voided coupon's message never went out: not issued (offers/coupons.py)
+        "coupons_issued": sum(n for st, n in by_state.items() if st not in ("void", "pool")),
+        "coupons_voided": by_state.get("void", 0),
         "coupons_redeemed": by_state.get("redeemed", 0),
         "points_awarded": int(awarded or 0),
     }

@@ -11,6 +11,11 @@ since another worker may have reclaimed it. A worker killed between sending and 
 a claimed message whose lease runs out; it is sent again with the same uid, which a provider
 that deduplicates (SMTP ``Message-ID`` at a deduplicating sink) drops — at most one duplicate
 per kill otherwise.
+
+A coupon lives only if its message can go: when a message that shows a code is skipped (no
+consent, no address, a cap, expired) or surely failed (refused, template, given up), the code
+is taken back in the same transaction (:func:`archer.offers.coupons.void_unsent`). A message
+whose fate is unknown keeps its coupon.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from archer.messaging import templates
 from archer.messaging.channels import Channel, Outgoing, Permanent, Temporary, Unknown, open_channel
 from archer.messaging.consent import suppress
 from archer.messaging.guards import Guards
+from archer.offers import coupons
 from archer.signing import unsubscribe_token
 from archer.store.campaigns import Campaign, CampaignVersion, Message
 
@@ -50,6 +56,7 @@ class Tally:
     failed: int = 0
     released: int = 0  # handed back untried: the lease ran out before they could go
     unknown: int = 0  # of the failed: sent or not, only the provider's receipt can tell
+    coupons_voided: int = 0  # carried by messages that will never go out, so taken back
     skipped: Counter = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,6 +70,7 @@ class Tally:
             "failed": self.failed,
             "released": self.released,
             "unknown": self.unknown,
+            "coupons_voided": self.coupons_voided,
         }
 
 
@@ -154,7 +162,7 @@ class Dispatcher:
                 Message.not_before, Message.id)))  # fmt: skip
             self._read_definitions(s, batch)
             guards = Guards(s, now, rules, self.ws.tz, self._defs, batch)
-            out = []
+            out, unsent = [], []
             for m in batch:
                 v = guards.judge(m)
                 if v.action == "send":
@@ -171,7 +179,10 @@ class Dispatcher:
                 else:
                     values |= {"state": "skipped", "reason": v.reason}
                     tally.skipped[v.reason] += 1
+                    unsent.append(m)
                 s.execute(update(Message).where(Message.id == m.id).values(**values))
+            codes = [c for m in unsent for c in carried_codes(m)]
+            tally.coupons_voided += coupons.void_unsent(s, codes)
             return out
 
     def _read_definitions(self, s, batch: list[Message]) -> None:
@@ -196,7 +207,9 @@ class Dispatcher:
         try:
             out = self.render(m)
         except templates.TemplateProblem as e:
-            self._finish(m, {"state": "failed", "reason": "template", "error": str(e)[:2000]})
+            self._finish(
+                m, {"state": "failed", "reason": "template", "error": str(e)[:2000]}, tally
+            )
             tally.failed += 1
             return
         try:
@@ -208,7 +221,9 @@ class Dispatcher:
                 self._down[m.channel] = e
             rules = self.ws.settings.campaigns
             if m.attempts >= rules.max_attempts:
-                self._finish(m, {"state": "failed", "reason": "gave_up", "error": str(e)[:2000]})
+                self._finish(
+                    m, {"state": "failed", "reason": "gave_up", "error": str(e)[:2000]}, tally
+                )
                 tally.failed += 1
                 return
             wait = min(rules.retry_seconds * 2 ** (m.attempts - 1), 3600)
@@ -225,7 +240,7 @@ class Dispatcher:
             tally.unknown += 1
             return
         except Permanent as e:
-            self._finish(m, {"state": "failed", "reason": "refused", "error": str(e)[:2000]})
+            self._finish(m, {"state": "failed", "reason": "refused", "error": str(e)[:2000]}, tally)
             if e.suppress and m.address:
                 suppress(self.ws, m.channel, m.address, reason=e.suppress, source=m.uid)
             tally.failed += 1
@@ -241,16 +256,20 @@ class Dispatcher:
         """How much of a lease must be left to start a send: a quarter of it."""
         return timedelta(seconds=self.ws.settings.campaigns.lease_seconds / 4)
 
-    def _finish(self, m: Message, values: dict[str, Any]) -> None:
-        """Write a claimed message's outcome, if it is still this worker's."""
+    def _finish(self, m: Message, values: dict[str, Any], unsent: Tally | None = None) -> None:
+        """Write a claimed message's outcome, if it is still this worker's. With ``unsent`` (the
+        tally), the message surely never went out: the coupon it carried is taken back in the
+        same transaction."""
         values = {"lease_until": None, **values}
         t = Message.__table__  # a Core statement: the ORM's bulk-update bookkeeping costs more
         with self.ws.session(write=True) as s:  # than the write, once per message sent
-            s.connection().execute(
+            done = s.connection().execute(
                 update(t)
                 .where(t.c.id == m.id, t.c.state == "claimed", t.c.claimed_by == self.name)
                 .values(**values)
             )
+            if unsent is not None and done.rowcount:
+                unsent.coupons_voided += coupons.void_unsent(s, carried_codes(m))
 
     def render(self, m: Message) -> Outgoing:
         d = self._defs[(m.campaign_id, m.version)]
@@ -291,6 +310,16 @@ class Dispatcher:
             template=content.get("template") or step.get("template"),
             params=params,
         )
+
+
+def carried_codes(m: Message) -> list[str]:
+    """The codes of the coupons a message carries: those its run was given since its last
+    message (``coupons`` in its context)."""
+    if not m.context or '"coupons"' not in m.context:
+        return []
+    got = json.loads(m.context).get("coupons")
+    return [c["code"] for c in got if isinstance(c, dict) and c.get("code")] if isinstance(
+        got, list) else []  # fmt: skip
 
 
 def dispatch(ws: Workspace, now: datetime | None = None, **kw) -> dict[str, Any]:

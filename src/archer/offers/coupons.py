@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -206,6 +207,9 @@ def template_named(s: Session, name: str) -> CouponTemplate:
     return t
 
 
+UNCOUNTED = ("pool", "void")  # states that do not count against a template's limits
+
+
 def issue(
     s: Session,
     t: CouponTemplate,
@@ -221,7 +225,7 @@ def issue(
     the write lock, so limits are counted exactly): the coupon, or None and why not."""
     if t.valid_until is not None and now >= t.valid_until:
         return None, "template_ended"
-    mine = select(func.count()).where(Coupon.template_id == t.id, Coupon.state != "pool")
+    mine = select(func.count()).where(Coupon.template_id == t.id, Coupon.state.not_in(UNCOUNTED))
     if t.per_customer is not None:
         n = s.scalar(mine.where(Coupon.customer_id == customer_id)) or 0
         if n >= t.per_customer:
@@ -232,7 +236,7 @@ def issue(
     if t.budget_fen is not None:
         spent = s.scalar(
             select(func.coalesce(func.sum(Coupon.value_fen), 0)).where(
-                Coupon.template_id == t.id, Coupon.state != "pool"
+                Coupon.template_id == t.id, Coupon.state.not_in(UNCOUNTED)
             )
         )
         if (spent or 0) + value > t.budget_fen:
@@ -266,6 +270,31 @@ def issue(
             ):
                 return None, "already_issued"
     raise Conflict("could not draw a fresh coupon code five times")
+
+
+def void_unsent(s: Session, codes: Iterable[str]) -> int:
+    """Take back the coupons of messages that will never go out (skipped by a guard, refused,
+    given up): a code nobody was told is no offer. A generated code becomes ``void`` (it no
+    longer counts against the template's limits and budget); an imported one goes back to
+    its pool, to be handed out again. Only coupons still ``issued`` change."""
+    codes = [c for c in dict.fromkeys(codes) if c]
+    if not codes:
+        return 0
+    n = 0
+    q = (
+        select(Coupon, CouponTemplate.codes)
+        .join(CouponTemplate, CouponTemplate.id == Coupon.template_id)
+        .where(Coupon.code.in_(codes), Coupon.state == "issued")
+    )
+    for c, kind in s.execute(q):
+        if kind == "pool":  # an imported code: back to the pool, unseen
+            c.state, c.customer_id, c.campaign_id, c.enrollment_id = "pool", None, None, None
+            c.source, c.step, c.issued_at, c.expires_at = "import", None, None, None
+        else:
+            c.state = "void"
+        n += 1
+    s.flush()
+    return n
 
 
 def context(c: Coupon, t: CouponTemplate, tz) -> dict[str, Any]:
