@@ -350,7 +350,9 @@ def _mde_welch(se: float, df: float, alpha: float, power: float) -> float:
         crit = student.isf(alpha / 2, df)
 
         def gap(nc: float) -> float:
-            return nct.sf(crit, df, nc) + nct.cdf(-crit, df, nc) - power
+            # the far tail is negligible; scipy's nct gives NaN for it at a few df
+            far = float(nct.cdf(-crit, df, nc))
+            return float(nct.sf(crit, df, nc)) + (far if math.isfinite(far) else 0.0) - power
 
     hi = crit + norm.isf(1 - power) + 1.0
     while gap(hi) < 0:  # few degrees of freedom: the t's heavy tails need a wider bracket
