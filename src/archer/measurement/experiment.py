@@ -11,6 +11,8 @@ is not a number or an unknown control stops with the file, the column and what w
 
 from __future__ import annotations
 
+import csv
+import gzip
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ from archer.measurement.stats import (
 
 MAX_ARMS = 20
 MAX_LABEL = 200
+MAX_HEADER = 100_000  # characters of a CSV's header line
+MAX_COLUMNS = 1000
 MAX_MONEY = 1e12  # a spend per customer beyond this is not a spend
 TRUE_WORDS = ("1", "1.0", "true", "t", "yes", "y")
 FALSE_WORDS = ("0", "0.0", "false", "f", "no", "n")
@@ -96,13 +100,15 @@ def report(
                 f"{label}: no column {col!r}{did_you_mean(col, t.columns)} "
                 f"(columns: {', '.join(map(str, t.columns[:30]))})"
             )
+    import duckdb
+    from ibis.common.exceptions import IbisError
+
     try:
         rows = _checked(t, label, csv, arm_col, converted_col, revenue_col)
         arms = _aggregate(rows, label, arm_col, revenue_col is not None)
-    except Exception as e:  # DuckDB's or Ibis's own words on a file it cannot sum
-        if isinstance(e, Invalid):
-            raise
-        raise Invalid(f"{label}: cannot read the columns: {str(e).splitlines()[0]}") from None
+    except (duckdb.Error, IbisError) as e:  # their own words on a file they cannot sum
+        said = "; ".join(line.strip() for line in str(e).splitlines()[:3] if line.strip())
+        raise Invalid(f"{label}: cannot read the columns: {said[:400]}") from None
     if control not in arms:
         raise NotFound(
             f"{label}: no arm {control!r} in column {arm_col!r}{did_you_mean(control, arms)} "
@@ -159,14 +165,47 @@ def _open(source: Any):
     parquet = name.endswith(PARQUET)
     if not parquet and not name.endswith(CSV):
         raise Invalid(f"{path}: expected a .csv or .parquet file")
+    if not parquet:
+        delim = "\t" if ".tsv" in name else ","
+        columns = {c: "VARCHAR" for c in _header(path, delim)}
     try:
         if parquet:
             return con.read_parquet(str(path)), str(path), False
-        # as text: arms stay as written, and a bad value can be shown as it is in the file
-        return con.read_csv(str(path), all_varchar=True), str(path), True
+        # as text, with the header's columns: arms stay as written, a bad value can be shown
+        # as it is in the file, and a row with more or fewer cells stops with its line (left
+        # to itself, DuckDB's sniffer may take such a row for the header)
+        table = con.read_csv(str(path), columns=columns, header=True, delim=delim, quote='"',
+                             escape='"', auto_detect=False)  # fmt: skip
+        return table, str(path), True
     except Exception as e:  # DuckDB says what it could not read
         kind = "Parquet" if parquet else "CSV"
-        raise Invalid(f"{path}: cannot read as {kind}: {str(e).splitlines()[0]}") from None
+        raise Invalid(f"{path}: cannot read as {kind}: {str(e).splitlines()[0][:400]}") from None
+
+
+def _header(path: Path, delim: str) -> list[str]:
+    """The column names on a CSV's first line (at most :data:`MAX_HEADER` bytes, at most
+    :data:`MAX_COLUMNS` columns, no name twice)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+            first = f.readline(MAX_HEADER + 1)
+    except (OSError, UnicodeDecodeError, EOFError) as e:
+        raise Invalid(f"{path}: cannot read as CSV: {e}") from None
+    if len(first) > MAX_HEADER:
+        raise Invalid(f"{path}, line 1: a header longer than {MAX_HEADER:,} characters")
+    names = next(csv.reader([first], delimiter=delim), [])
+    names = [n.strip() for n in names]
+    if not names or not any(names):
+        raise Invalid(f"{path}: no header line: expected the column names on line 1")
+    if len(names) > MAX_COLUMNS:
+        raise Invalid(f"{path}, line 1: {len(names):,} columns; expected at most {MAX_COLUMNS:,}")
+    seen = set()
+    for n in names:
+        if not n or n in seen:
+            what = "a blank column name" if not n else f"column {n!r} twice"
+            raise Invalid(f"{path}, line 1: {what}; expected one name per column")
+        seen.add(n)
+    return names
 
 
 def _checked(t, label: str, csv: bool, arm_col: str, conv_col: str, rev_col: str | None):
