@@ -269,14 +269,16 @@ def test_an_arm_without_buyers_and_an_arm_of_one(tmp_path):
 # -- docs/measure.md ---------------------------------------------------------------------------
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "measure.md"
-RUN = re.compile(r"<!-- run -->\s*\n```(sh|python)\n(.*?)```", re.S)
+RUN = re.compile(r"<!-- run -->\s*\n```(sh|python)\n(.*?)```\n(?:\s*\n```\n(.*?)```)?", re.S)
 
 
-def test_the_examples_of_measure_md_run(tmp_path, monkeypatch):
+def test_the_examples_of_measure_md_run_and_print_what_the_page_shows(
+    tmp_path, monkeypatch, capsys
+):
     from test_docs import run_block
 
     blocks = RUN.findall(DOC.read_text(encoding="utf-8"))
-    assert [lang for lang, _ in blocks] == ["python", "sh", "python"]
+    assert [lang for lang, _, _ in blocks] == ["python", "sh", "python"]
     monkeypatch.chdir(tmp_path)
     exec(compile(blocks[0][1], f"{DOC} example 1", "exec"), {"__name__": "doc_example"})
     got = pd.read_csv(tmp_path / "hillstrom.csv")
@@ -284,5 +286,22 @@ def test_the_examples_of_measure_md_run(tmp_path, monkeypatch):
     assert sums.loc["Mens E-Mail"].tolist() == [21_307, 267]
     assert np.isclose(got.spend.sum(), 30_311.69 + 23_038.11 + 13_908.33)
     r = run_block(blocks[1][1], tmp_path)
-    assert "+0.6805" in r.stdout and "+0.3111" in r.stdout
+    shown = {" ".join(line.split()) for line in blocks[1][2].splitlines()}
+    for line in r.stdout.splitlines():  # the page shows what the command prints
+        if line.strip() and not line.startswith("A fixed-horizon") and "─" not in line:
+            assert " ".join(line.split()) in shown, line
+    capsys.readouterr()
     exec(compile(blocks[2][1], f"{DOC} example 3", "exec"), {"__name__": "doc_example"})
+    assert capsys.readouterr().out == blocks[2][2]
+
+
+def test_every_option_of_the_command_is_documented():
+    import typer.main
+
+    text = DOC.read_text(encoding="utf-8")
+    cmd = typer.main.get_command(app).commands["measure"].commands["experiment"]
+    for p in cmd.params:
+        assert p.help, p.name  # every option explains itself in --help
+        for opt in p.opts:
+            if opt.startswith("--"):
+                assert f"`{opt}`" in text, opt
