@@ -464,7 +464,12 @@ def import_signups(
 
 
 def add_signups(
-    ws: Workspace, event: str, rows: list[dict[str, Any]], *, label: str = "request"
+    ws: Workspace,
+    event: str,
+    rows: list[dict[str, Any]],
+    *,
+    label: str = "request",
+    unit: str = "line",
 ) -> dict[str, Any]:
     """Add sign-ups (dicts by field name or a file's headers; ``_line`` numbers them) to
     ``event``, all or none. A person already signed up (the same phone, or customer id when
@@ -489,7 +494,7 @@ def add_signups(
             try:
                 good.append(_signup(r, cols, line, allowed, ev.name, ws.tz, now))
             except O2OError as e:
-                errors.append(f"line {line}: {e}")
+                errors.append(f"{unit} {line}: {e}")
         if errors:
             raise _refuse(label, errors, len(rows))
         known = set(s.scalars(select(O2OSignup.person).where(O2OSignup.event_id == ev.id)))
@@ -662,7 +667,9 @@ def import_payments(ws: Workspace, path: Path | str, *, name: str | None = None)
     return add_payments(ws, read_rows(ws, path, label), label=label)
 
 
-def add_payments(ws: Workspace, rows: list[dict[str, Any]], *, label: str = "request") -> dict:
+def add_payments(
+    ws: Workspace, rows: list[dict[str, Any]], *, label: str = "request", unit: str = "line"
+) -> dict:
     """Record payments of orders paid in stages (a deposit, then the balance), all or none; a
     payment id seen before with the same content is left alone, with other content refused."""
     if len(rows) > MAX_ROWS:
@@ -679,11 +686,11 @@ def add_payments(ws: Workspace, rows: list[dict[str, Any]], *, label: str = "req
         try:
             p = _payment(r, cols, ws.tz)
         except O2OError as e:
-            errors.append(f"line {line}: {e}")
+            errors.append(f"{unit} {line}: {e}")
             continue
         if seen.setdefault(p[0], p) != p:
             errors.append(
-                f"line {line}: payment_id: {p[0]!r} is given twice with different contents"
+                f"{unit} {line}: payment_id: {p[0]!r} is given twice with different contents"
             )
     if errors:
         raise _refuse(label, errors, len(rows))
