@@ -340,3 +340,26 @@ def test_two_identical_scans_at_once_are_stored_once(store_ws):
     assert sorted(a["duplicate"] for a in answers) == [False, True]
     assert count(ws, O2OCheckin) == 1
     assert o2o.report(ws, "e", at=REPORT_AT)["total"]["checkins"] == 1
+
+
+def test_sign_ups_from_excel_and_from_a_gbk_csv_read_alike(tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    ws, _ = make_shop(tmp_path)
+    wb = openpyxl.Workbook()
+    sheet = wb.active
+    for line in SIGNUPS.splitlines():
+        cells = line.split(",")
+        if cells[-1][:4].isdigit():  # a real time cell, as Excel keeps it
+            cells[-1] = datetime.fromisoformat(cells[-1])
+        sheet.append(cells)
+    wb.save(tmp_path / "报名.xlsx")
+    res = o2o.import_signups(ws, EVENT, tmp_path / "报名.xlsx")
+    assert (res["added"], res["repeated"]) == (10, 1)
+    gbk = write(tmp_path / "gbk.csv", SIGNUPS.replace("赵敏", "赵敏敏"), encoding="gbk")
+    assert o2o.import_signups(ws, EVENT, gbk)["already"] == 11
+    o2o.import_payments(ws, write(tmp_path / "payments.csv", PAYMENTS))
+    scan_all(ws)
+    assert table(o2o.report(ws, EVENT, at=REPORT_AT)) == EXPECTED
+    bad = write(tmp_path / "bad.csv", 'phone,channel\n13900000001,"forum\n', encoding="utf-8")
+    with pytest.raises(o2o.O2OError, match=r"bad.csv: line 2: malformed CSV row"):
+        o2o.import_signups(ws, EVENT, bad)
