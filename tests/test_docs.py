@@ -315,3 +315,52 @@ def test_the_playbook_lists_every_template_and_its_example_runs(tmp_path):
     (block,) = RUN_BLOCK.findall(read("playbook.md"))
     r = run_block(block, tmp_path)
     assert "unpaid-cash-20" in r.stdout and "ladder" in r.stdout
+
+
+# -- o2o.md ------------------------------------------------------------------------------------
+def test_the_group_buy_example_of_o2o_md_runs_and_gives_its_figures(tmp_path):
+    (block,) = RUN_BLOCK.findall(read("o2o.md"))
+    r = run_block(block, tmp_path)
+    assert "S1: wechat (a double scan: counted once)" in r.stdout and "S3: walk-in" in r.stdout
+    doc = json.loads(r.stdout[r.stdout.index("{\n") :])
+    shown = {
+        row.split()[0]: row.split()[1:]
+        for row in read("o2o.md").split("五一团购 as of")[1].split("```")[0].splitlines()[2:]
+        if row.strip()
+    }
+    for row in [*doc["channels"], doc["total"]]:
+        figures = [
+            row[k]
+            for k in (
+                "signups",
+                "checkins",
+                "buyers",
+                "orders",
+                "sales",
+                "unit_price",
+                "cost",
+                "cost_per_signup",
+                "cost_per_attendee",
+                "cost_per_order",
+            )
+        ]
+        assert shown[row["channel"]] == [
+            "–" if v is None else f"{v:,}" if isinstance(v, int) else f"{v:,.2f}" for v in figures
+        ]
+
+
+def test_o2o_md_lists_every_channel_and_column_word():
+    from archer.measurement import o2o
+
+    text = read("o2o.md")
+    rows = table_rows(text.split("| channel | also written |")[1].split("\n\n")[0])
+    assert {k: backticked(v[0]) for k, v in rows.items()} == {
+        k: list(v) for k, v in o2o.CHANNEL_ALIASES.items()
+    }
+    for columns in (o2o.SIGNUP_COLUMNS, o2o.PAYMENT_COLUMNS):
+        for field, words in columns.items():
+            for w in (field, *words):
+                assert f"`{w}`" in text, f"{w!r} of {field} is not in docs/o2o.md"
+    for words in o2o.PAYMENT_KINDS.values():
+        for w in words:
+            assert f"`{w}`" in text

@@ -136,6 +136,13 @@ ROUTES = [
     ("GET", "/api/points/C0000001"),
     ("POST", "/api/points/C0000001/award"),
     ("POST", "/api/points/C0000001/exchange"),
+    ("GET", "/api/o2o/events"),
+    ("POST", "/api/o2o/events"),
+    ("GET", "/api/o2o/events/x"),
+    ("POST", "/api/o2o/events/x/signups"),
+    ("POST", "/api/o2o/events/x/checkins"),
+    ("GET", "/api/o2o/events/x/report"),
+    ("POST", "/api/o2o/payments"),
     ("GET", "/docs"),
     ("GET", "/openapi.json"),
 ]

@@ -70,6 +70,7 @@ def sign_in(c: TestClient, password: str = PASSWORD) -> None:
 
 
 PAGES = ["/", "/customers", f"/customers/{EVIL_ID}", "/audiences", "/campaigns", "/offers", "/data"]
+PAGES.append("/o2o")
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -11,6 +11,7 @@ from archer.cli import (  # noqa: F401  (each registers its commands)
     clv,
     consent,
     measure,
+    o2o,
     offers,
     profile,
     tracking,

@@ -22,6 +22,7 @@ def install(app: FastAPI) -> None:
         consent,
         customers,
         imports,
+        o2o,
         offers,
         reference,
         views,
@@ -29,6 +30,7 @@ def install(app: FastAPI) -> None:
     from archer.web.auth import require_api
 
     modules = (account, customers, audiences, views, imports, builds, campaigns, consent, offers)
+    modules += (o2o,)
     for module in modules:
         app.include_router(module.router, prefix="/api", dependencies=[Depends(require_api)])
     reference.install(app)

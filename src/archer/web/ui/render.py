@@ -26,6 +26,7 @@ NAV = (
     ("audiences", "/audiences", "Audiences"),
     ("campaigns", "/campaigns", "Campaigns"),
     ("offers", "/offers", "Offers"),
+    ("o2o", "/o2o", "Group-buys"),
     ("data", "/data", "Data"),
 )
 
