@@ -214,6 +214,72 @@ def ledger_cmd(
     out.print(t)
 
 
+@campaign_app.command("results")
+def results_cmd(
+    name: NameArg,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            help="Count each run's orders this long after it entered (default 14d; "
+            "40d for an unpaid-order flow)."
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Count what the shop held at the end of this day (default: its latest activity).",
+        ),
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the campaign earned over its holdout: buyers, refund users, sales net of refunds,
+    gross profit and margin, promotion cost per arm; the uplift per run with 95% intervals,
+    the minimum detectable effect, incremental gross profit and ROI (docs/measure.md)."""
+    from archer.measurement.results import as_of_day, results
+
+    doc = results(_workspace(home), name, window=window, as_of=as_of_day(as_of)).to_dict()
+    if as_json:
+        emit_json(doc)
+        return
+    t = RichTable("arm", "runs", "reached", "buyers", "conversion", "refund users", "orders",
+                  "sales", "gross profit", "margin", "promotion cost", title=(
+                      f"{escape(name)}: each run counted over {doc['window']} from its entry, "
+                      f"as of {doc['as_of']}"))  # fmt: skip
+    for a in doc["arms"].values():
+        t.add_row(a["arm"], f"{a['runs']:,}", f"{a['reached']:,}", f"{a['buyers']:,}",
+                  _pct(a["conversion"]), f"{a['refund_users']:,}", f"{a['orders']:,}",
+                  f"{a['sales']:,.2f}", f"{a['gross_profit']:,.2f}", _pct(a["gross_margin"]),
+                  f"{a['promotion_cost']:,.2f}")  # fmt: skip
+    out.print(t)
+    labels = {"conversion": ("conversion", True), "sales_per_run": ("sales per run", False),
+              "gross_profit_per_run": ("gross profit per run", False)}  # fmt: skip
+    for key, (label, rate) in labels.items():
+        d = doc["uplift"][key]
+        if d is None or d["diff"] is None:
+            continue
+        f = (lambda v: f"{v * 100:+.2f} pts") if rate else (lambda v: f"{v:+,.2f}")
+        mde = "—" if d["mde"] is None else (f"{d['mde'] * 100:.2f} pts" if rate
+                                            else f"{d['mde']:,.2f}")  # fmt: skip
+        out.print(f"{label}: {f(d['diff'])} (95% interval {f(d['low'])} to {f(d['high'])}; "
+                  f"detectable at this size: {mde}) — {d['verdict']}", highlight=False)  # fmt: skip
+    if doc["incremental_gross_profit"] is not None:
+        roi = "—" if doc["roi"] is None else f"{doc['roi']:.2f}"
+        out.print(f"incremental gross profit {doc['incremental_gross_profit']:,.2f}; promotion "
+                  f"cost {doc['arms']['treatment']['promotion_cost']:,.2f}; ROI {roi}",
+                  highlight=False)  # fmt: skip
+    a = doc["attributed"]
+    out.print(f"attributed (not caused): {a['buyers']:,} buyers, {a['sales']:,.2f} in sales "
+              "after a message", highlight=False)  # fmt: skip
+    for n in doc["notes"]:
+        out.print(n, highlight=False)
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1%}"
+
+
 @campaign_app.command("preview")
 def preview_cmd(
     name: NameArg,

@@ -11,6 +11,7 @@ from rich.table import Table as RichTable
 
 from archer import status as status_mod
 from archer.cli.support import (
+    ArcherTyper,
     HomeOpt,
     JsonOpt,
     app,
@@ -161,9 +162,21 @@ def status(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
         out.print("No profile yet: run `archer build`.")
 
 
-@app.command()
+sample_app = ArcherTyper(
+    invoke_without_command=True,
+    no_args_is_help=False,
+    help="Write a synthetic shop (`archer sample --out DIR`), or advance one in time after "
+    "campaigns have sent (`archer sample simulate`).",
+)
+app.add_typer(sample_app, name="sample")
+
+
+@sample_app.callback()
 def sample(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the tables to.")],
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write the tables to.")
+    ] = None,
     customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same shop.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
@@ -173,6 +186,11 @@ def sample(
 ) -> None:
     """Write a synthetic shop (every canonical table plus truth.csv) to a folder."""
     from archer.sample import generate
+
+    if ctx.invoked_subcommand is not None:
+        return
+    if out_dir is None:
+        fail("--out: the folder to write the sample shop to (or a command: simulate)")
 
     if fmt not in ("csv", "parquet"):
         fail(f"--format {fmt!r}: expected csv or parquet")
@@ -196,6 +214,42 @@ def sample(
     out.print(f"Sample shop written to [bold]{out_dir}[/]:")
     for name, n in counts.items():
         out.print(f"  {name:<12} {n:>12,}")
+
+
+@sample_app.command("simulate")
+def simulate(
+    until: Annotated[str, typer.Option(help="Advance the shop to the end of this day.")],
+    home: HomeOpt = None,
+    sample_dir: Annotated[
+        Path | None,
+        typer.Option("--sample", help="The folder `archer sample` wrote (default HOME/sample)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the sample's).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Advance the sample shop to UNTIL: the orders, payments, refunds and events its members
+    make on their own and in answer to the campaigns that sent, imported and built; the
+    campaigns' true effect goes to truth_campaigns.json beside the sample."""
+    from archer.sample.simulate import simulate as run
+
+    try:
+        day = date.fromisoformat(until)
+    except ValueError:
+        fail(f"--until {until!r}: expected a day such as 2026-11-30")
+    ws = load_home(home)
+    doc = run(ws, day, sample_dir=sample_dir, seed=seed).to_dict()
+    if json_out:
+        emit_json(doc)
+        return
+    out.print(
+        f"Simulated to {doc['until']}: {doc['orders']:,} orders, {doc['paid_late']:,} unpaid "
+        f"orders paid, {doc['refunds']:,} refunds, {doc['events']:,} events."
+    )
+    for name, c in doc["campaigns"].items():
+        out.print(
+            f"  {name}: {c['enrolled']:,} enrolled, true uplift {c['true_uplift']:.2%} "
+            f"per run, {c['persuaded']:,} persuaded"
+        )
 
 
 @app.command()
