@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from archer.campaigns import engine, service
 from archer.clock import SYSTEM
@@ -24,6 +24,7 @@ from archer.messaging.dispatch import Dispatcher, Tally
 from archer.store import db
 from archer.store.campaigns import Message
 from smtp_sink import SmtpSink
+from support import unsent
 from test_campaigns_faults import flow, unpaid_shop
 
 pytestmark = pytest.mark.slow
@@ -100,9 +101,3 @@ def test_a_claim_on_postgresql_skips_locked_rows_and_reclaims_expired_leases(
     with ws.session() as s:
         held = Counter(s.scalars(select(Message.claimed_by).where(Message.state == "claimed")))
     assert sum(held.values()) == 30 and held["e"] == 10
-
-
-def unsent(ws) -> int:
-    with ws.session() as s:
-        q = select(func.count()).where(Message.state != "sent")
-        return s.scalar(q.select_from(Message)) or 0
