@@ -242,3 +242,82 @@ def release(go, procs) -> None:
         assert time.monotonic() < end, "the children were never ready"
         time.sleep(0.01)
     go.touch()
+
+
+# -- two processes spending one customer's points at once -------------------------------------
+LOTS = 300
+RATE = 50
+TRIES = 40  # exchanges each process attempts: more than the points allow
+
+
+def test_two_processes_exchanging_one_customers_points_on_postgresql_spend_each_lot_once(
+    tmp_path, pg_url
+):
+    """Two processes, released together, each try 40 exchanges of 50 points for a cash coupon
+    against the same customer's 300 small lots: the exchanges that succeed are exactly what
+    the points buy, no lot gives more than it had, the lots are spent first-expiring first, and
+    the balance is the sum of the entries and of what the lots have left."""
+    from datetime import timedelta
+
+    from archer.errors import Conflict
+    from archer.offers import coupons, points
+    from archer.store.offers import Coupon, PointsEntry
+    from support import workspace
+
+    ws = workspace(tmp_path / "shop").replace(database=pg_url)
+    coupons.define(ws, "points-cash", kind="cash", amount=5, valid_days=30, per_customer=None)
+    now = ws.now()
+    with ws.session(write=True) as s:
+        for i in range(LOTS):  # expiries in an order other than the ids'
+            points.award(s, "C1", 7 + i % 5, source=f"lot:{i}", at=now,
+                         expires_at=now + timedelta(days=10 + (i * 37) % LOTS))  # fmt: skip
+    total = sum(7 + i % 5 for i in range(LOTS))
+    go = tmp_path / "go"
+    child = (
+        "import json, os, sys, time, archer\n"
+        "from archer.errors import Conflict\n"
+        "from archer.offers import points\n"
+        "ws = archer.open(os.environ['ARCHER_HOME'])\n"
+        "points.balance(ws, 'C1')\n"  # the store opened and migrated before the start
+        + barrier(go, "")
+        + "\nok = refused = 0\n"
+        f"for i in range({TRIES}):\n"
+        "    try:\n"
+        "        points.exchange_at_rate(ws, 'C1', key=f'{sys.argv[1]}-{i}')\n"
+        "        ok += 1\n"
+        "    except Conflict:\n"
+        "        refused += 1\n"
+        "print(json.dumps({'ok': ok, 'refused': refused}))\n"
+    )
+    env = {**os.environ, "ARCHER_HOME": str(ws.home), "ARCHER_DATABASE": pg_url,
+           "ARCHER_POINTS": json.dumps({"exchange_rate": RATE})}  # fmt: skip
+    outs = [tmp_path / f"spend-{i}.log" for i in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", child, f"p{i}"], env=env,
+                         stdout=outs[i].open("wb"), stderr=subprocess.STDOUT)
+        for i in range(2)
+    ]  # fmt: skip
+    release(go, procs)
+    codes = [p.wait(timeout=DEADLINE) for p in procs]
+    assert codes == [0, 0], [o.read_text()[-3000:] for o in outs]
+    got = [json.loads(o.read_text().strip().splitlines()[-1]) for o in outs]
+    ok = sum(g["ok"] for g in got)
+    print("exchanges:", got)
+    assert ok == total // RATE and sum(g["refused"] for g in got) == 2 * TRIES - ok
+    assert all(g["ok"] > 0 for g in got)  # both spent: they did take turns
+    with pytest.raises(Conflict):  # nothing left to buy one more
+        points.exchange_at_rate(ws, "C1", key="after")
+    with ws.session() as s:
+        lots = list(s.scalars(select(PointsEntry).where(PointsEntry.points > 0)
+                              .order_by(PointsEntry.expires_at, PointsEntry.id)))  # fmt: skip
+        spent = list(s.scalars(select(PointsEntry).where(PointsEntry.points < 0)))
+        given = s.scalars(select(Coupon).where(Coupon.source == "exchange")).all()
+    assert len(given) == len(spent) == ok and {e.points for e in spent} == {-RATE}
+    assert {e.kind for e in spent} == {"redeem"} and len({e.source for e in spent}) == ok
+    assert all(0 <= lot.remaining <= lot.points for lot in lots)  # no lot gave more than it had
+    balance = points.balance(ws, "C1")["balance"]
+    assert balance == total - RATE * ok == sum(lot.remaining for lot in lots)
+    assert balance == sum(e.points for e in lots + spent)
+    # first-expiring first: spent lots, at most one partly spent, then whole ones
+    states = [0 if lot.remaining == 0 else 2 if lot.remaining == lot.points else 1 for lot in lots]
+    assert states == sorted(states) and states.count(1) <= 1
