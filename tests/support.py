@@ -5,9 +5,13 @@ Import with ``from support import …`` (tests/ is on the path, as for conftest)
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
+
+from sqlalchemy import func, select
 
 from archer.clock import Clock
 from archer.config import init_workspace
@@ -15,6 +19,7 @@ from archer.ingest.importer import import_file
 from archer.pipeline import build
 from archer.sample import generate
 from archer.schema import LOAD_ORDER
+from archer.store.campaigns import Message
 from archer.workspace import Workspace
 
 NOW = datetime(2026, 11, 1)
@@ -55,3 +60,28 @@ def sample_shop(
     if as_of is not None:
         build(ws, as_of)
     return ws
+
+
+# -- processes of the CLI and the ledger they write (the crash and PostgreSQL tests) -------------
+def archer(env: dict[str, str], log: Path, *args: str, setup: str = "") -> subprocess.Popen:
+    """``archer ARGS`` in a child process with ``env``, its output appended to ``log``;
+    ``setup`` is Python run in the child before the CLI starts (named where a test uses it)."""
+    out = log.open("ab")
+    cmd = [sys.executable, "-m", "archer.cli", *args]
+    if setup:
+        cmd = [sys.executable, "-c", f"{setup}\nimport sys\nsys.argv[0] = 'archer'\n"
+               "from archer.cli import main\nmain()", *args]  # fmt: skip
+    return subprocess.Popen(cmd, env=env, stdout=out, stderr=out)
+
+
+def count(ws: Workspace, model) -> int:
+    """How many rows of ``model`` the store holds."""
+    with ws.session() as s:
+        return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+def unsent(ws: Workspace) -> int:
+    """How many messages of the ledger are not sent yet."""
+    with ws.session() as s:
+        q = select(func.count()).where(Message.state != "sent")
+        return s.scalar(q.select_from(Message)) or 0

@@ -19,9 +19,7 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -30,6 +28,7 @@ from archer.campaigns import service
 from archer.clock import SYSTEM
 from archer.store.campaigns import Enrollment, Message
 from smtp_sink import SmtpSink
+from support import archer, count, unsent
 from test_campaigns_faults import flow, unpaid_shop
 
 pytestmark = pytest.mark.slow
@@ -39,13 +38,6 @@ WORKERS = 3
 KILLS = 12
 LEASE = 5  # seconds
 DEADLINE = 90  # seconds for the whole run, far above what it takes
-
-
-def archer(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
-    out = log.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "archer.cli", *args], env=env, stdout=out, stderr=out
-    )
 
 
 def test_kill_9_while_planning_and_sending_loses_and_doubles_nothing(tmp_path):
@@ -123,14 +115,3 @@ def test_kill_9_while_planning_and_sending_loses_and_doubles_nothing(tmp_path):
         )
         assert kills >= 10 and 0 <= copies <= kills
         assert reclaimed > 0  # the killed workers' leases ran out and others took them over
-
-
-def count(ws, model) -> int:
-    with ws.session() as s:
-        return s.scalar(select(func.count()).select_from(model)) or 0
-
-
-def unsent(ws) -> int:
-    with ws.session() as s:
-        q = select(func.count()).where(Message.state != "sent")
-        return s.scalar(q.select_from(Message)) or 0

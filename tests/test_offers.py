@@ -364,3 +364,78 @@ def test_a_coupon_whose_message_cannot_go_is_taken_back(ws):
     assert ledger["coupons_voided"] == len(who)  # the imported ones are back in the pool
     summary = {t["name"]: t for t in coupons.summary(ws)}
     assert summary["gen-5"]["issued"] == len(sent) and summary["pool-5"]["pool"] == pool_left
+
+
+def test_a_second_build_earns_from_where_the_first_stopped_and_late_rows_are_still_seen(tmp_path):
+    """The earn step looks only at orders paid (refunds made) since the newest entry of the
+    ledger, less a week; an order paid or a refund made long ago that is imported later is
+    still earned or taken back (the counts behind the watermark differ), and a re-import of
+    the same orders adds nothing. (The build runs its offers step alone.)"""
+    from archer.offers.build import OVERLAP, STEP
+    from archer.pipeline import build
+    from conftest import run_import, write
+    from support import workspace
+
+    ws = workspace(tmp_path / "shop", ManualClock(START))
+    day0 = datetime(2026, 1, 1)
+
+    def at(i: int, minutes: int = 0) -> datetime:  # order i: two a day, 10:00 and 11:00
+        return day0 + timedelta(days=i // 2, hours=10 + i % 2, minutes=minutes)
+
+    people = "".join(f"c{i},客户{i}\n" for i in range(100))
+    orders = "".join(f"o{i},c{i % 100},{at(i):%Y-%m-%d %H:%M},{at(i, 5):%Y-%m-%d %H:%M},paid,"
+                     f"{50 + i % 7}\n" for i in range(400))  # fmt: skip
+    refunds = "".join(f"r{k},o{k * 20},{at(k * 20) + timedelta(days=3):%Y-%m-%d %H:%M},10\n"
+                      for k in range(20))  # fmt: skip
+    head = "order_id,customer_id,created_at,paid_at,status,goods_amount\n"
+    files = {
+        "customers": "customer_id,name\n" + people,
+        "orders": head + orders,
+        "refunds": "refund_id,order_id,refunded_at,amount\n" + refunds,
+    }
+    for table, text in files.items():
+        assert run_import(ws, table, write(tmp_path / f"{table}.csv", text)).rejected == 0
+    as_of = (day0 + timedelta(days=200)).date()
+
+    first = build(ws, as_of, steps=[STEP]).steps["offers"]
+    assert (first["earned"], first["orders_considered"]) == (400, 400)
+    assert (first["reversed"], first["refunds_considered"]) == (20, 20)
+
+    second = build(ws, as_of, steps=[STEP]).steps["offers"]
+    recent = sum(1 for i in range(400) if at(i, 5) >= at(399, 5) - OVERLAP)
+    assert (second["earned"], second["reversed"]) == (0, 0)
+    assert second["orders_considered"] == recent < 20  # not the 400 earned before
+    assert second["refunds_considered"] == 1  # r19 alone is within a week of the newest
+
+    # late rows: an order paid on day 1 and a refund made on day 53, imported now; and the
+    # same orders again
+    assert (
+        run_import(
+            ws,
+            "orders",
+            write(
+                tmp_path / "o2.csv",
+                head + orders + "olate,c5,"
+                f"{at(2):%Y-%m-%d %H:%M},{at(2, 5):%Y-%m-%d %H:%M},paid,77\n",
+            ),
+        ).inserted
+        == 1
+    )
+    late = f"rlate,o100,{at(100) + timedelta(days=3):%Y-%m-%d %H:%M},30\n"
+    assert run_import(ws, "refunds", write(tmp_path / "r2.csv", "refund_id,order_id,"
+                      "refunded_at,amount\n" + late)).inserted == 1  # fmt: skip
+    third = build(ws, as_of, steps=[STEP]).steps["offers"]
+    assert (third["earned"], third["reversed"]) == (1, 1)
+    with ws.session() as s:
+        got = {
+            e.source: (e.customer_id, e.kind, e.points)
+            for e in s.scalars(
+                select(PointsEntry).where(PointsEntry.source.in_(("order:olate", "refund:rlate")))
+            )
+        }
+        entries = list(s.scalars(select(PointsEntry)))
+    assert got == {"order:olate": ("c5", "earn", 77), "refund:rlate": ("c0", "reverse", -30)}
+    assert len(entries) == 401 + 21 and len({e.source for e in entries}) == len(entries)
+    fourth = build(ws, as_of, steps=[STEP]).steps["offers"]
+    assert (fourth["earned"], fourth["reversed"]) == (0, 0)
+    assert fourth["orders_considered"] == recent and fourth["refunds_considered"] == 1

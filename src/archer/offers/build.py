@@ -5,7 +5,9 @@ taken back by refunds), and each customer's points copied to the warehouse for a
   order's discount is what it saved (the promotion cost).
 * Points are **earned** at ``[points] per_yuan`` for each paid order of a member, when it is
   paid, as a lot valid ``expires_days``; a **refund** takes back its share from the lots that
-  expire first. Entries are unique on the order or refund, so every build may look again.
+  expire first. Entries are unique on the order or refund, so every build may look again;
+  each looks only from the newest entry on (less a week), unless rows arrived later than
+  that (:func:`earn_from_orders`).
 * ``customer_points`` (customer_id, points_balance, points_expiring_30d) is written for the
   audience language.
 """
@@ -13,9 +15,10 @@ taken back by refunds), and each customer's points copied to the warehouse for a
 from __future__ import annotations
 
 import math
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 from sqlalchemy import func, select, update
 
@@ -27,6 +30,7 @@ from archer.store.offers import Coupon, PointsEntry
 from archer.store.sql import insert_ignore
 
 CHUNK = 900
+OVERLAP = timedelta(days=7)  # paid orders and refunds looked at again behind the watermark
 
 
 def _aware(t):
@@ -60,11 +64,53 @@ def redeem_from_orders(b: Build) -> int:
     return done
 
 
+def _naive(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(tzinfo=None)
+
+
+def _since(s, kind: str) -> tuple[datetime | None, int]:
+    """Where to start looking for ``kind`` entries: the newest one's time less :data:`OVERLAP`
+    (None: the ledger has none, look at everything), and how many the ledger holds before it."""
+    newest = s.scalar(select(func.max(PointsEntry.at)).where(PointsEntry.kind == kind))
+    if newest is None:
+        return None, 0
+    since = points._utc(newest) - OVERLAP
+    older = s.scalar(
+        select(func.count()).where(PointsEntry.kind == kind, PointsEntry.at < since)
+    )  # fmt: skip
+    return since, int(older or 0)
+
+
+def _window(t: ir.Table, at: str, since: datetime | None, older: int) -> ir.Table:
+    """The rows of ``t`` to look at: those from ``since`` on, unless the warehouse has more
+    rows before ``since`` than the ledger has entries (a row arrived late, beyond the
+    overlap): then all of them."""
+    if since is None:
+        return t
+    cut = ibis.literal(_naive(since), type="timestamp")
+    if int(t.filter(t[at] < cut).count().execute()) > older:
+        return t
+    return t.filter(t[at] >= cut)
+
+
 def earn_from_orders(b: Build) -> dict[str, int]:
+    """Earn the points of paid orders not earned yet, and take back the refunds' share.
+
+    Each looks only from its watermark on — the pay time of the newest order earned (the
+    refund time of the newest refund taken back) less :data:`OVERLAP` — so a build does not
+    read the whole history again. The entries before the watermark are counted against the
+    warehouse's: an order paid (or a refund made) before it that arrived later than the
+    overlap makes the count differ, and then everything is looked at again. Entries stay
+    unique on their source, so looking at a row twice gives nothing twice.
+    """
     rules = b.ws.settings.points
     if rules.per_yuan <= 0:
-        return {"earned": 0, "reversed": 0}
+        return {"earned": 0, "reversed": 0, "orders_considered": 0, "refunds_considered": 0}
     f = b.snapshot.paid_orders()
+    f = f.filter((f.amount.cast("float64") * rules.per_yuan).floor() > 0)
+    with b.ws.session() as s:
+        since, older = _since(s, "earn")
+    f = _window(f, "pay_time", since, older)
     paid = f.select("order_id", "customer_id", "pay_time", "amount").execute()
     life = timedelta(days=rules.expires_days)
     rows = [
@@ -80,23 +126,36 @@ def earn_from_orders(b: Build) -> dict[str, int]:
     r = b.snapshot.refunds
     o = b.snapshot.orders.select(_oid="order_id", customer_id="customer_id")
     j = r.join(o, r.order_id == o._oid).filter(o.customer_id.notnull())
+    with b.ws.session() as s:
+        since, older = _since(s, "reverse")
+    j = _window(j, "refunded_at", since, older)
     refunds = j.select("refund_id", "customer_id", "refunded_at", "amount").execute()
     taken = 0
     with b.ws.session(write=True) as s:
-        seen = set(s.scalars(select(PointsEntry.source).where(PointsEntry.kind == "reverse")))
-        for rid, cust, at, amount in refunds.itertuples(index=False):
-            source = f"refund:{rid}"
-            n = math.floor(float(amount or 0) * rules.per_yuan)
-            if source in seen or n <= 0:
+        sources = [f"refund:{rid}" for rid in refunds.refund_id]
+        seen: set[str] = set()
+        for i in range(0, len(sources), CHUNK):
+            part = sources[i : i + CHUNK]
+            seen.update(s.scalars(select(PointsEntry.source).where(PointsEntry.source.in_(part))))
+        for source, (_, cust, at, amount) in zip(
+            sources, refunds.itertuples(index=False), strict=True
+        ):
+            if source in seen:
                 continue
-            have = points.balance_in(s, str(cust))
-            n = min(n, max(have, 0))
+            n = math.floor(float(amount or 0) * rules.per_yuan)
+            n = min(n, max(points.balance_in(s, str(cust)), 0))
             if n > 0:
                 points.redeem(s, str(cust), n, source=source, at=_aware(at), note="refund")
                 s.execute(update(PointsEntry).where(PointsEntry.source == source)
                           .values(kind="reverse"))  # fmt: skip
                 taken += 1
-    return {"earned": earned, "reversed": taken}
+            else:  # nothing to take back: recorded, so that the refund is settled once
+                row = {"customer_id": str(cust), "kind": "reverse", "points": 0,
+                       "source": source, "at": _aware(at), "note": "refund: nothing to take back",
+                       "expires_at": None, "remaining": 0}  # fmt: skip
+                insert_ignore(s, PointsEntry.__table__, [row], ("source",))
+    return {"earned": earned, "reversed": taken, "orders_considered": len(paid),
+            "refunds_considered": len(refunds)}  # fmt: skip
 
 
 def copy_balances(b: Build) -> int:

@@ -225,6 +225,10 @@ def issue(
     the write lock, so limits are counted exactly): the coupon, or None and why not."""
     if t.valid_until is not None and now >= t.valid_until:
         return None, "template_ended"
+    if enrollment_id is not None and s.scalar(
+        select(Coupon.id).where(Coupon.enrollment_id == enrollment_id, Coupon.step == step)
+    ):  # another round reached this run's step first (a pooled code would collide below)
+        return None, "already_issued"
     mine = select(func.count()).where(Coupon.template_id == t.id, Coupon.state.not_in(UNCOUNTED))
     if t.per_customer is not None:
         n = s.scalar(mine.where(Coupon.customer_id == customer_id)) or 0
