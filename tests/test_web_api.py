@@ -121,6 +121,7 @@ ROUTES = [
     ("POST", "/api/campaigns/x/resume"),
     ("POST", "/api/campaigns/x/end"),
     ("GET", "/api/campaigns/x/ledger"),
+    ("GET", "/api/campaigns/x/results"),
     ("GET", "/api/campaigns/x/preview"),
     ("GET", "/api/consent/C0000001"),
     ("PUT", "/api/consent/C0000001"),

@@ -1,9 +1,12 @@
 """``archer demo``: the whole loop on a fresh synthetic shop.
 
-The loop: sample → import → build → count a few audiences → run campaigns. The campaigns run
-over the sample's last 40 days on a manual clock, a round every six hours: the unpaid-order
-reminders (a flow keyed per order) and a broadcast to lapsing customers of high value, sending
-real e-mail to a local mail server the demo starts (kept in ``<home>/mail``, a Maildir).
+The loop: sample → import → build → count a few audiences → run campaigns → let the shop
+answer them → measure. The campaigns run over the sample's last 40 days on a manual clock, a
+round every six hours: the unpaid-order reminders (a flow keyed per order) and a broadcast with
+a coupon to lapsing customers of high value, sending real e-mail to a local mail server the demo
+starts (kept in ``<home>/mail``, a Maildir). Then the shop that responds
+(:mod:`archer.sample.simulate`) carries the shop on for two weeks, its members answering the
+campaigns by their latent traits, and each campaign's results are read against its holdout.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ DEMO_AUDIENCES = (
 )
 DEMO_END = date(2026, 10, 31)
 DEMO_DAYS = 40  # the campaigns run over the sample's last days: long enough for a 30-day step
+DEMO_AFTER = 14  # then the shop goes on this many days, answering them
 
 
 class DemoError(Invalid):
@@ -74,7 +78,7 @@ def run_demo(
     )
     report = progress or (lambda *a: None)
 
-    say(f"1/5 Writing a synthetic shop of {customers:,} customers (seed {seed}) …")
+    say(f"1/6 Writing a synthetic shop of {customers:,} customers (seed {seed}) …")
     sample_dir = home / "sample"
     generate(
         sample_dir,
@@ -83,7 +87,7 @@ def run_demo(
         end=DEMO_END,
         progress=lambda stage, frac: report(f"sample: {stage}", int(frac * 100), 100),
     )
-    say("2/5 Importing it, table by table …")
+    say("2/6 Importing it, table by table …")
     now = datetime.combine(DEMO_END, datetime.max.time())  # the import log's stamp
     imports = []
     for table in LOAD_ORDER:
@@ -101,19 +105,54 @@ def run_demo(
             f"    {table:<12} {r.inserted:>10,} rows in {r.seconds:.1f} s"
             + (f", {r.rejected:,} rejected" if r.rejected else "")
         )
-    say("3/5 Building the customer profile …")
+    say("3/6 Building the customer profile …")
     built = build(ws, DEMO_END, report)
     say(f"    {built.customers:,} profiles in {built.seconds:.1f} s")
-    say("4/5 Counting audiences …")
+    say("4/6 Counting audiences …")
     doc = status(ws)
     doc["imports"] = imports
     doc["highlights"] = highlights(ws, DEMO_END)
     doc["build"] = built.to_dict()
     doc["audiences"] = [{"query": q, "count": count(ws, q)["count"]} for q in DEMO_AUDIENCES]
     ws.close()
-    say(f"5/5 Running campaigns over the last {DEMO_DAYS} days, e-mail to a local mail server …")
+    say(f"5/6 Running campaigns over the last {DEMO_DAYS} days, e-mail to a local mail server …")
     doc["campaigns"] = run_campaigns(ws, say)
+    if "campaigns" in doc["campaigns"]:
+        say(f"6/6 The shop goes on for {DEMO_AFTER} days, its members answering the campaigns; "
+            "what each earned over its holdout …")  # fmt: skip
+        doc["results"] = measure(ws, say)
     return doc
+
+
+def measure(ws: Workspace, say: Callable[[str], None] = lambda m: None) -> dict:
+    """Simulate the shop's next days (:mod:`archer.sample.simulate`) and read each campaign's
+    results against its holdout, beside the truth the simulator wrote."""
+    from archer.measurement.results import results
+    from archer.sample.simulate import simulate
+
+    until = DEMO_END + timedelta(days=DEMO_AFTER)
+    later = Workspace(ws.settings, ManualClock(datetime.combine(until, time(23, 59),
+                                                                tzinfo=ws.tz)))  # fmt: skip
+    sim = simulate(later, until).to_dict()
+    out: dict = {"simulated": {k: sim[k] for k in ("until", "orders", "paid_late", "refunds")}}
+    for name in ("unpaid-reminders", "win-back-vip"):
+        r = results(later, name).to_dict()
+        truth = sim["campaigns"].get(name, {})
+        r["true_uplift"] = truth.get("true_uplift")
+        out[name] = r
+        t, h, c = r["arms"]["treatment"], r["arms"]["holdout"], r["uplift"]["conversion"]
+        say(f"    {name:<17} buyers {_pct(t['conversion'])} of {t['runs']:,} treated vs "
+            f"{_pct(h['conversion'])} of {h['runs']:,} held out: "
+            + ("no holdout to compare with" if c is None or c["diff"] is None else
+               f"{c['diff'] * 100:+.1f} pts (95% {c['low'] * 100:+.1f} to {c['high'] * 100:+.1f};"
+               f" true {truth.get('true_uplift', 0) * 100:+.1f}) — {c['verdict']}"))  # fmt: skip
+        igp = r["incremental_gross_profit"]
+        roi = "—" if r["roi"] is None else f"{r['roi']:.2f}"
+        say(f"    {'':<17} sales {t['sales']:,.2f} vs {h['sales']:,.2f}; incremental gross profit "
+            f"{'—' if igp is None else f'{igp:,.2f}'}, promotion cost "
+            f"{t['promotion_cost']:,.2f}, ROI {roi}")  # fmt: skip
+    later.close()
+    return out
 
 
 def run_campaigns(ws: Workspace, say: Callable[[str], None] = lambda m: None) -> dict:
@@ -139,8 +178,17 @@ def run_campaigns(ws: Workspace, say: Callable[[str], None] = lambda m: None) ->
             "value_tier in (\"top\", \"high\")'",
             f"send_at={DEMO_END - timedelta(days=2)}T10:00:00",
             f"send_until={DEMO_END - timedelta(days=1)}T10:00:00",
-            "steps.news.subject=好久不见，{{ customer.name or '' }}",
+            "steps.news.subject=好久不见，{{ customer.name or '' }}：送您{{ coupon.label }}",
         ])  # fmt: skip
+        from archer.offers import coupons
+
+        coupons.define(cws, "comeback-20", kind="threshold", threshold=99, amount=20,
+                       valid_days=14)  # fmt: skip
+        broadcast["steps"].insert(0, {"id": "give", "type": "coupon", "template": "comeback-20"})
+        news = broadcast["steps"][1]
+        news["text"] = news["text"].rstrip() + (
+            "\n\n您的{{ coupon.label }}券：{{ coupon.code }}（{{ coupon.expires }} 前有效）\n"
+        )
         campaigns.create(cws, broadcast, user="demo", template_name="newsletter", start=True)
         end = datetime.combine(DEMO_END, time(23, 59), tzinfo=ws.tz)
         rounds = 0
@@ -172,6 +220,10 @@ def run_campaigns(ws: Workspace, say: Callable[[str], None] = lambda m: None) ->
     say("    unpaid ladder, sent per step: " + ", ".join(f"{k} {v:,}" for k, v in ladder.items()))
     say(f"    the local mail server received {out['received']:,} messages: {out['mailbox']}")
     return out
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1%}"
 
 
 def highlights(ws: Workspace, as_of: date) -> dict[str, str]:

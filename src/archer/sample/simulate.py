@@ -256,21 +256,37 @@ def baseline(truth: pd.DataFrame, start: datetime, until: datetime, seed: int) -
 
 @dataclass
 class Shop:
-    """The catalogue and the members' places, read once from the warehouse."""
+    """The catalogue and the members' places (from the warehouse), and the sample's own orders
+    as `archer sample` wrote them — not as the warehouse holds them after a simulation, so a
+    second simulation sees the same past as the first."""
 
     products: pd.DataFrame
     places: pd.DataFrame
-    history: pd.DataFrame  # paid purchase moments of the sample (local naive), per member
+    orders: pd.DataFrame  # the sample's orders, by id, times shop-local
 
     @classmethod
-    def read(cls, ws: Workspace) -> Shop:
+    def read(cls, ws: Workspace, sample_dir: Path, fmt: str) -> Shop:
+        from archer.schema import TABLES
+
+        path = Path(sample_dir) / f"orders.{fmt}"
+        if fmt == "parquet":
+            o = pd.read_parquet(path)
+        else:
+            o = pd.read_csv(path, dtype={"order_id": str, "customer_id": str, "coupon_code": str})
+        for c in ("created_at", "paid_at", "cancelled_at"):
+            o[c] = pd.to_datetime(o[c])
+        o = o[[c for c in TABLES["orders"].names if c in o.columns]]
         with ws.warehouse() as wh:
             p = wh.table("products").select("product_id", "category", "list_price", "unit_cost")
             c = wh.table("customers").select("customer_id", "province", "city")
-            o = wh.table("orders")
-            paid = o.filter(o.paid_at.notnull() & o.customer_id.notnull())
-            h = paid.select("customer_id", "created_at", "order_id").execute()
-            return cls(p.execute(), c.execute().set_index("customer_id"), h)
+            return cls(p.execute(), c.execute().set_index("customer_id"),
+                       o.set_index("order_id", drop=False))  # fmt: skip
+
+    def purchases(self) -> pd.DataFrame:
+        """The sample's paid orders of members: who, and when they were placed."""
+        o = self.orders
+        paid = o[o.paid_at.notna() & o.customer_id.notna()]
+        return paid[["customer_id", "created_at"]].rename(columns={"created_at": "at"})
 
 
 # -- the simulation --------------------------------------------------------------------------------
@@ -297,7 +313,7 @@ def simulate(
     tz = ws.tz
     start = datetime.combine(start_day, time(0))  # shop-local, naive, as the sample writes
     end = datetime.combine(until + timedelta(days=1), time(0))
-    shop = Shop.read(ws)
+    shop = Shop.read(ws, sample_dir, meta.get("format", "csv"))
     report = Simulated(until)
 
     base = baseline(truth, start, end, seed)
@@ -312,15 +328,14 @@ def simulate(
     if not ex.empty:
         ex["at"] = _local(ex.moment, tz)
         ex = ex[ex["at"] < end]
-    history = shop.history.assign(at=_local(shop.history.created_at, tz))
-    moments = pd.concat([history[["customer_id", "at"]], base[["customer_id", "at"]]])
+    moments = pd.concat([shop.purchases(), base[["customer_id", "at"]]])
     by_member = moments.groupby("customer_id")["at"].apply(lambda s: np.sort(s.to_numpy()))
     judged = [] if ex.empty else [
         _respond(kind, ex[(ex["on"] == "order_unpaid") == (kind == "pay")], truth, by_member, seed)
         for kind in ("buy", "pay")
     ]  # fmt: skip
     judged = [j for j in judged if not j.empty]
-    open_orders = _orders(ws, [k for j in judged for k in j.trigger_key[j.kind == "pay"]], tz)
+    open_orders = shop.orders
     used_by_base: dict[tuple[str, int], Any] = {}  # a baseline order → the coupon it used
     first_base = base.assign(at64=base["at"].to_numpy()).groupby("customer_id")
     for rows in judged:
@@ -331,7 +346,7 @@ def simulate(
             elif r.persuaded:
                 oid = f"S{r.campaign_id:03d}{r.enrollment_id:09d}"
                 _new_order(oid, r.customer_id, r.when, truth.loc[r.customer_id], shop, orders,
-                           items, refunds, events, seed, coupon=r if r.coupon else None,
+                           items, refunds, events, seed, end=end, coupon=r if r.coupon else None,
                            campaign=(r.campaign, r.channel))  # fmt: skip
             elif r.uses_anyway and r.customer_id in first_base.groups:
                 mine = first_base.get_group(r.customer_id)
@@ -342,7 +357,7 @@ def simulate(
     for b in base.itertuples():
         oid = f"B{truth.index.get_loc(b.customer_id) + 1:07d}{b.k:03d}"
         _new_order(oid, b.customer_id, b.at.to_pydatetime(), truth.loc[b.customer_id], shop,
-                   orders, items, refunds, events, seed,
+                   orders, items, refunds, events, seed, end=end,
                    coupon=used_by_base.get((b.customer_id, b.k)))  # fmt: skip
     report.orders = sum(1 for o in orders if o["order_id"][0] in "BS")
     report.refunds, report.events = len(refunds), len(events)
@@ -435,7 +450,7 @@ def _fmt(t: datetime) -> str:
 
 
 def _new_order(oid, customer, when, traits, shop: Shop, orders, items, refunds, events, seed,
-               *, coupon=None, campaign=None) -> None:  # fmt: skip
+               *, end, coupon=None, campaign=None) -> None:  # fmt: skip
     """One paid order of a member at ``when``: goods from their preferred category near their
     usual spend, the coupon applied when the order reaches its threshold, refunded at the
     category's rate."""
@@ -466,7 +481,8 @@ def _new_order(oid, customer, when, traits, shop: Shop, orders, items, refunds, 
     shipping = 0.0 if goods >= FREE_SHIPPING else SHIPPING
     paid = round(goods - discount + shipping, 2)
     place = shop.places.loc[customer] if customer in shop.places.index else None
-    refunded = u[2] < _refund_rate(pick.category)
+    refund_at = when + timedelta(days=3 + 7 * u[3])
+    refunded = u[2] < _refund_rate(pick.category) and refund_at < end  # later: a later run's
     orders.append({
         "order_id": oid, "customer_id": customer, "created_at": _fmt(when),
         "paid_at": _fmt(when + timedelta(minutes=2)), "cancelled_at": None,
@@ -480,7 +496,7 @@ def _new_order(oid, customer, when, traits, shop: Shop, orders, items, refunds, 
                   "unit_price": unit, "unit_cost": float(pick.unit_cost)})  # fmt: skip
     if refunded:
         refunds.append({"refund_id": f"R{oid}", "order_id": oid,
-                        "refunded_at": _fmt(when + timedelta(days=3 + 7 * u[3])),
+                        "refunded_at": _fmt(refund_at),
                         "amount": paid, "reason": sd.REFUND_REASONS[0]})  # fmt: skip
     source, medium, name = (
         ("archer", campaign[1], campaign[0]) if campaign else ("direct", None, None)
@@ -502,22 +518,6 @@ def _new_order(oid, customer, when, traits, shop: Shop, orders, items, refunds, 
         })  # fmt: skip
 
 
-def _orders(ws: Workspace, ids: list[str], tz) -> pd.DataFrame:
-    """Orders by id as the warehouse holds them, times shop-local."""
-    from archer.schema import TABLES
-
-    cols = TABLES["orders"].names
-    with ws.warehouse() as wh:
-        o = wh.table("orders")
-        got = pd.concat(
-            [o.filter(o.order_id.isin(ids[i : i + 5000])).select(*cols).execute()
-             for i in range(0, len(ids), 5000)] or [pd.DataFrame(columns=cols)]
-        )  # fmt: skip
-    for c in ("created_at", "paid_at", "cancelled_at"):
-        got[c] = _local(got[c], tz)
-    return got.set_index("order_id", drop=False)
-
-
 def _pay_order(r, when, open_orders: pd.DataFrame, orders, events) -> bool:
     """An unpaid order paid at ``when`` (with the ladder's coupon when it carries one and the
     order reaches its threshold): the order row re-imported with its payment. False when the
@@ -528,7 +528,7 @@ def _pay_order(r, when, open_orders: pd.DataFrame, orders, events) -> bool:
     if pd.notna(o.paid_at) or (pd.notna(o.cancelled_at) and o.cancelled_at <= when):
         return False
     when = max(when, o.created_at + timedelta(minutes=5))
-    goods = float(o.goods_amount or 0)
+    goods = float(o.goods_amount) if pd.notna(o.goods_amount) else 0.0
     discount = float(o.discount_amount or 0) if pd.notna(o.discount_amount) else 0.0
     code = o.coupon_code if pd.notna(o.coupon_code) else None
     if r.persuaded and r.coupon and goods >= float(r.threshold_fen or 0) / 100:

@@ -281,6 +281,26 @@ async def campaign_ledger(
             **page(request, runs[:limit], offset, limit, len(runs) > limit)}  # fmt: skip
 
 
+@router.get("/campaigns/{name}/results")
+async def campaign_results(
+    request: Request,
+    name: str,
+    window: Annotated[str | None, Query(max_length=20)] = None,
+    as_of: Annotated[str | None, Query(max_length=10)] = None,
+) -> dict[str, Any]:
+    """What the campaign earned over its holdout, intention-to-treat over ``window`` from
+    each run's entry: per arm buyers, refund users, sales net of refunds, gross profit, margin
+    and promotion cost; the uplift per run with 95% intervals, the minimum detectable effect
+    and a verdict; incremental gross profit and ROI (docs/measure.md)."""
+    return await core(_results, _ws(request), name, window, as_of)
+
+
+def _results(ws: Workspace, name: str, window: str | None, as_of: str | None) -> dict[str, Any]:
+    from archer.measurement.results import as_of_day, results
+
+    return results(ws, name, window=window, as_of=as_of_day(as_of)).to_dict()
+
+
 @router.get("/campaigns/{name}/preview")
 async def preview_message(
     request: Request,
