@@ -4,17 +4,21 @@ rounds on a manual clock, e-mail to a real SMTP server on loopback (tests/smtp_s
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 
 from archer.campaigns import service
 from archer.campaigns.definition import CampaignError
 from archer.clock import ManualClock
+from archer.sample import generate
+from archer.schema import LOAD_ORDER
 from archer.store.campaigns import Enrollment, Message
 from archer.workspace import Workspace
 from conftest import run_import, write
@@ -292,3 +296,93 @@ def test_the_template_is_listed_with_a_holdout_and_previews_for_a_real_customer(
     clock.set(T0)
     got = service.preview(shop, "favourites", "c1")
     assert "龙井绿茶" in got["subject"] and "收藏时 100.00 元" in got["text"]
+
+
+# -- the sample shop -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sample_shop_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fav-sample") / "sample"
+    generate(out, customers=1500, seed=5)
+    return out
+
+
+def test_the_sample_catalogue_exports_drop_prices_and_run_stock_low(sample_shop_dir):
+    truth = json.loads((sample_shop_dir / "truth.json").read_text())["catalogue"]
+    assert truth["days"] == ["2026-10-03", "2026-10-17"] and truth["low_stock_at_end"] > 0
+    end = pd.read_csv(sample_shop_dir / "products.csv").set_index("product_id")
+    first, second = (pd.read_csv(sample_shop_dir / f).set_index("product_id")
+                     for f in truth["files"])  # fmt: skip
+    assert list(first.index) == list(second.index) == list(end.index)
+    dropped = set(truth["price_drops"])
+    assert 5 <= len(dropped) <= len(end) // 10
+    for pid in end.index:
+        a, b, c = first.list_price[pid], second.list_price[pid], end.list_price[pid]
+        if pid not in dropped:
+            assert a == b == c
+            continue
+        steps = truth["price_drops"][pid]
+        assert b <= a and c < b
+        assert (a > b) == (steps == 2), pid
+        assert c <= b * 0.9 + 1e-9 and round(c * 100) % 100 == 90
+    assert (first.stock >= second.stock).all() and (second.stock >= end.stock).all()
+    low = end.index[(end.stock > 0) & (end.stock < 10)]
+    assert len(low) == truth["low_stock_at_end"] and (second.stock[low] >= 10).all()
+
+
+def test_on_the_sample_shop_favourites_of_dropped_products_get_notes(
+    sample_shop_dir, tmp_path, smtp_sink
+):
+    """The sample's catalogue exports imported on their days, the shop at its end; rounds the
+    morning after each export and after the end: notes about the products the truth says
+    dropped or ran low, to customers who favourited them; a repeated round adds nothing."""
+    truth = json.loads((sample_shop_dir / "truth.json").read_text())["catalogue"]
+    tz = ZoneInfo("Asia/Shanghai")
+    end_import = datetime(2026, 11, 1, 8, tzinfo=tz)
+    clock = ManualClock(end_import)
+    ws = workspace(tmp_path / "shop", clock).replace(smtp=smtp_sink.settings())
+    for f, day in zip(truth["files"], truth["days"], strict=True):
+        at = datetime.fromisoformat(day).replace(hour=8, tzinfo=tz)
+        assert run_import(ws, "products", sample_shop_dir / f, now=at).rejected == 0
+    for t in LOAD_ORDER:
+        r = run_import(ws, t, sample_shop_dir / f"{t}.csv", now=end_import)
+        assert r.rejected == 0
+    service.create(ws, service.template("favourites"), user="test", start=True)
+    notes: dict[str, set] = {}
+    for day in (*truth["days"], "2026-11-01"):
+        at = datetime.fromisoformat(day).replace(hour=11, tzinfo=tz)
+        got = service.run_round(ws, at)
+        assert not got["errors"], got
+        notes[day] = got
+        assert service.run_round(ws, at)["enrolled"] == 0  # once
+    assert notes["2026-10-03"]["enrolled"] == 0  # the first export: nothing to compare with
+    assert notes["2026-10-17"]["enrolled"] > 0 and notes["2026-11-01"]["enrolled"] > 0
+    with ws.session() as s:
+        runs = s.execute(select(Enrollment.customer_id, Enrollment.trigger_key, Enrollment.arm))
+        runs = runs.all()
+        sent = s.execute(
+            select(Message.customer_id, Message.context).where(Message.state == "sent")
+        ).all()
+    reasons = {k.split(":")[0] for _, k, _ in runs}
+    assert reasons == {"price", "stock"}
+    two_steps = {p for p, n in truth["price_drops"].items() if n == 2}
+    end = pd.read_csv(sample_shop_dir / "products.csv").set_index("product_id")
+    second = pd.read_csv(sample_shop_dir / truth["files"][1]).set_index("product_id")
+    for _, key, _ in runs:
+        reason, value, _, pid = key.split(":", 3)
+        if reason == "price":
+            prices = {round(t.list_price[pid] * 100) for t in (second, end)}
+            assert pid in truth["price_drops"] and int(value) in prices
+        else:  # low when it was seen low; at the end lower still, or sold out
+            assert 0 < int(value) < 10 and end.stock[pid] <= int(value)
+    # 08:00 in Shanghai is midnight UTC: the second export's drops are those of two steps
+    at_second = {k.split(":", 3)[3] for _, k, _ in runs if k.startswith("price:") and
+                 ":20261017T0000" in k}  # fmt: skip
+    assert at_second and at_second <= two_steps
+    assert {a for _, _, a in runs} == {"treatment", "holdout"}
+    assert sent and len(smtp_sink.wait_for(len(sent))) == len(sent)
+    holdout = {c for c, _, a in runs if a == "holdout"}
+    assert not holdout & {c for c, _ in sent}
+    for _, ctx in sent:
+        product = json.loads(ctx)["product"]
+        if product["reason"] == "price":
+            assert product["drop_pct"] >= 10 and product["price"] < product["old_price"]
