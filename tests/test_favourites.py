@@ -5,6 +5,7 @@ rounds on a manual clock, e-mail to a real SMTP server on loopback (tests/smtp_s
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from archer.campaigns import service
 from archer.campaigns.definition import CampaignError
 from archer.clock import ManualClock
 from archer.sample import generate
-from archer.schema import LOAD_ORDER
+from archer.schema import LOAD_ORDER, PRODUCT_HISTORY_SCHEMA
 from archer.store.campaigns import Enrollment, Message
 from archer.workspace import Workspace
 from conftest import run_import, write
@@ -386,3 +387,19 @@ def test_on_the_sample_shop_favourites_of_dropped_products_get_notes(
         product = json.loads(ctx)["product"]
         if product["reason"] == "price":
             assert product["drop_pct"] >= 10 and product["price"] < product["old_price"]
+
+
+def test_the_playbook_example_runs(tmp_path):
+    from test_docs import read, run_block
+
+    block = re.search(r"<!-- run: favourites -->\s*\n```sh\n(.*?)```", read("playbook.md"), re.S)
+    r = run_block(block.group(1), tmp_path)
+    assert "enrolled 1, planned 1" in r.stdout
+    assert "now costs 79.00 instead of 100.00 when you saved it: 21% less" in r.stdout
+
+
+def test_tables_md_documents_the_product_history():
+    from test_docs import read, sections, table_rows
+
+    rows = table_rows(sections(read("tables.md"))["product_history"])
+    assert set(rows) == set(PRODUCT_HISTORY_SCHEMA.names)
