@@ -54,15 +54,14 @@ def parse_key(key: str) -> tuple[str, int, datetime, str] | None:
 
 
 # -- reading the shop ------------------------------------------------------------------------------
-def _favourites(snap: Snapshot, since: datetime) -> ibis.Table:
-    """Each member's latest favourite of each product since ``since`` (naive UTC), unless they
-    bought the product after it."""
+def _favourites(snap: Snapshot, since: datetime, products: list[str]) -> ibis.Table:
+    """Each member's latest favourite of each of ``products`` since ``since`` (naive UTC),
+    unless they bought the product after it."""
     e = snap.member_events()
-    e = e.filter(
-        (e.type == FAVOURITE)
-        & e.product_id.notnull()
-        & (e.occurred_at >= ibis.literal(since, type="timestamp"))
-    )
+    e = e.filter((e.type == FAVOURITE) & (e.occurred_at >= ibis.literal(since, type="timestamp")))
+    # joined with the products as a table: a long IN list costs more to compile than to run
+    wanted = ibis.memtable(pd.DataFrame({"_pid": pd.Series(products, dtype="object")}))
+    e = e.semi_join(wanted, e.product_id == wanted._pid)
     fav = e.group_by("customer_id", "product_id").aggregate(favourited_at=e.occurred_at.max())
     lines = snap.paid_lines()
     lines = lines.select(_c=lines.customer_id, _p=lines.product_id, _t=lines.pay_time)
@@ -84,7 +83,8 @@ def _history(snap: Snapshot, products: ibis.Table | list[str]) -> pd.DataFrame:
     if isinstance(products, list):
         h = h.filter(h.product_id.isin(products))
     else:
-        h = h.semi_join(products, h.product_id == products.product_id)
+        wanted = products.select(_pid=products.product_id).view()
+        h = h.semi_join(wanted, h.product_id == wanted._pid)
     df = h.select(
         "product_id",
         cents=(h.list_price.cast("float64") * 100).round().cast("int64"),
@@ -150,39 +150,48 @@ def _price_when(h: pd.DataFrame, pairs: pd.DataFrame, at: str) -> np.ndarray:
 
 # -- the trigger ---------------------------------------------------------------------------------
 def candidates(snap: Snapshot, d: Definition, now: datetime) -> pd.DataFrame:
-    """The (customer, favourite note) runs the trigger selects at ``now``."""
+    """The (customer, favourite note) runs the trigger selects at ``now``.
+
+    Products come first: only those an import saw drop in price or run low within
+    ``lookback`` are looked for among the favourites, so a round with no such change (most
+    rounds: they run every minute) reads no favourites at all.
+    """
     t = d.trigger
     share = parse_percent(t.favourite("min_drop"))
     low_stock = int(t.favourite("low_stock"))
     since_fav = naive_utc(now - parse_duration(t.favourite("favourited_within")))
     since_obs = pd.Timestamp(naive_utc(now - parse_duration(t.lookback)))
     empty = pd.DataFrame({"customer_id": [], "trigger_key": [], "entered_at": []})
-    fav_t = _favourites(snap, since_fav)
-    favs = fav_t.execute()
-    if favs.empty:
+    if not snap.wh.has_table(PRODUCT_HISTORY):
         return empty
-    h = _history(snap, fav_t.select("product_id").distinct())
+    hist = snap.wh.table(PRODUCT_HISTORY)
+    seen = hist.filter(
+        (hist.valid_from >= ibis.literal(since_obs.to_pydatetime(), type="timestamp"))
+        & (hist.valid_from <= snap.cut)
+    )
+    h = _history(snap, seen.select("product_id").distinct())
     if h.empty:
         return empty
     s = _spells(h, low_stock)
+    s["drop"] = s.prev_cents.notna() & (s.cents < s.prev_cents) & (s.price_at >= since_obs)
+    s["low"] = s.low & (s.low_at >= since_obs) & (low_stock > 0)
+    s = s[s["drop"] | s["low"]]
+    if s.empty:
+        return empty
+    favs = _favourites(snap, since_fav, sorted(s.product_id)).execute()
     j = favs.merge(s, on="product_id", how="inner")
     j["favourited_at"] = pd.to_datetime(j.favourited_at)
     parts = []
-    # price: the latest change a drop, after the favourite, recent, far enough under the price
+    # price: the latest change a drop, seen after the favourite, far enough under the price
     # when favourited
-    p = j[
-        j.prev_cents.notna()
-        & (j.cents < j.prev_cents)
-        & (j.price_at > j.favourited_at)
-        & (j.price_at >= since_obs)
-    ].reset_index(drop=True)
+    p = j[j["drop"] & (j.price_at > j.favourited_at)].reset_index(drop=True)
     if not p.empty:
         ref = _price_when(h, p, "favourited_at")
         p = p[p.cents.to_numpy() <= ref * (1 - share) + 1e-6]
         parts.append(_keyed(p, "price", "cents", "price_at"))
-    s_ = j[j.low & (j.low_at > j.favourited_at) & (j.low_at >= since_obs)]
-    if low_stock > 0 and not s_.empty:
-        parts.append(_keyed(s_, "stock", "low_value", "low_at"))
+    low = j[j["low"] & (j.low_at > j.favourited_at)]
+    if not low.empty:
+        parts.append(_keyed(low, "stock", "low_value", "low_at"))
     parts = [x for x in parts if not x.empty]
     if not parts:
         return empty
