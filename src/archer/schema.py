@@ -220,6 +220,20 @@ IMPORT_LOG = ibis.schema(
     }
 )
 
+# Price and stock as each products import found them: a row per product whenever its
+# list_price or stock differs from the product's latest row (or it has none), stamped with
+# the import's moment; re-importing the same file adds nothing. Kept by archer.ingest.history.
+PRODUCT_HISTORY = "product_history"
+PRODUCT_HISTORY_SCHEMA = ibis.schema(
+    {
+        "product_id": dt.string,
+        "list_price": MONEY,
+        "stock": dt.int64,
+        "valid_from": dt.timestamp,
+        "import_id": dt.string,
+    }
+)
+
 
 # The tables a build derives (see archer.pipeline): the one registry of their names.
 PROFILE = "customer_profile"
@@ -280,7 +294,7 @@ BUILD_LOG_SCHEMA = ibis.schema(
 
 def known_tables() -> tuple[str, ...]:
     """Every table a workspace's warehouse may hold: canonical, bookkeeping and derived."""
-    return (*LOAD_ORDER, "import_log", *DERIVED)
+    return (*LOAD_ORDER, "import_log", PRODUCT_HISTORY, *DERIVED)
 
 
 def get_table(name: str) -> Table:

@@ -45,14 +45,21 @@ MAX_STEPS = 50
 MAX_TEMPLATE = 100_000  # characters of one template
 MAX_VARIANTS = 10
 
-KEYS = ("order", "cart", "customer", "customer_year", "customer_month", "customer_lapse")
+KEYS = ("order", "cart", "customer", "customer_year", "customer_month", "customer_lapse",
+        "favourite")  # fmt: skip
 # What each trigger source enters subjects by, and the keys it can give.
 SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "order_unpaid": ("order",),
     "cart": ("cart",),
     "audience": ("customer", "customer_year", "customer_month", "customer_lapse"),
+    "favourite": ("favourite",),
 }
-EVENTS = ("order_paid", "order_closed", "purchased")  # built-in exit and goal conditions
+# built-in exit and goal conditions (bought_product: the product of a run keyed by product)
+EVENTS = ("order_paid", "order_closed", "purchased", "bought_product")
+# A favourite's trigger, unless told otherwise: a price at least 10% under the price when it
+# was favourited, or stock under 10, for favourites of the last 90 days.
+FAVOURITE_DEFAULTS = {"min_drop": "10%", "low_stock": 10, "favourited_within": "90d"}
+PERCENT = re.compile(r"^(\d{1,2}(?:\.\d{1,2})?)%$")
 CHANNELS = ("email", "sms", "wecom", "inbox")
 NEEDS = {"email": ("subject", "text"), "sms": ("text",), "wecom": ("text",),
          "inbox": ("subject", "text")}  # fmt: skip
@@ -85,19 +92,32 @@ def _check_duration(v: str | None) -> str | None:
     return v
 
 
+def parse_percent(v: str) -> float:
+    """``"10%"`` → 0.1; a ValueError unless it is more than 0% and less than 100%."""
+    m = PERCENT.match(v.strip()) if isinstance(v, str) else None
+    share = float(m.group(1)) / 100 if m else 0.0
+    if not 0 < share < 1:
+        raise ValueError(f"{v!r} is not a percentage such as 10% (more than 0%, less than 100%)")
+    return share
+
+
 class _Node(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
 class Trigger(_Node):
-    on: Literal["order_unpaid", "cart", "audience"] = Field(
+    on: Literal["order_unpaid", "cart", "audience", "favourite"] = Field(
         description="order_unpaid: each order created and not paid; cart: each cart left with "
-        "goods in it; audience: customers who match `audience`"
+        "goods in it; audience: customers who match `audience`; favourite: a favourited "
+        "product whose price dropped or stock ran low"
     )
     key: (
-        Literal["order", "cart", "customer", "customer_year", "customer_month", "customer_lapse"]
+        Literal[
+            "order", "cart", "customer", "customer_year", "customer_month", "customer_lapse",
+            "favourite",
+        ]
         | None
-    ) = None
+    ) = None  # fmt: skip
     audience: str | None = Field(None, description="an audience condition the subjects must meet")
     lookback: Duration = Field(
         "2d",
@@ -105,8 +125,29 @@ class Trigger(_Node):
         "does not reach back years)",
     )
     idle: Duration = Field("1h", description="a cart enters after it was left this long")
+    min_drop: str | None = Field(
+        None, description="favourite: a price this much under the price when favourited (10%)"
+    )
+    low_stock: int | None = Field(
+        None, ge=0, le=1_000_000, description="favourite: stock under this (10; 0: no stock notes)"
+    )
+    favourited_within: Duration | None = Field(
+        None, description="favourite: how old a favourite may be (90d)"
+    )
 
-    _d = field_validator("lookback", "idle")(_check_duration)
+    _d = field_validator("lookback", "idle", "favourited_within")(_check_duration)
+
+    @field_validator("min_drop", mode="before")
+    @classmethod
+    def _percent(cls, v: Any) -> Any:
+        if v is not None:
+            parse_percent(v)
+        return v
+
+    def favourite(self, name: str) -> Any:
+        """A favourite trigger's parameter, or its default."""
+        v = getattr(self, name)
+        return FAVOURITE_DEFAULTS[name] if v is None else v
 
     @model_validator(mode="after")
     def _key_fits(self) -> Trigger:
@@ -119,6 +160,9 @@ class Trigger(_Node):
             )
         if self.on == "audience" and not self.audience:
             raise ValueError("a trigger on audience needs an `audience` condition")
+        given = [f"`{n}`" for n in FAVOURITE_DEFAULTS if getattr(self, n) is not None]
+        if given and self.on != "favourite":
+            raise ValueError(f"{' and '.join(given)}: only for a trigger on favourite")
         return self
 
 
@@ -255,11 +299,11 @@ class Definition(_Node):
     description: str | None = Field(None, max_length=2000)
     trigger: Trigger
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
-    exit_on: list[Literal["order_paid", "order_closed", "purchased"]] = Field(
+    exit_on: list[Literal["order_paid", "order_closed", "purchased", "bought_product"]] = Field(
         default_factory=list, description="events that end a subject's run early"
     )
     exit_if: str | None = Field(None, description="an audience condition that ends a run")
-    goal: Literal["order_paid", "purchased"] | None = None
+    goal: Literal["order_paid", "purchased", "bought_product"] | None = None
     holdout: float = Field(0.10, ge=0, le=0.9)
     salt: str | None = Field(None, max_length=100)
     variants: list[Variant] = Field(default_factory=list, max_length=MAX_VARIANTS)
@@ -476,6 +520,11 @@ def _links(d: Definition) -> list[dict[str, Any]]:
                                      f"{', '.join(sorted(tiers))})"})  # fmt: skip
     if not any(isinstance(s, Message) for s in d.steps):
         problems.append({"at": "steps", "message": "a campaign sends at least one message"})
+    for at, used in (("exit_on", "bought_product" in d.exit_on),
+                     ("goal", d.goal == "bought_product")):  # fmt: skip
+        if used and d.trigger.on != "favourite":
+            problems.append({"at": at, "message": "bought_product is for a run keyed by a "
+                             "product: a trigger on favourite"})  # fmt: skip
     return problems
 
 

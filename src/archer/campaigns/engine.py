@@ -629,12 +629,23 @@ def _events(r: Round, live: Live, batch: list[rows.Enrollment]) -> dict[str, set
             t = latest.get(e.customer_id)
             if t is not None and t > _aware(e.entered_at):
                 out["purchased"].add((e.customer_id, e.trigger_key))
+    if "bought_product" in wanted:  # the product of a favourites run
+        from archer.campaigns.favourites import bought
+
+        out["bought_product"] = bought(
+            snap, [(e.customer_id, e.trigger_key, e.entered_at) for e in batch]
+        )
     return out
 
 
 # -- what a message may show -----------------------------------------------------------------------
 def _contexts(r: Round, live: Live, walks: list[_Walk]) -> dict[str, Any]:
-    from archer.campaigns.fields import customer_context, order_context, with_wecom_ids
+    from archer.campaigns.fields import (
+        customer_context,
+        order_context,
+        product_context,
+        with_wecom_ids,
+    )
 
     fields: set[str] = set()
     for d in live.versions.values():
@@ -654,6 +665,9 @@ def _contexts(r: Round, live: Live, walks: list[_Walk]) -> dict[str, Any]:
         with_wecom_ids(out["customer"], r.ws.settings.wecom.id_attribute)
     if any(d.trigger.key == "order" for d in live.versions.values()):
         out["order"] = order_context(r.wh, sorted({w.enrolment.trigger_key for w in walks}))
+    if any(d.trigger.on == "favourite" for d in live.versions.values()):
+        runs = [(w.enrolment.customer_id, w.enrolment.trigger_key) for w in walks]
+        out["product"] = product_context(r.snap, runs)
     return out
 
 
@@ -682,6 +696,8 @@ def _message_row(
     context: dict[str, Any] = {"customer": customer}
     if "order" in ctx:
         context["order"] = ctx["order"].get(e.trigger_key, {"order_id": e.trigger_key})
+    if "product" in ctx:
+        context["product"] = ctx["product"].get((e.customer_id, e.trigger_key))
     context.update(given)  # the coupon or points the run was given before this message
     expires = due + df.parse_duration(step.expires) if step.expires else None
     return {

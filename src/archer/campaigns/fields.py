@@ -16,7 +16,7 @@ import pyarrow as pa
 from archer.audiences.catalog import CUSTOMER_FIELDS
 from archer.campaigns.definition import Definition, contents
 from archer.customers.profile import PROFILE_COLUMNS
-from archer.facts import due_amount
+from archer.facts import Snapshot, due_amount
 from archer.messaging import templates
 from archer.schema import CUSTOMER_POINTS, PROFILE
 from archer.warehouse import Warehouse
@@ -118,6 +118,16 @@ def _records(frame: pa.Table) -> dict[str, dict]:
     return {
         str(cid): dict(zip(names, row, strict=True)) for cid, row in zip(ids, rows, strict=True)
     }
+
+
+def product_context(snap: Snapshot, runs: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Per run (customer, key) of a favourites flow: ``product`` — its name, ``price`` now and
+    ``old_price`` when favourited, ``drop_pct``, ``stock`` (:func:`favourites.context`); a run
+    whose key names no product gets every field empty."""
+    from archer.campaigns.favourites import FIELDS, context
+
+    got = context(snap, runs)
+    return {run: got.get(run) or dict.fromkeys(FIELDS) for run in runs}
 
 
 def order_context(wh: Warehouse, order_ids: list[str]) -> dict[str, dict]:

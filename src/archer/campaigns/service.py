@@ -147,6 +147,9 @@ def check(ws: Workspace, raw: Any) -> tuple[Definition, list[str]]:
             problems.append(
                 {"at": f"{at}.{part}", "message": "`order` is known only in a flow keyed by order"}
             )
+        if d.trigger.on != "favourite" and "product." in text.replace(" ", ""):
+            msg = "`product` is known only in a flow on favourite"
+            problems.append({"at": f"{at}.{part}", "message": msg})
     problems += sms_problems(ws.settings.sms, d)  # the provider's approved templates
     for at, cond in df.conditions(d):
         try:
@@ -488,11 +491,19 @@ def preview(ws: Workspace, name: str, customer_id: str, step: str | None = None)
             last = o.filter(o.customer_id == customer_id).order_by(o.created_at.desc()).limit(1)
             ids = list(last.order_id.execute())
             order = order_context(wh, ids).get(ids[0]) if ids else {"order_id": "—"}
+    product = None
+    if d.trigger.on == "favourite":
+        from archer.campaigns.favourites import preview as favourite
+        from archer.facts import Snapshot
+
+        with ws.warehouse() as wh:
+            product = favourite(Snapshot.instant(wh, ws.now(), ws.tz), customer_id)
     fake = rows.Message(
         uid="preview", customer_id=customer_id, campaign_id=c.id, version=c.version, step=m.id,
         channel=m.channel, purpose=m.purpose, arm="treatment", variant=None,
         address=ctx[customer_id].get("email"),
-        context=json.dumps({"customer": ctx[customer_id], "order": order}, default=str),
+        context=json.dumps({"customer": ctx[customer_id], "order": order, "product": product},
+                           default=str),
     )  # fmt: skip
     disp = Dispatcher(ws)
     disp._defs[(c.id, c.version)] = json.loads(_dump(d))

@@ -14,6 +14,7 @@ from datetime import datetime, tzinfo
 import ibis
 import pandas as pd
 
+from archer.campaigns import favourites as fav
 from archer.campaigns.definition import Definition, parse_duration
 from archer.clock import naive_utc
 from archer.facts import Snapshot
@@ -105,4 +106,11 @@ def _last_purchase(snap: Snapshot, ids: list[str]) -> dict[str, str]:
     return {c: str(pd.Timestamp(v).date()) for c, v in zip(last.customer_id, last.day, strict=True)}
 
 
-SOURCES = {"order_unpaid": unpaid_orders, "cart": open_carts, "audience": audience}
+def favourites(snap: Snapshot, d: Definition, now: datetime, members: Members) -> pd.DataFrame:
+    """Each member's favourited product whose price dropped or stock ran low, keyed per
+    product, reason and observation (:mod:`archer.campaigns.favourites`)."""
+    return fav.candidates(snap, d, now)
+
+
+SOURCES = {"order_unpaid": unpaid_orders, "cart": open_carts, "audience": audience,
+           "favourite": favourites}  # fmt: skip

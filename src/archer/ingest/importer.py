@@ -23,6 +23,7 @@ import ibis.expr.types as ir
 
 from archer.clock import naive_utc
 from archer.config import Settings
+from archer.ingest import history as product_history
 from archer.ingest.columns import (
     CATCH_ALL,
     ColumnMapping,
@@ -188,6 +189,9 @@ def import_file(
                     settings, spec.name, path, plan, src, wh, reader, report, started_at
                 )
                 result.preset = preset
+                if "products" in result.tables:  # what changed in price or stock, kept
+                    result.import_id = uuid.uuid4().hex
+                    product_history.record(wh, naive_utc(now), result.import_id)
                 if pre is not None and pre.summary is not None:
                     t = src.scan("fast")
                     row = t.aggregate(**pre.summary(t)).to_pyarrow().to_pylist()[0]

@@ -20,12 +20,16 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from archer.errors import Invalid, suggest
 
-VARIABLES = ("customer", "order", "shop", "campaign", "unsubscribe_url", "coupon", "points")
+VARIABLES = ("customer", "order", "shop", "campaign", "unsubscribe_url", "coupon", "points",
+             "product")  # fmt: skip
 ORDER_FIELDS = ("order_id", "created_at", "amount", "goods_amount", "items")
 SHOP_FIELDS = ("name", "currency", "url")
 CAMPAIGN_FIELDS = ("name", "step")
 COUPON_FIELDS = ("code", "label", "value", "threshold", "expires")
 POINTS_FIELDS = ("awarded", "balance")
+# a favourites note's product
+PRODUCT_FIELDS = ("product_id", "name", "category", "brand", "reason", "price", "old_price",
+                  "drop_pct", "stock", "favourited_at")  # fmt: skip
 MAX_OUTPUT = 200_000  # characters a rendered part may have
 
 
@@ -93,6 +97,7 @@ def check(source: str, *, html: bool, customer_fields: Iterable[str]) -> set[str
                 "campaign": set(CAMPAIGN_FIELDS),
                 "coupon": set(COUPON_FIELDS),
                 "points": set(POINTS_FIELDS),
+                "product": set(PRODUCT_FIELDS),
             }.get(node.node.name)
             if known is not None and node.node.name not in declared:
                 if attr not in known:

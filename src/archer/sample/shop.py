@@ -28,6 +28,7 @@ from archer.sample import data as sd
 from archer.sample import io as io
 from archer.sample.behaviour import EventMaker
 from archer.sample.calendar import Calendar
+from archer.sample.catalogue import product_columns, write_catalogue
 from archer.sample.io import id_width
 from archer.sample.orders import CANCELLED, Orders, Timeline, make_orders, timeline
 from archer.sample.population import (
@@ -68,7 +69,9 @@ def generate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = progress or (lambda stage, fraction: None)
-    rngs = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(6)]
+    # the seventh stream, the catalogue snapshots, leaves the first six (and their files) as
+    # they were before it
+    rngs = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(7)]
     cal = Calendar.build(start, end)
     places = PlaceTable()
     base = (start - date(1970, 1, 1)).days * 86_400
@@ -92,15 +95,10 @@ def generate(
         fmt,
         customer_columns(rngs[5], cal, cust, places, base, w["C"]),
     )
-    counts["products"] = io.write_table(path["products"], _cols("products"), fmt, {
-        "product_id": io.fixed_ids("P", np.arange(1, prods.n + 1), w["P"]),
-        "name": pa.array(prods.name),
-        "category": io.coded(prods.category, sd.CATEGORY_KEYS),
-        "brand": io.coded(prods.brand, prods.brands),
-        "list_price": io.money(prods.price),
-        "unit_cost": io.money(prods.cost),
-        "stock": io.ints(prods.stock),
-    })  # fmt: skip
+    counts["products"] = io.write_table(
+        path["products"], _cols("products"), fmt,
+        product_columns(prods, w["P"], prods.price, prods.stock),
+    )  # fmt: skip
     counts["orders"] = io.write_table(
         path["orders"], _cols("orders"), fmt, _order_columns(orders, places, base, w)
     )
@@ -120,9 +118,10 @@ def generate(
         "reason": io.coded(orders.refund_reason, sd.REFUND_REASONS),
     })  # fmt: skip
     report("events", 0.3)
-    counts["events"] = _write_events(maker, path["events"], fmt, base, w, report)
+    counts["events"], favourites = _write_events(maker, path["events"], fmt, base, w, report)
+    snapshots = write_catalogue(out, fmt, rngs[6], cal, prods, favourites, w["P"])
     report("truth", 0.95)
-    counts["truth"] = _write_truth(out, fmt, cal, cust, tl, prods, base, w, seed, counts)
+    counts["truth"] = _write_truth(out, fmt, cal, cust, tl, prods, base, w, seed, counts, snapshots)
     report("done", 1.0)
     return counts
 
@@ -154,8 +153,9 @@ WRITE_ROWS = 2_000_000
 
 
 def _write_events(maker: EventMaker, path: Path, fmt: str, base: int, w: dict[str, int],
-                  report: Progress) -> int:  # fmt: skip
-    """Generate events chunk by chunk, sort them by time, and write them in slices."""
+                  report: Progress) -> tuple[int, np.ndarray]:  # fmt: skip
+    """Generate events chunk by chunk, sort them by time, and write them in slices; the rows
+    written and the favourites of each product."""
     n, v = maker.cust.n, maker.visitors
     chunks = []
     for lo in range(0, n, EVENT_CHUNK):
@@ -164,6 +164,8 @@ def _write_events(maker: EventMaker, path: Path, fmt: str, base: int, w: dict[st
         report("events", 0.3 + 0.3 * hi / n)
     ev = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
     del chunks
+    fav = (ev["type"] == EVENT_TYPES.index("favorite")) & (ev["product"] >= 0)
+    favourites = np.bincount(ev["product"][fav], minlength=maker.prods.n)
     order = np.argsort(ev["sec"], kind="stable")
     total = len(order)
     width = id_width(10, total)
@@ -189,7 +191,7 @@ def _write_events(maker: EventMaker, path: Path, fmt: str, base: int, w: dict[st
             "properties": pc.if_else(pa.array(checkout), order_json, props),
         })  # fmt: skip
         report("events", 0.6 + 0.35 * min(1.0, (lo + len(sl)) / max(total, 1)))
-    return writer.close()
+    return writer.close(), favourites
 
 
 def _write_truth(
@@ -203,6 +205,7 @@ def _write_truth(
     w: dict[str, int],
     seed: int,
     counts: dict[str, int],
+    catalogue: dict | None = None,
 ) -> int:
     """truth.csv: each member's latent traits; truth.json: the population and settings."""
     n = cust.n
@@ -259,6 +262,7 @@ def _write_truth(
                           "dropout_tilt": sd.CHANNEL_DROP_TILT[i]}
                      for i, ch in enumerate(sd.CHANNELS)},
         "rows": counts,
+        **({"catalogue": catalogue} if catalogue else {}),
     }  # fmt: skip
     (out / "truth.json").write_text(
         json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
