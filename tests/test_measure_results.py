@@ -107,9 +107,7 @@ def test_promotion_cost_is_what_the_store_says_to_the_fen(built, tmp_path):
     assert r.roi == pytest.approx(r.incremental_gross_profit / (saved_fen / 100), rel=1e-3)
 
 
-def test_simulating_again_to_the_same_day_changes_nothing_and_a_later_day_extends(
-    built, tmp_path
-):
+def test_simulating_again_to_the_same_day_changes_nothing_and_a_later_day_extends(built, tmp_path):
     ws, clock, sample = copy_of(built, tmp_path / "c")
     name = broadcast(ws, clock, salt="again")
     clock.set(datetime(2026, 11, 21, tzinfo=UTC))
