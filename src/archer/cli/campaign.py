@@ -221,7 +221,7 @@ def results_cmd(
         str | None,
         typer.Option(
             help="Count each run's orders this long after it entered (default 14d; "
-            "40d for an unpaid-order flow)."
+            "45d for an unpaid-order flow)."
         ),
     ] = None,
     as_of: Annotated[

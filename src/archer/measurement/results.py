@@ -39,7 +39,7 @@ from archer.measurement.stats import Difference, Moments, mean_difference, rate_
 if TYPE_CHECKING:
     from archer.workspace import Workspace
 
-ORDER_WINDOW = "40d"  # the unpaid ladder runs 30 days; an order paid within 40 counts
+ORDER_WINDOW = "45d"  # the unpaid ladder runs 30 days from the order; paid within 45 counts
 CUSTOMER_WINDOW = "14d"
 MONEY = ("sales", "gross_profit", "promotion_cost")
 
@@ -117,7 +117,7 @@ def results(
     ws: Workspace, name: str, *, window: str | None = None, as_of: date | None = None
 ) -> Results:
     """The results of campaign ``name`` as the warehouse stands (its last import), over
-    ``window`` from each run's enrolment (default: 40 days for an unpaid-order flow, 14 for
+    ``window`` from each run's enrolment (default: 45 days for an unpaid-order flow, 14 for
     the rest)."""
     runs, meta = _runs(ws, name)
     kind = "order" if meta["on"] == "order_unpaid" else "customer"

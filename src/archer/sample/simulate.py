@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from archer.errors import Invalid, NotFound
 from archer.sample import data as sd
@@ -331,7 +331,8 @@ def simulate(
     moments = pd.concat([shop.purchases(), base[["customer_id", "at"]]])
     by_member = moments.groupby("customer_id")["at"].apply(lambda s: np.sort(s.to_numpy()))
     judged = [] if ex.empty else [
-        _respond(kind, ex[(ex["on"] == "order_unpaid") == (kind == "pay")], truth, by_member, seed)
+        _respond(kind, ex[(ex["on"] == "order_unpaid") == (kind == "pay")], truth, by_member, seed,
+                 shop.orders)
         for kind in ("buy", "pay")
     ]  # fmt: skip
     judged = [j for j in judged if not j.empty]
@@ -376,7 +377,8 @@ def simulate(
             raise Invalid(f"the simulation wrote {r.rejected} rows {table} refused: {r.reasons}")
     report.exposures = len(ex)
     if judged:
-        report.campaigns = _write_truth(sample_dir, pd.concat(judged), orders, refunds)
+        report.campaigns = _write_truth(sample_dir, pd.concat(judged), orders, refunds,
+                                        _runs_per_arm(ws))  # fmt: skip
     if build:
         from archer.pipeline import build as rebuild
 
@@ -386,7 +388,12 @@ def simulate(
 
 
 def _respond(
-    kind: str, rows: pd.DataFrame, truth: pd.DataFrame, by_member: pd.Series, seed: int
+    kind: str,
+    rows: pd.DataFrame,
+    truth: pd.DataFrame,
+    by_member: pd.Series,
+    seed: int,
+    orders: pd.DataFrame,
 ) -> pd.DataFrame:
     """Each run's response: θ, whether the member acts anyway (buys within the window, or pays
     the order late with no reminder), the true effect τ, whether the treated member was
@@ -407,19 +414,29 @@ def _respond(
         window = timedelta(days=PAY_WINDOW_DAYS)
         points = rows.points.where(treated_arm, rows.offer_points).astype(bool)
         theta = pay_thetas(tr, rows.channel, coupon | points)
-        anyway = uniform(seed, "late-pay", keys) < LATE_PAY
+        # Paid anyway: the sample paid the order itself within the window, or — one it never
+        # paid — a late payment with no reminder.
+        paid = orders.paid_at.reindex(rows.trigger_key.to_numpy()).to_numpy()
+        at = rows["at"].to_numpy()
+        by_sample = pd.notna(paid) & (paid >= at) & (paid < at + np.timedelta64(window))
+        never = pd.isna(paid)
+        anyway = by_sample | (never & (uniform(seed, "late-pay", keys) < LATE_PAY))
+    days = window.total_seconds() / 86400
+    delay = np.minimum(-np.log1p(-uniform(seed, "delay", keys)) * days / 4, days * 0.98)
+    when = rows["at"] + pd.to_timedelta(delay, unit="D")
+    if kind == "pay":  # an order closed before the member would act cannot be paid
+        closed = orders.cancelled_at.reindex(rows.trigger_key.to_numpy()).to_numpy()
+        theta = np.where(pd.notna(closed) & (closed <= when.to_numpy()), 0.0, theta)
     reached = rows.reached.to_numpy(bool)
     treated = treated_arm.to_numpy() & reached
     persuaded = treated & ~anyway & (uniform(seed, "respond", keys) < theta)
-    days = window.total_seconds() / 86400
-    delay = np.minimum(-np.log1p(-uniform(seed, "delay", keys)) * days / 4, days * 0.98)
     sensitive = tr.discount_sensitive.fillna(False).astype(bool).to_numpy()
     uses = (treated & anyway & rows.coupon.to_numpy(bool) & sensitive
             & (uniform(seed, "use-anyway", keys) < COUPON_USE_ANYWAY))  # fmt: skip
     return rows.assign(
         kind=kind, theta=theta, anyway=anyway, tau=reached * theta * ~anyway,
         persuaded=persuaded, uses_anyway=uses & (kind == "buy"),
-        when=rows["at"] + pd.to_timedelta(delay, unit="D"), window_end=rows["at"] + window,
+        when=when, window_end=rows["at"] + window,
     )  # fmt: skip
 
 
@@ -565,7 +582,22 @@ def _gamma_quantile(u: float, shape: float, rate: float) -> float:
     return float(gamma.ppf(min(max(u, 1e-9), 1 - 1e-9), shape, scale=1 / rate))
 
 
-def _write_truth(sample_dir: Path, rows: pd.DataFrame, orders, refunds) -> dict:
+def _runs_per_arm(ws: Workspace) -> dict[tuple[str, str], int]:
+    """Runs enrolled per (campaign, arm), messages or not: what results count."""
+    from archer.store.campaigns import Campaign, Enrollment
+
+    with ws.session() as s:
+        q = (
+            select(Campaign.name, Enrollment.arm, func.count())
+            .join(Campaign, Campaign.id == Enrollment.campaign_id)
+            .group_by(Campaign.name, Enrollment.arm)
+        )
+        return {(name, arm): int(n) for name, arm, n in s.execute(q)}
+
+
+def _write_truth(
+    sample_dir: Path, rows: pd.DataFrame, orders, refunds, runs: dict[tuple[str, str], int]
+) -> dict:
     """The campaigns' true effect: per run in truth_uplift.csv, per campaign in
     truth_campaigns.json."""
     cols = ["campaign", "campaign_id", "enrollment_id", "customer_id", "trigger_key", "arm",
@@ -583,13 +615,16 @@ def _write_truth(sample_dir: Path, rows: pd.DataFrame, orders, refunds) -> dict:
         t = g[g.arm == "treatment"]
         sales = sum(net.get(f"S{r.campaign_id:03d}{r.enrollment_id:09d}", 0.0)
                     for r in t[t.persuaded].itertuples())  # fmt: skip
+        n_t, n_h = runs.get((str(name), "treatment"), len(t)), runs.get((str(name), "holdout"), 0)
         out[str(name)] = {
             "kind": g.kind.iloc[0],
-            "enrolled": len(g),
-            "treatment": len(t),
-            "holdout": int((g.arm == "holdout").sum()),
+            "enrolled": n_t + n_h,  # every run, a message or not (τ = 0 without one)
+            "treatment": n_t,
+            "holdout": n_h,
+            "messaged": len(g),
             "reached": int(g.reached.sum()),
-            "true_uplift": float(g.tau.mean()),  # what a holdout comparison estimates
+            "true_uplift": float(g.tau.sum() / max(n_t + n_h, 1)),  # what the arms' difference
+            # estimates: the mean effect over every run the campaign enrolled
             "expected_incremental": float(t.tau.sum()),
             "persuaded": int(t.persuaded.sum()),
             "persuaded_net_sales": round(float(sales), 2),
