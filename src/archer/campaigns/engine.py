@@ -406,7 +406,7 @@ def _advance_messages_only(r: Round, live: Live, report: Report) -> None:
         if not chunk:
             return
         lo, after_id = chunk[0].id, chunk[-1].id
-        people = customer_context(r.wh, sorted({x.customer_id for x in chunk}), fields)
+        people = customer_context(r.wh, sorted({x.customer_id for x in chunk}), fields, r.snap)
         msgs: list[tuple] = []
         ends: dict[tuple[str, str], list[int]] = defaultdict(list)
         for x in chunk:
@@ -660,7 +660,7 @@ def _contexts(r: Round, live: Live, walks: list[_Walk]) -> dict[str, Any]:
     )
     if wecom:  # the WeCom id lies in the customer's attributes
         fields.add("attributes")
-    out: dict[str, Any] = {"customer": customer_context(r.wh, custs, fields)}
+    out: dict[str, Any] = {"customer": customer_context(r.wh, custs, fields, r.snap)}
     if wecom:
         with_wecom_ids(out["customer"], r.ws.settings.wecom.id_attribute)
     if any(d.trigger.key == "order" for d in live.versions.values()):

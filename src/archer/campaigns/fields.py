@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import ibis
 import pandas as pd
@@ -23,7 +24,14 @@ from archer.warehouse import Warehouse
 
 CONTACT = ("name", "email", "phone", "email_opt_in", "sms_opt_in")
 POINTS_FIELDS = ("points_balance", "points_expiring_30d")  # joined in by the audiences' base
-KNOWN = tuple(dict.fromkeys((*PROFILE_COLUMNS, *CUSTOMER_FIELDS, *POINTS_FIELDS, "name")))
+# lists read from the shop's facts at the round's instant: products bought together with what
+# the customer bought (the basket affinities); the goods in their open cart, with stock
+PRODUCT_FIELDS = ("recommended", "cart_items")
+KNOWN = tuple(
+    dict.fromkeys((*PROFILE_COLUMNS, *CUSTOMER_FIELDS, *POINTS_FIELDS, *PRODUCT_FIELDS, "name"))
+)
+RECOMMENDED = 3  # products a message may show
+CART_ITEMS = 20  # carted products a message may show
 CHUNK = 5000
 WECOM_ID = "wecom_id"  # the customer's WeCom external_userid, read from their attributes
 CUSTOMER_CHUNK = 50_000  # customers per query: joined, not listed
@@ -49,8 +57,11 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def customer_context(wh: Warehouse, ids: list[str], fields: Iterable[str]) -> dict[str, dict]:
-    """Per customer id: the contact fields and ``fields`` (profile or customer columns)."""
+def customer_context(
+    wh: Warehouse, ids: list[str], fields: Iterable[str], snap: Snapshot | None = None
+) -> dict[str, dict]:
+    """Per customer id: the contact fields and ``fields`` (profile or customer columns, and the
+    product lists of :data:`PRODUCT_FIELDS` as of ``snap``: the round's instant)."""
     wanted = list(dict.fromkeys((*CONTACT, *fields)))
     c = wh.table("customers")
     built = wh.has_table(PROFILE)
@@ -73,6 +84,84 @@ def customer_context(wh: Warehouse, ids: list[str], fields: Iterable[str]) -> di
         if points:
             t = _with_points(wh, t, points)
         out.update(_records(t.to_pyarrow()))
+    products = [f for f in PRODUCT_FIELDS if f in wanted]
+    if products and ids:
+        snap = snap or Snapshot.at(wh, None, ZoneInfo("UTC"))  # as of the latest activity
+        for f in products:
+            got = (recommended if f == "recommended" else cart_items)(snap, ids)
+            for cid, row in out.items():
+                row[f] = got.get(cid, [])
+    return out
+
+
+def _stock(v: Any) -> int | None:
+    v = _plain(v)
+    return None if v is None else int(v)
+
+
+def _only(t, ids: list[str]):
+    """``t`` cut to the customers ``ids`` (a join: a long IN list compiles slowly)."""
+    w = ibis.memtable(pd.DataFrame({"_wid": pd.Series(ids, dtype="object")}))
+    return t.join(w, t.customer_id == w._wid).drop("_wid")
+
+
+def recommended(snap: Snapshot, ids: list[str]) -> dict[str, list[dict]]:
+    """Per customer: up to :data:`RECOMMENDED` products, one from each category the basket
+    affinities recommend to them (``customer_recommendations`` of the last build: categories
+    they never bought that buyers of their categories buy with lift above 1, best first) —
+    the category's best seller (units paid) that is not out of stock."""
+    wh = snap.wh
+    if not wh.has_table("customer_recommendations"):
+        return {}
+    rec = wh.table("customer_recommendations")
+    rec = _only(rec.filter(rec["rank"] <= RECOMMENDED), ids)
+    lines = snap.paid_lines()
+    sold = lines.group_by("product_id").aggregate(units=lines.quantity.sum())
+    p = snap.products
+    p = p.filter(p.stock.isnull() | (p.stock > 0))
+    p = p.left_join(sold, p.product_id == sold.product_id).select(
+        p.product_id, p.name, p.category, p.stock, units=sold.units.fill_null(0)
+    )
+    best = p.mutate(
+        _r=ibis.row_number().over(group_by="category", order_by=[ibis.desc("units"), "product_id"])
+    )
+    best = best.filter(best._r == 0).select(
+        _cat="category", product_id="product_id", name="name", stock="stock"
+    )
+    j = rec.join(best, rec.category == best._cat)
+    df = j.select("customer_id", "rank", "category", "because", "product_id", "name", "stock")
+    out: dict[str, list[dict]] = {}
+    for r in df.order_by(["customer_id", "rank"]).execute().itertuples(index=False):
+        out.setdefault(str(r.customer_id), []).append(
+            {"product_id": str(r.product_id), "name": _plain(r.name) or str(r.product_id),
+             "category": _plain(r.category), "because": _plain(r.because),
+             "stock": _stock(r.stock)}
+        )  # fmt: skip
+    return out
+
+
+def cart_items(snap: Snapshot, ids: list[str]) -> dict[str, list[dict]]:
+    """Per customer: the products in their open cart (added since their last order, at the
+    snapshot's instant), latest first, with the catalogue's name, category and stock (None
+    when the catalogue does not say)."""
+    e = snap.member_events()
+    adds = _only(e.filter((e.type == "cart_add") & e.product_id.notnull()), ids)
+    o = _only(snap.orders, ids)
+    last = o.group_by(_c="customer_id").aggregate(_last=o.created_at.max())
+    j = adds.left_join(last, adds.customer_id == last._c)
+    j = j.filter(j._last.isnull() | (j.occurred_at > j._last))
+    carted = j.group_by("customer_id", "product_id").aggregate(at=j.occurred_at.max())
+    p = snap.products.select(_pid="product_id", name="name", category="category", stock="stock")
+    k = carted.left_join(p, carted.product_id == p._pid)
+    df = k.select("customer_id", "product_id", "name", "category", "stock", "at").execute()
+    out: dict[str, list[dict]] = {}
+    df = df.sort_values(["customer_id", "at", "product_id"], ascending=[True, False, True])
+    for r in df.itertuples(index=False):
+        items = out.setdefault(str(r.customer_id), [])
+        if len(items) < CART_ITEMS:
+            items.append({"product_id": str(r.product_id),
+                          "name": _plain(r.name) or str(r.product_id),
+                          "category": _plain(r.category), "stock": _stock(r.stock)})  # fmt: skip
     return out
 
 

@@ -471,6 +471,7 @@ def ledger(
 def preview(ws: Workspace, name: str, customer_id: str, step: str | None = None) -> dict:
     """A message of the campaign rendered for a real customer (nothing is stored or sent)."""
     from archer.campaigns.fields import customer_context, order_context, used_fields
+    from archer.facts import Snapshot
 
     with ws.session() as s:
         c = _row(s, name)
@@ -482,7 +483,8 @@ def preview(ws: Workspace, name: str, customer_id: str, step: str | None = None)
             raise NotFound(f"campaign {name!r} has no message step {step!r}")
     m = msgs[0]
     with ws.warehouse() as wh:
-        ctx = customer_context(wh, [customer_id], used_fields(d))
+        snap = Snapshot.instant(wh, ws.now(), ws.tz)
+        ctx = customer_context(wh, [customer_id], used_fields(d), snap)
         if customer_id not in ctx:
             raise NotFound(f"no customer {customer_id!r}")
         order = None

@@ -18,6 +18,7 @@ from archer.campaigns import favourites as fav
 from archer.campaigns.definition import Definition, parse_duration
 from archer.clock import naive_utc
 from archer.facts import Snapshot
+from archer.schema import PROFILE
 from archer.warehouse import Warehouse
 
 COLUMNS = ["customer_id", "trigger_key", "entered_at"]
@@ -98,8 +99,20 @@ def audience(snap: Snapshot, d: Definition, now: datetime, members: Members) -> 
 
 
 def _last_purchase(snap: Snapshot, ids: list[str]) -> dict[str, str]:
+    """The last purchase day the audience saw: the profile's (as of the last build, like the
+    condition), so a purchase since then is not taken for a new lapse of someone who still
+    matches until the next build; the shop's purchases when nothing is built."""
     if not ids:
         return {}
+    if snap.wh.has_table(PROFILE):
+        t = snap.wh.table(PROFILE)
+        t = t.filter(t.last_purchase_day.notnull())
+        t = t.filter(t.customer_id.isin(ids)) if len(ids) <= 50_000 else t
+        got = t.select("customer_id", "last_purchase_day").execute()
+        return {
+            str(c): str(pd.Timestamp(v).date())
+            for c, v in zip(got.customer_id, got.last_purchase_day, strict=True)
+        }
     p = snap.purchases()
     p = p.filter(p.customer_id.isin(ids)) if len(ids) <= 50_000 else p
     last = p.group_by("customer_id").aggregate(day=p.day.max()).execute()

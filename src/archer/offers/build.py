@@ -163,6 +163,14 @@ def copy_balances(b: Build) -> int:
     with b.ws.session() as s:
         bal = dict(s.execute(select(PointsEntry.customer_id, func.sum(PointsEntry.points))
                              .group_by(PointsEntry.customer_id)).all())  # fmt: skip
+        # lots past their expiry that no round has closed yet are not there to spend
+        gone = s.execute(
+            select(PointsEntry.customer_id, func.sum(PointsEntry.remaining))
+            .where(PointsEntry.remaining > 0, PointsEntry.expires_at <= now)
+            .group_by(PointsEntry.customer_id)
+        )  # fmt: skip
+        for c, n in gone:
+            bal[c] -= n
         soon = dict(
             s.execute(
                 select(PointsEntry.customer_id, func.sum(PointsEntry.remaining))
