@@ -75,6 +75,13 @@ def test_sample_and_demo_json(tmp_path):
     doc = json.loads(r.stdout)
     assert doc["tables"]["customers"] == 300
     assert sum(i["rejected"] for i in doc["imports"]) == 0
+    # It ends with what each campaign earned over its holdout, beside the simulator's truth.
+    res = doc["results"]
+    assert res["simulated"]["orders"] > 0
+    for name in ("unpaid-reminders", "win-back-vip"):
+        arms = res[name]["arms"]
+        assert arms["treatment"]["runs"] + arms["holdout"]["runs"] > 0
+        assert "conversion" in res[name]["uplift"] and "true_uplift" in res[name]
     # The demo refuses to wipe a folder that is not its own.
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "precious.txt").write_text("x")

@@ -144,8 +144,14 @@ def measure(ws: Workspace, say: Callable[[str], None] = lambda m: None) -> dict:
         say(f"    {name:<17} buyers {_pct(t['conversion'])} of {t['runs']:,} treated vs "
             f"{_pct(h['conversion'])} of {h['runs']:,} held out: "
             + ("no holdout to compare with" if c is None or c["diff"] is None else
-               f"{c['diff'] * 100:+.1f} pts (95% {c['low'] * 100:+.1f} to {c['high'] * 100:+.1f};"
-               f" true {truth.get('true_uplift', 0) * 100:+.1f}) — {c['verdict']}"))  # fmt: skip
+               f"{c['diff'] * 100:+.1f} pts (95% {c['low'] * 100:+.1f} to {c['high'] * 100:+.1f})"
+               f" — {c['verdict']}"))  # fmt: skip
+        if truth and c is not None and c["low"] is not None:
+            true = truth["true_uplift"]
+            covers = c["low"] <= true <= c["high"]
+            say(f"    {'':<17} the simulator's true uplift: {true * 100:+.1f} pts — "
+                + ("inside the interval" if covers else "outside the interval: a 95% interval "
+                   "misses the truth about one time in twenty"))  # fmt: skip
         igp = r["incremental_gross_profit"]
         roi = "—" if r["roi"] is None else f"{r['roi']:.2f}"
         say(f"    {'':<17} sales {t['sales']:,.2f} vs {h['sales']:,.2f}; incremental gross profit "
