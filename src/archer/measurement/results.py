@@ -153,7 +153,7 @@ def results(
             res.roi = round(res.incremental_gross_profit / cost, 4) if cost > 0 else None
     else:
         res.notes.append("no holdout: nothing to compare with, so no uplift can be told")
-    res.attributed = _attributed(out, orders)
+    res.attributed = _attributed(out)
     res.by_step = meta["by_step"]
     for v, g in out[out.variant.notna()].groupby("variant"):
         res.by_variant[str(v)] = {
@@ -161,6 +161,12 @@ def results(
             "conversion": float(g.buyer.mean()),
         }  # fmt: skip
     return res
+
+
+def reaching(msgs: pd.DataFrame) -> pd.Series:
+    """Messages that reached their customer: sent, or — in the holdout — held back where they
+    would have gone (the guards passed them). A run is reached when one of its messages is."""
+    return (msgs.state == "sent") | ((msgs.state == "skipped") & (msgs.reason == "holdout"))
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -217,10 +223,7 @@ def _runs(ws: Workspace, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         t = s.scalar(select(CouponTemplate).where(CouponTemplate.name == rules.exchange_template))
     per_point = Decimal(t.amount_fen) / Decimal(rules.exchange_rate) if t else Decimal(0)
     runs["entered_at"] = pd.to_datetime(runs.entered_at, utc=True).dt.tz_localize(None)
-    reached = msgs[
-        (msgs.state == "sent") | ((msgs.state == "skipped") & (msgs.reason == "holdout"))
-    ]
-    runs["reached"] = runs.run.isin(reached.run)
+    runs["reached"] = runs.run.isin(msgs.run[reaching(msgs)])
     runs["message_cost"] = runs.run.map(msgs.groupby("run").cost_fen.sum() / 100).fillna(0.0)
     runs["coupon_cost"] = runs.run.map(saved.groupby("run").saved_fen.sum() / 100).fillna(0.0)
     if not lots.empty:
@@ -293,7 +296,7 @@ def _outcomes(runs: pd.DataFrame, orders: pd.DataFrame, kind: str, span) -> pd.D
     return out.reset_index()
 
 
-def _attributed(out: pd.DataFrame, orders: pd.DataFrame) -> dict[str, Any]:
+def _attributed(out: pd.DataFrame) -> dict[str, Any]:
     """Sales of treated runs that bought after being reached — last-touch attribution by
     window, which counts what would have been bought anyway."""
     t = out[(out.arm == "treatment") & out.reached & out.buyer]
@@ -313,4 +316,4 @@ def as_of_day(text: str | None) -> date | None:
         raise Invalid(f"as_of: a day such as 2026-11-30, got {text!r}") from None
 
 
-__all__ = ["Arm", "Results", "as_of_day", "results"]
+__all__ = ["Arm", "Results", "as_of_day", "reaching", "results"]

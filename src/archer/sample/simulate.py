@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,16 +70,7 @@ class Simulated:
     files: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "until": self.until.isoformat(),
-            "orders": self.orders,
-            "paid_late": self.paid_late,
-            "refunds": self.refunds,
-            "events": self.events,
-            "exposures": self.exposures,
-            "campaigns": self.campaigns,
-            "files": self.files,
-        }
+        return {**asdict(self), "until": self.until.isoformat()}
 
 
 # -- draws that depend only on (seed, what, who) ---------------------------------------------------
@@ -137,6 +128,7 @@ def read_truth(sample_dir: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 def exposures(ws: Workspace) -> pd.DataFrame:
     """Every campaign run that reached its first message (sent, or held back in the holdout) or
     was meant to and could not (skipped: not reached), one row per run."""
+    from archer.measurement.results import reaching
     from archer.store.campaigns import Campaign, CampaignVersion, Enrollment, Message
     from archer.store.offers import Coupon, CouponTemplate, PointsEntry
 
@@ -205,9 +197,7 @@ def exposures(ws: Workspace) -> pd.DataFrame:
     if msgs.empty:
         return pd.DataFrame()
     msgs["moment"] = msgs.sent_at.where(msgs.sent_at.notna(), msgs.due_at)
-    msgs["reaching"] = (msgs.state == "sent") | (
-        (msgs.state == "skipped") & (msgs.reason == "holdout")
-    )
+    msgs["reaching"] = reaching(msgs)
     msgs = msgs.sort_values(["enrollment_id", "reaching", "moment"], ascending=[True, False, True])
     first = msgs.drop_duplicates("enrollment_id").merge(runs, on="enrollment_id", how="left")
     first["reached"] = first.reaching
