@@ -439,3 +439,40 @@ def test_a_second_build_earns_from_where_the_first_stopped_and_late_rows_are_sti
     fourth = build(ws, as_of, steps=[STEP]).steps["offers"]
     assert (fourth["earned"], fourth["reversed"]) == (0, 0)
     assert fourth["orders_considered"] == recent and fourth["refunds_considered"] == 1
+
+
+def test_refunds_take_back_points_from_lots_open_at_their_time_first_expiring_first(tmp_path):
+    """Points are earned at one per yuan and last 365 days. c1's first lot (100, paid day 0)
+    has expired by day 400 but no expiry round has closed it; her second lot (60, day 380)
+    is open. Two refunds land in one build: 30 yuan on day 10 (taken from the first lot,
+    still open then) and 80 yuan on day 400 (only the 60 of the open lot can be taken back;
+    the expired lot is not spent and nothing raises). The balance the build copies for
+    audiences leaves the expired lot out."""
+    from archer.offers.build import STEP
+    from archer.pipeline import build
+    from conftest import run_import, write
+    from support import workspace
+
+    day0 = datetime(2025, 1, 1)
+    ws = workspace(tmp_path / "shop", ManualClock(START.replace(year=2026, month=2, day=10)))
+
+    def t(days: int) -> str:
+        return f"{day0 + timedelta(days=days, hours=10):%Y-%m-%d %H:%M}"
+
+    files = {
+        "customers": "customer_id,name\nc1,客户1\n",
+        "orders": "order_id,customer_id,created_at,paid_at,status,goods_amount\n"
+        f"o1,c1,{t(0)},{t(0)},paid,100\no2,c1,{t(380)},{t(380)},paid,60\n",
+        "refunds": f"refund_id,order_id,refunded_at,amount\nr1,o1,{t(10)},30\nr2,o2,{t(400)},80\n",
+    }
+    for table, text in files.items():
+        assert run_import(ws, table, write(tmp_path / f"{table}.csv", text)).rejected == 0
+    got = build(ws, (day0 + timedelta(days=401)).date(), steps=[STEP]).steps["offers"]
+    assert (got["earned"], got["reversed"]) == (2, 2)
+    with ws.session() as s:
+        e = {x.source: (x.points, x.remaining) for x in s.scalars(select(PointsEntry))}
+    assert e == {"order:o1": (100, 70), "order:o2": (60, 0),
+                 "refund:r1": (-30, 0), "refund:r2": (-60, 0)}  # fmt: skip
+    assert ws.view("customer_points").to_dict("records") == [
+        {"customer_id": "c1", "points_balance": 0, "points_expiring_30d": 0}
+    ]

@@ -18,9 +18,10 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import ibis
+import pandas as pd
 import ibis.expr.types as ir
 import pyarrow as pa
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 
 from archer.offers import points
 from archer.pipeline import Build, Step
@@ -39,10 +40,20 @@ def _aware(t):
 
 
 def redeem_from_orders(b: Build) -> int:
-    """Mark issued (or expired) coupons redeemed by the paid orders that carry their codes."""
+    """Mark issued (or expired) coupons redeemed by the paid orders that carry their codes.
+
+    Only the codes the store holds open are looked for, so a shop with no coupons out pays
+    for nothing here."""
+    with b.ws.session() as s:
+        open_codes = list(s.scalars(select(Coupon.code)
+                                    .where(Coupon.state.in_(("issued", "expired")))))  # fmt: skip
+    if not open_codes:
+        return 0
     f = b.snapshot.order_facts()
     o = b.snapshot.orders.select(_oid="order_id", discount="discount_amount")
-    f = f.filter(f.is_paid & f.coupon_code.notnull() & (f.coupon_code != ""))
+    codes = ibis.memtable(pa.table({"_code": pa.array(open_codes, pa.string())}))
+    f = f.filter(f.is_paid & f.coupon_code.notnull())
+    f = f.join(codes, f.coupon_code.strip() == codes._code)
     j = f.left_join(o, f.order_id == o._oid)
     used = j.select("order_id", "coupon_code", "pay_time", "discount").execute()
     if used.empty:
@@ -62,6 +73,13 @@ def redeem_from_orders(b: Build) -> int:
                 c.saved_fen = int(round(float(saved) * 100))
                 done += 1
     return done
+
+
+def _utc_times(col) -> list[datetime]:
+    """A column of warehouse times (naive UTC) as aware datetimes, converted all at once."""
+    t = pd.to_datetime(col)
+    t = t.dt.tz_localize(UTC) if t.dt.tz is None else t.dt.tz_convert(UTC)
+    return list(t.array.to_pydatetime())
 
 
 def _naive(t: datetime) -> datetime:
@@ -115,8 +133,9 @@ def earn_from_orders(b: Build) -> dict[str, int]:
     life = timedelta(days=rules.expires_days)
     rows = [
         {"customer_id": str(c), "kind": "earn", "points": n, "source": f"order:{oid}",
-         "at": _aware(t), "note": None, "expires_at": _aware(t) + life, "remaining": n}
-        for oid, c, t, amount in paid.itertuples(index=False)
+         "at": t, "note": None, "expires_at": t + life, "remaining": n}
+        for oid, c, t, amount in zip(paid.order_id, paid.customer_id, _utc_times(paid.pay_time),
+                                     paid.amount, strict=True)
         if (n := math.floor(float(amount) * rules.per_yuan)) > 0
     ]  # fmt: skip
     earned = 0
@@ -130,58 +149,88 @@ def earn_from_orders(b: Build) -> dict[str, int]:
         since, older = _since(s, "reverse")
     j = _window(j, "refunded_at", since, older)
     refunds = j.select("refund_id", "customer_id", "refunded_at", "amount").execute()
-    taken = 0
     with b.ws.session(write=True) as s:
-        sources = [f"refund:{rid}" for rid in refunds.refund_id]
-        seen: set[str] = set()
-        for i in range(0, len(sources), CHUNK):
-            part = sources[i : i + CHUNK]
-            seen.update(s.scalars(select(PointsEntry.source).where(PointsEntry.source.in_(part))))
-        for source, (_, cust, at, amount) in zip(
-            sources, refunds.itertuples(index=False), strict=True
-        ):
-            if source in seen:
-                continue
-            n = math.floor(float(amount or 0) * rules.per_yuan)
-            n = min(n, max(points.balance_in(s, str(cust)), 0))
-            if n > 0:
-                points.redeem(s, str(cust), n, source=source, at=_aware(at), note="refund")
-                s.execute(update(PointsEntry).where(PointsEntry.source == source)
-                          .values(kind="reverse"))  # fmt: skip
-                taken += 1
-            else:  # nothing to take back: recorded, so that the refund is settled once
-                row = {"customer_id": str(cust), "kind": "reverse", "points": 0,
-                       "source": source, "at": _aware(at), "note": "refund: nothing to take back",
-                       "expires_at": None, "remaining": 0}  # fmt: skip
-                insert_ignore(s, PointsEntry.__table__, [row], ("source",))
+        taken = _reverse(s, refunds, rules.per_yuan)
     return {"earned": earned, "reversed": taken, "orders_considered": len(paid),
             "refunds_considered": len(refunds)}  # fmt: skip
 
 
+def _reverse(s, refunds, per_yuan: float) -> int:
+    """Take back each new refund's share of points (``amount × per_yuan``), in refund time
+    order, from the customer's lots open at the refund's time, first-expiring first — all
+    refunds of one build in a few statements, not a round trip each. A refund with nothing
+    left to take back is recorded with 0 points, so that it is settled once. How many took
+    points back."""
+    sources = [f"refund:{rid}" for rid in refunds.refund_id]
+    seen: set[str] = set()
+    for i in range(0, len(sources), CHUNK):
+        part = sources[i : i + CHUNK]
+        seen.update(s.scalars(select(PointsEntry.source).where(PointsEntry.source.in_(part))))
+    todo = sorted(
+        (_aware(at), source, str(cust), math.floor(float(amount or 0) * per_yuan))
+        for source, (_, cust, at, amount) in zip(sources, refunds.itertuples(index=False),
+                                                 strict=True)
+        if source not in seen
+    )  # fmt: skip
+    if not todo:
+        return 0
+    customers = sorted({c for _, _, c, _ in todo})
+    lots: dict[str, list[list]] = {c: [] for c in customers}  # [id, remaining, expires_at]
+    for i in range(0, len(customers), CHUNK):
+        q = (
+            select(PointsEntry.id, PointsEntry.customer_id, PointsEntry.remaining,
+                   PointsEntry.expires_at)
+            .where(PointsEntry.customer_id.in_(customers[i : i + CHUNK]),
+                   PointsEntry.remaining > 0)
+            .order_by(PointsEntry.expires_at.is_(None), PointsEntry.expires_at, PointsEntry.id)
+            .with_for_update()  # PostgreSQL: no exchange spends these lots meanwhile
+        )  # fmt: skip
+        for lot_id, cust, left, expires in s.execute(q):
+            lots[cust].append([lot_id, left, None if expires is None else points._utc(expires)])
+    changed: dict[int, int] = {}
+    rows = []
+    taken = 0
+    for at, source, cust, n in todo:
+        open_ = [lot for lot in lots[cust] if lot[1] > 0 and (lot[2] is None or lot[2] > at)]
+        n = min(n, sum(lot[1] for lot in open_))
+        need = n
+        for lot in open_:
+            if need == 0:
+                break
+            take = min(lot[1], need)
+            lot[1] -= take
+            changed[lot[0]] = lot[1]
+            need -= take
+        note = "refund" if n > 0 else "refund: nothing to take back"
+        rows.append(points._entry(cust, "reverse", -n, source, at, note=note))
+        taken += n > 0
+    t = PointsEntry.__table__
+    if changed:
+        s.execute(update(t).where(t.c.id == bindparam("lot")).values(remaining=bindparam("left")),
+                  [{"lot": k, "left": v} for k, v in changed.items()])  # fmt: skip
+    for i in range(0, len(rows), 20_000):
+        insert_ignore(s, t, rows[i : i + 20_000], ("source",))
+    return taken
+
+
 def copy_balances(b: Build) -> int:
     now = b.ws.now()
-    with b.ws.session() as s:
-        bal = dict(s.execute(select(PointsEntry.customer_id, func.sum(PointsEntry.points))
-                             .group_by(PointsEntry.customer_id)).all())  # fmt: skip
-        # lots past their expiry that no round has closed yet are not there to spend
-        gone = s.execute(
-            select(PointsEntry.customer_id, func.sum(PointsEntry.remaining))
-            .where(PointsEntry.remaining > 0, PointsEntry.expires_at <= now)
-            .group_by(PointsEntry.customer_id)
-        )  # fmt: skip
-        for c, n in gone:
-            bal[c] -= n
-        soon = dict(
-            s.execute(
-                select(PointsEntry.customer_id, func.sum(PointsEntry.remaining))
-                .where(
-                    PointsEntry.remaining > 0,
-                    PointsEntry.expires_at > now,
-                    PointsEntry.expires_at <= now + timedelta(days=30),
-                )  # fmt: skip
-                .group_by(PointsEntry.customer_id)
-            ).all()
-        )
+    e = PointsEntry
+    open_ = (e.remaining > 0) & e.expires_at.is_not(None)
+    with b.ws.session() as s:  # one pass over the ledger
+        got = s.execute(
+            select(
+                e.customer_id,
+                func.sum(e.points),
+                # lots past their expiry that no round has closed yet are not there to spend
+                func.sum(case((open_ & (e.expires_at <= now), e.remaining), else_=0)),
+                func.sum(case((open_ & (e.expires_at > now)
+                               & (e.expires_at <= now + timedelta(days=30)), e.remaining),
+                              else_=0)),
+            ).group_by(e.customer_id)
+        ).all()  # fmt: skip
+    bal = {c: int(total or 0) - int(gone or 0) for c, total, gone, _ in got}
+    soon = {c: int(n or 0) for c, _, _, n in got}
     ids = sorted(bal)
     table = pa.table(
         {"customer_id": ids, "points_balance": [int(bal[c]) for c in ids],
