@@ -54,6 +54,11 @@ BEFORE = {
     "clv": "lifetime value: model choice and fits (NumPy/SciPy, one core)",
     "festivals": "festival buyers: shop totals, binomial p-values",
 }
+# Work done in Python before a table is written, where it is known what it is.
+BEFORE_WRITE = {
+    "customer_points": "offers: coupons redeemed, points earned and taken back, balances "
+    "read from the store",
+}
 
 # The parts of the build that give what the pandas contender computes: the main category
 # (for the thresholds), the order and behaviour summaries, the thresholds, the RFM scores.
@@ -214,7 +219,8 @@ def child(home: str, as_of: str) -> None:
         return name, BEFORE.get(hint, f"(Python, small queries before “{name}”)")
 
     def write(name: str, expr) -> tuple[str, str]:
-        return f"write {name}", f"(Python, small queries before “write {name}”)"
+        before = BEFORE_WRITE.get(name, f"(Python, small queries before “write {name}”)")
+        return f"write {name}", before
 
     Warehouse.stage = timed(Warehouse.stage, part)
     Warehouse.save = timed(Warehouse.save, write)

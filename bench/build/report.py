@@ -4,11 +4,14 @@ figures as text."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from bench import MEMORY_TARGET_MB, TARGET_RATIO, TARGET_SECONDS, BuildBench
 
 from common import markdown as common
 from common.harness import Measured
+
+FINDINGS = Path(__file__).with_name("findings.md")
 
 HEADERS = [
     "contender",
@@ -194,11 +197,13 @@ def markdown(b: BuildBench, started: str) -> str:
         lines += [
             f"Where the build of {b.customers:,} customers spends its time: each part it "
             "computes once into a temporary table or writes, timed around `Warehouse.stage` "
-            "and `Warehouse.save`; lines in parentheses are the Python work between two "
+            "and `Build.write`; lines in parentheses are the Python work between two "
             "parts. CPU s counts every thread, so it is less disturbed by a shared machine.",
             "",
             *common.md_table(STAGE_HEADERS, stage_rows(b.archer)),
             "",
         ]
     lines += [interpretation(b), ""]
+    if FINDINGS.exists():
+        lines.append(FINDINGS.read_text(encoding="utf-8"))
     return "\n".join(lines)
