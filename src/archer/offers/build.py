@@ -18,8 +18,8 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import ibis
-import pandas as pd
 import ibis.expr.types as ir
+import pandas as pd
 import pyarrow as pa
 from sqlalchemy import bindparam, case, func, select, update
 
