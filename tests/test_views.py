@@ -78,23 +78,28 @@ def close(a: float, b: float, rel: float = 1e-9) -> bool:
 FUNNEL_SQL = """
 , m AS (
   SELECT cu.customer_id, COALESCE(NULLIF(cu.acquisition_channel, ''), '(unknown)') AS ch,
+    EXISTS (SELECT 1 FROM pe WHERE pe.type = 'view' AND pe.person = cu.customer_id) AS view,
     EXISTS (SELECT 1 FROM pe WHERE pe.type = 'cart_add' AND pe.person = cu.customer_id) AS cart,
     EXISTS (SELECT 1 FROM o WHERE o.customer_id = cu.customer_id) AS ordered,
     (SELECT COUNT(*) FROM po WHERE po.customer_id = cu.customer_id) AS n_paid,
     (SELECT COUNT(DISTINCT pay_day) FROM po WHERE po.customer_id = cu.customer_id) AS days,
-    (SELECT COALESCE(SUM(net), 0) FROM po WHERE po.customer_id = cu.customer_id) AS net
+    (SELECT COALESCE(SUM(net), 0) FROM po WHERE po.customer_id = cu.customer_id) AS net,
+    EXISTS (SELECT 1 FROM pe WHERE pe.type = 'visit' AND pe.person = cu.customer_id) AS visit
   FROM cu)
 SELECT ch AS "group", COUNT(*) AS visitors, COUNT(*) AS registered,
+  COUNT(*) FILTER (WHERE view OR cart OR ordered) AS viewed,
   COUNT(*) FILTER (WHERE cart OR ordered) AS carted, COUNT(*) FILTER (WHERE ordered) AS ordered,
   COUNT(*) FILTER (WHERE n_paid > 0) AS paid, COUNT(*) FILTER (WHERE days >= 2) AS repeated,
-  SUM(net) AS net_sales
+  SUM(net) AS net_sales, COUNT(*) FILTER (WHERE visit) AS did_visit,
+  COUNT(*) FILTER (WHERE view) AS did_view, COUNT(*) FILTER (WHERE cart) AS did_cart
 FROM m GROUP BY 1
 UNION ALL
-SELECT '(not registered)', COUNT(*), 0, 0, 0, 0, 0, 0 FROM (
+SELECT '(not registered)', COUNT(*), 0, 0, 0, 0, 0, 0, 0, COUNT(*), 0, 0 FROM (
   SELECT DISTINCT CASE WHEN person IS NULL THEN 'a:' || anon ELSE 'm:' || person END
   FROM pe WHERE type = 'visit' AND (person IS NULL AND anon IS NOT NULL
                                     OR person NOT IN (SELECT customer_id FROM cu)))
 """
+STEP_COLUMNS = ("visitors", "registered", "viewed", "carted", "ordered", "paid", "repeated")
 
 
 def test_funnel_by_channel_matches_sql(shop):
@@ -103,7 +108,7 @@ def test_funnel_by_channel_matches_sql(shop):
     want = sql(wh, FUNNEL_SQL).set_index("group")
     assert sorted(got.index) == sorted(want.index)
     for g, w in want.iterrows():
-        for col in ("visitors", "registered", "carted", "ordered", "paid", "repeated"):
+        for col in (*STEP_COLUMNS, "did_visit", "did_view", "did_cart"):
             assert got.loc[g, col] == w[col], (g, col)
         assert close(got.loc[g, "net_sales"], w["net_sales"])
     assert got.loc["(not registered)", "visitors"] > 0
@@ -114,14 +119,16 @@ def test_funnel_groups_add_up_and_steps_nest(shop):
     overall = funnel(snap).execute()
     assert list(overall.group) == ["all"]
     row = overall.iloc[0]
-    counts = [row[s] for s in ("visitors", "registered", "carted", "ordered", "paid", "repeated")]
+    counts = [row[s] for s in STEP_COLUMNS]
+    assert row.did_visit <= row.visitors and row.did_view <= row.viewed
+    assert row.did_cart <= row.carted
     assert counts == sorted(counts, reverse=True) and counts[-1] > 0
     assert close(row.paid_rate, row.paid / row.ordered)
     assert close(row.repeated_overall, row.repeated / row.visitors)
     assert close(row.per_capita, row.net_sales / row.registered)
     for by in ("channel", "month"):
         parts = funnel(snap, by).execute()
-        for col in ("visitors", "registered", "carted", "ordered", "paid", "repeated"):
+        for col in (*STEP_COLUMNS, "did_visit", "did_view", "did_cart"):
             assert parts[col].sum() == row[col], (by, col)
         assert close(parts.net_sales.sum(), row.net_sales, 1e-12)
     months = funnel(snap, "month").execute()

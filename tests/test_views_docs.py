@@ -22,7 +22,7 @@ VIEWS = {
     "Next categories to recommend": recommendations,
     "KPIs over time": kpis,
 }
-STEP_COLUMNS = re.compile(r"^(registered|carted|ordered|paid|repeated)_(rate|overall)$")
+STEP_COLUMNS = re.compile(r"^(registered|viewed|carted|ordered|paid|repeated)_(rate|overall)$")
 
 
 def section(title: str) -> str:

@@ -30,6 +30,7 @@ import ibis
 import ibis.expr.types as ir
 
 from archer.errors import Invalid
+from archer.schema import CUSTOMERS
 from archer.warehouse import Warehouse
 
 PAID_STATUSES = ("paid", "shipped", "completed", "refunded")
@@ -61,6 +62,14 @@ def latest_activity(wh: Warehouse, tz: ZoneInfo) -> date | None:
     return moment.date()
 
 
+def events_only(wh: Warehouse) -> bool:
+    """Whether the shop imported events with user ids but no members at all."""
+    if int(wh.table("customers").count().execute()) > 0:
+        return False
+    e = wh.table("events")
+    return int(e.filter(e.customer_id.notnull()).limit(1).count().execute()) > 0
+
+
 def due_amount(o: ir.Table) -> ir.FloatingValue:
     """What an order asks the customer to pay: goods − discount + shipping."""
     return (
@@ -90,6 +99,9 @@ class Snapshot:
     # The anonymous-id → member map, once computed and staged by a build (see identities());
     # a snapshot with it is made by ``dataclasses.replace``, never by changing this one.
     identity_map: ir.Table | None = None
+    # A shop that imported events but no members: its members are the user ids of its
+    # identified events (see ``customers``).
+    members_from_events: bool = False
 
     @classmethod
     def at(
@@ -105,7 +117,8 @@ class Snapshot:
             cutoff = cutoff_utc(as_of, tz)
         except OverflowError:
             raise Invalid(f"as-of day {as_of} is out of range") from None
-        return cls(wh, as_of, tz, cutoff, utc_offset_seconds(as_of, tz))
+        return cls(wh, as_of, tz, cutoff, utc_offset_seconds(as_of, tz),
+                   members_from_events=events_only(wh))  # fmt: skip
 
     @classmethod
     def instant(cls, wh: Warehouse, moment: datetime, tz: ZoneInfo) -> Snapshot:
@@ -113,7 +126,8 @@ class Snapshot:
         (an order paid a minute from now is not paid yet)."""
         local = moment.astimezone(tz)
         cutoff = moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
-        return cls(wh, local.date(), tz, cutoff, utc_offset_seconds(local.date(), tz))
+        return cls(wh, local.date(), tz, cutoff, utc_offset_seconds(local.date(), tz),
+                   members_from_events=events_only(wh))  # fmt: skip
 
     # -- helpers -----------------------------------------------------------------------------
     @property
@@ -142,6 +156,22 @@ class Snapshot:
     # -- the canonical tables up to the cut-off ----------------------------------------------
     @property
     def customers(self) -> ir.Table:
+        """The members registered by the cut-off. A shop that imported only events has, as
+        its members, the user ids of its identified events, registered at their first event
+        and with nothing else known."""
+        if self.members_from_events:
+            e = self.events.filter(
+                self.events.customer_id.notnull() & (self.events.customer_id != "")
+            )
+            first = e.group_by("customer_id").aggregate(registered_at=e.occurred_at.min())
+            schema = CUSTOMERS.ibis_schema()
+            return first.select(
+                **{
+                    name: first[name] if name in ("customer_id", "registered_at")
+                    else ibis.null().cast(dtype)
+                    for name, dtype in schema.items()
+                }
+            )  # fmt: skip
         c = self.wh.table("customers")
         return c.filter(c.registered_at.isnull() | (c.registered_at < self.cut))
 

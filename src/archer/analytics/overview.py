@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import pandas as pd
 
+from archer.analytics.funnel import DID
+from archer.analytics.funnel import notes as funnel_notes
 from archer.customers.lifecycle import LIFECYCLE_STATES, STAGES
 from archer.plain import records
 from archer.schema import PROFILE
@@ -17,6 +19,7 @@ from archer.warehouse import Warehouse
 FUNNEL_STEPS = (
     ("visitors", "Visited"),
     ("registered", "Registered"),
+    ("viewed", "Viewed a product"),
     ("carted", "Added to cart"),
     ("ordered", "Ordered"),
     ("paid", "Paid"),
@@ -41,7 +44,7 @@ def overview(ws: Workspace) -> dict[str, Any] | None:
             "as_of": head["as_of"].isoformat() if head["as_of"] else None,
             "customers": int(head["customers"]),
             "kpis": _kpis(wh),
-            "funnel": _funnel(wh),
+            **dict(zip(("funnel", "funnel_notes"), _funnel(wh), strict=True)),
             "lifecycle": _counts(p, "lifecycle", LIFECYCLE_STATES),
             "stages": _counts(p, "stage", STAGES),
             "rfm": _rfm(p),
@@ -56,27 +59,35 @@ def _kpis(wh: Warehouse) -> list[dict[str, Any]]:
     return records(wh.table("shop_kpis").order_by("period").to_pandas(), days=True)
 
 
-def _funnel(wh: Warehouse) -> list[dict[str, Any]]:
-    """The whole shop's funnel: the per-channel table summed (each person is in one group)."""
+def _funnel(wh: Warehouse) -> tuple[list[dict[str, Any]], list[str]]:
+    """The whole shop's funnel: the per-channel table summed (each person is in one group);
+    each step's people who reached it and (visit, view, cart) who did it, and notes on the
+    steps the imported data cannot tell (null in the table)."""
     if not wh.has_table("shop_funnel"):
-        return []
+        return [], []
     f = wh.table("shop_funnel")
-    row = f.aggregate(**{k: f[k].sum() for k, _ in FUNNEL_STEPS}).to_pyarrow().to_pylist()[0]
-    top = row["visitors"] or 0
-    out, prev = [], None
+    cols = [k for k, _ in FUNNEL_STEPS] + [c for c in DID.values() if c in f.columns]
+    row = f.aggregate(**{k: f[k].sum() for k in cols if k in f.columns}).to_pyarrow()
+    row = row.to_pylist()[0]
+    out, prev, top = [], None, None
     for key, label in FUNNEL_STEPS:
-        n = int(row[key] or 0)
+        n = row.get(key)
+        n = None if n is None else int(n)
+        did = row.get(DID.get(key, ""))
+        if n is not None and top is None:
+            top = n
         out.append(
             {
                 "step": key,
                 "label": label,
                 "people": n,
-                "of_previous": (n / prev) if prev else None,
-                "of_visitors": (n / top) if top else None,
+                "did": None if did is None else int(did),
+                "of_previous": (n / prev) if prev and n is not None else None,
+                "of_visitors": (n / top) if top and n is not None else None,
             }
         )
-        prev = n
-    return out
+        prev = n if n is not None else prev
+    return out, funnel_notes(row)
 
 
 def _counts(p: ibis.Table, col: str, order: tuple[str, ...]) -> list[dict[str, Any]]:

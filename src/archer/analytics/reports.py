@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from archer.analytics.baskets import affinities, recommendations
 from archer.analytics.cohorts import cohorts
 from archer.analytics.funnel import funnel
+from archer.analytics.funnel import notes as funnel_notes
 from archer.analytics.kpis import kpis
 from archer.facts import Snapshot
 from archer.plain import records
@@ -31,7 +32,8 @@ def snapshot(ws: Workspace, as_of: date | None) -> Iterator[Snapshot]:
 def funnel_report(ws: Workspace, as_of: date | None = None, by: str | None = None) -> dict:
     with snapshot(ws, as_of) as snap:
         rows = records(funnel(snap, by).execute(), days=True)
-        return {"as_of": snap.as_of.isoformat(), "by": by or "all", "rows": rows}
+        return {"as_of": snap.as_of.isoformat(), "by": by or "all", "rows": rows,
+                "notes": funnel_notes(rows[0]) if rows else []}  # fmt: skip
 
 
 def cohorts_report(

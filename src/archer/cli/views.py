@@ -79,8 +79,10 @@ def funnel(
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Lifecycle funnel: visit → registration → cart → order → payment → repeat purchase."""
-    from archer.analytics.funnel import STEPS, funnel_steps
+    """Lifecycle funnel: visit → registration → product view → cart → order → payment →
+    repeat purchase; each step's people who reached it (did it or a later step) and, for
+    visit, view and cart, who did it. Steps the imported data cannot tell are shown as —."""
+    from archer.analytics.funnel import DID, STEPS, funnel_steps
     from archer.analytics.reports import funnel_report
 
     doc = _run(funnel_report, load_home(home), _as_of(as_of), by)
@@ -89,12 +91,13 @@ def funnel(
         return
     if by is None:
         t = RichTable(title=f"Lifecycle funnel as of {doc['as_of']}")
-        for col in ("step", "people", "step conversion", "overall conversion"):
+        for col in ("step", "reached", "did it", "step conversion", "overall conversion"):
             t.add_column(col, justify="left" if col == "step" else "right")
-        row = doc["rows"][0] if doc["rows"] else {s: 0 for s in STEPS}
+        row = doc["rows"][0] if doc["rows"] else {}
         for st in funnel_steps(row) if doc["rows"] else []:
-            t.add_row(st["step"], f"{st['count']:,}", _pct(st["step_conversion"]),
-                      _pct(st["overall_conversion"]))  # fmt: skip
+            did = _count(st["did"]) if st["step"] in DID else ""
+            t.add_row(st["step"], _count(st["count"]), did,
+                      _pct(st["step_conversion"]), _pct(st["overall_conversion"]))  # fmt: skip
         _show(t)
         if doc["rows"]:
             out.print(
@@ -102,6 +105,8 @@ def funnel(
                 f"{_num(row['per_capita'])}.",
                 highlight=False,
             )
+        for note in doc["notes"]:
+            out.print(f"Note: {note}.", highlight=False)
         return
     t = RichTable(title=f"Lifecycle funnel by {by} as of {doc['as_of']} (step conversion)")
     t.add_column(by, no_wrap=True)
@@ -111,8 +116,14 @@ def funnel(
     t.add_column("per capita", justify="right")
     for r in doc["rows"]:
         cells = [_pct(r[f"{s}_rate"]) for s in STEPS[1:]]
-        t.add_row(r["group"], f"{r['visitors']:,}", *cells, _num(r["per_capita"]))
+        t.add_row(r["group"], _count(r["visitors"]), *cells, _num(r["per_capita"]))
     _show(t)
+    for note in doc["notes"]:
+        out.print(f"Note: {note}.", highlight=False)
+
+
+def _count(n: int | None) -> str:
+    return "—" if n is None else f"{n:,}"
 
 
 @app.command()

@@ -37,7 +37,8 @@ def kpis(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def funnel(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"kind": "funnel", "steps": [{"name": s["label"], "value": s["people"]} for s in steps]}
+    known = [s for s in steps if s["people"] is not None]  # a step the data cannot tell: left out
+    return {"kind": "funnel", "steps": [{"name": s["label"], "value": s["people"]} for s in known]}
 
 
 def shares(rows: list[dict[str, Any]], labels: dict[str, str] | None = None) -> dict[str, Any]:
