@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from archer.analytics.funnel import NOTES, funnel_steps
-from archer.analytics.reports import funnel_report
+from archer.analytics.reports import affinities_report, funnel_report
 from archer.cli import app
 from archer.pipeline import build
 from conftest import run_import, write
@@ -117,3 +117,32 @@ def test_an_orders_only_shop_shows_no_made_up_visit_view_or_cart_steps(tmp_path)
     o = overview(ws)
     assert [s["people"] for s in o["funnel"]] == [None, 40, None, None, 10, 10, row["repeated"]]
     assert o["funnel_notes"] == doc["notes"]
+
+
+def test_affinities_without_categories_fall_back_to_named_products(tmp_path):
+    """A catalogue with no categories (as Online Retail's): the category pairs would be empty,
+    so the report gives product pairs, says so, and names the products."""
+    ws = workspace(tmp_path / "shop")
+    files = {
+        "customers": "customer_id,name\n" + "".join(f"c{i},客户{i}\n" for i in range(6)),
+        "products": "product_id,name\nP1,WHITE HANGING HEART T-LIGHT HOLDER\nP2,REGENCY CAKESTAND"
+        "\nP3,JUMBO BAG RED RETROSPOT\n",
+        "orders": "order_id,customer_id,created_at,paid_at,status,goods_amount\n"
+        + "".join(
+            f"o{i},c{i},2026-02-0{1 + i} 10:00,2026-02-0{1 + i} 10:05,paid,30\n" for i in range(6)
+        ),  # fmt: skip
+        "order_items": "order_id,line_no,product_id,quantity,unit_price\n"
+        + "".join(f"o{i},1,P1,1,10\no{i},2,P2,1,10\n" for i in range(4))
+        + "o4,1,P3,1,10\no5,1,P3,1,10\no5,2,P1,1,10\n",
+    }
+    for table, text in files.items():
+        assert run_import(ws, table, write(tmp_path / f"{table}.csv", text)).rejected == 0
+    build(ws, date(2026, 2, 28))
+    doc = affinities_report(ws)
+    assert doc["level"] == "product" and doc["notes"]
+    top = doc["rows"][0]
+    assert {top["antecedent"], top["consequent"]} == {"P1", "P2"} and top["pair_count"] == 4
+    assert top["antecedent_name"] in ("WHITE HANGING HEART T-LIGHT HOLDER", "REGENCY CAKESTAND")
+    r = CliRunner().invoke(app, ["affinities", "--home", str(ws.home)])
+    assert r.exit_code == 0, r.output
+    assert "REGENCY CAKESTAND (P2)" in r.stdout and "the pairs are of products" in r.stdout

@@ -59,19 +59,49 @@ def affinities_report(
     min_support: float = 0.001,
     limit: int | None = None,
 ) -> dict:
+    notes = []
     with snapshot(ws, as_of) as snap:
+        if level == "category" and _uncategorised(snap):
+            level = "product"
+            notes.append("no product bought has a category: the pairs are of products")
         t = affinities(snap, level, scope, window_days, min_support)
         if limit:
             t = t.limit(limit)
+        rows = records(t.execute(), days=True)
+        if level == "product":
+            names = _product_names(snap, {r[k] for r in rows for k in ("antecedent", "consequent")})
+            for r in rows:
+                r["antecedent_name"] = names.get(r["antecedent"])
+                r["consequent_name"] = names.get(r["consequent"])
         doc = {
             "as_of": snap.as_of.isoformat(),
             "level": level,
             "scope": scope,
             "window_days": window_days if scope == "customer" else None,
             "min_support": min_support,
-            "rows": records(t.execute(), days=True),
+            "rows": rows,
+            "notes": notes,
         }
         return doc
+
+
+def _uncategorised(snap: Snapshot) -> bool:
+    """Whether the shop has paid lines but none with a category (e.g. Online Retail)."""
+    lines = snap.paid_lines()
+    got = lines.aggregate(
+        n=lines.count(), with_category=lines.count(where=lines.category.notnull()
+                                                   & (lines.category != ""))
+    ).execute()  # fmt: skip
+    return int(got.n[0]) > 0 and int(got.with_category[0]) == 0
+
+
+def _product_names(snap: Snapshot, ids: set[str]) -> dict[str, str]:
+    """The catalogue's names of ``ids`` (those it has)."""
+    if not ids:
+        return {}
+    p = snap.products
+    got = p.filter(p.product_id.isin(sorted(ids)) & p.name.notnull()).select("product_id", "name")
+    return dict(got.execute().itertuples(index=False))
 
 
 def recommendations_report(

@@ -240,13 +240,20 @@ def affinities(
         emit_json(doc)
         return
     how = "in one order" if scope == "order" else f"by one customer within {window} days"
+    level = doc["level"]
     t = RichTable(title=f"{level.capitalize()} pairs bought {how}, as of {doc['as_of']}")
     for col in ("A", "B", "pairs", "support", "confidence A→B", "lift"):
         t.add_column(col, justify="left" if col in ("A", "B") else "right")
     for r in doc["rows"]:
-        t.add_row(r["antecedent"], r["consequent"], f"{r['pair_count']:,}",
+        a, b = r["antecedent"], r["consequent"]
+        if level == "product":  # names, with the id to tell two of one name apart
+            a = f"{r['antecedent_name']} ({a})" if r.get("antecedent_name") else a
+            b = f"{r['consequent_name']} ({b})" if r.get("consequent_name") else b
+        t.add_row(a, b, f"{r['pair_count']:,}",
                   _pct(r["support"]), _pct(r["confidence"]), _num(r["lift"]))  # fmt: skip
     _show(t)
+    for note in doc["notes"]:
+        out.print(f"Note: {note}.", highlight=False)
 
 
 @app.command()
