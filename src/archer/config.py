@@ -100,6 +100,39 @@ class CampaignSettings(BaseModel):
         return v.rstrip("/")
 
 
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_CUSTOM_FIELDS = 50
+
+
+class CustomField(BaseModel):
+    """One of the shop's own member fields: a value its member export carries (kept in
+    ``customers.attributes`` under the export's column name), given a name and a type so that
+    audiences, exports and templates can use it (``[fields.member_level]``)."""
+
+    source: str = Field(min_length=1, max_length=100, description="the column of the export")
+    type: Literal["text", "number", "bool", "date"] = Field("text", description="its type")
+    doc: str = Field("", max_length=300, description="what it means, for the field reference")
+
+
+def check_custom_fields(fields: dict[str, CustomField]) -> dict[str, CustomField]:
+    """Names a query can write (lower case, digits, _; up to 40), not one of Archer's own
+    fields, and at most :data:`MAX_CUSTOM_FIELDS` of them."""
+    if len(fields) > MAX_CUSTOM_FIELDS:
+        raise ValueError(f"at most {MAX_CUSTOM_FIELDS} fields, got {len(fields)}")
+    from archer.customers.profile import PROFILE_COLUMNS
+
+    for name in fields:
+        if not _FIELD_NAME.match(name):
+            raise ValueError(
+                f"field name {name[:60]!r}: lower-case letters, digits and _, starting with a "
+                "letter, up to 40 characters"
+            )
+        if name in PROFILE_COLUMNS or name in ("name", "email", "phone", "occupation",
+                                                "email_opt_in", "sms_opt_in", "attributes"):
+            raise ValueError(f"field name {name!r} is one of Archer's own fields: choose another")
+    return fields
+
+
 class PointsSettings(BaseModel):
     per_yuan: float = Field(
         1.0, ge=0, le=1000, description="points earned per yuan of a paid order, net of refunds"
@@ -230,6 +263,10 @@ class Settings(BaseSettings):
     points: PointsSettings = Field(
         default_factory=PointsSettings, description="the points rules ([points])"
     )
+    fields: dict[str, CustomField] = Field(
+        default_factory=dict,
+        description="the shop's own member fields ([fields.NAME] source = column, type)",
+    )
     smtp: SmtpSettings = Field(
         default_factory=SmtpSettings, description="the shop's mail server ([smtp])"
     )
@@ -247,6 +284,11 @@ class Settings(BaseSettings):
         description="addresses or networks of the reverse proxies whose X-Forwarded-For and "
         "X-Forwarded-Proto `archer serve` believes, comma-separated; none by default",
     )
+
+    @field_validator("fields")
+    @classmethod
+    def _custom_fields(cls, v: dict[str, CustomField]) -> dict[str, CustomField]:
+        return check_custom_fields(v)
 
     @field_validator("trusted_proxies")
     @classmethod

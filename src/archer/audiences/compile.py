@@ -23,6 +23,7 @@ import ibis.expr.types as ir
 from archer.audiences import catalog as cat
 from archer.audiences import tree as t
 from archer.audiences.grammar import AudienceError, parse
+from archer.customers.profile import PROFILE_COLUMNS
 from archer.errors import suggest
 from archer.facts import Snapshot
 from archer.places import lookup_city, normalise_key, province_aliases
@@ -56,6 +57,8 @@ class Behaviour:
     measures: ir.Table  # customer_id + count (+ amount)
     condition: ir.BooleanValue  # over ``measures``
     zero_passes: bool
+
+MAX_VALUES = 5000  # distinct values of a text field read to check a query's values
 
 
 @dataclass
@@ -113,11 +116,16 @@ class Compiler:
         name = cat.ALIASES.get(name, name)
         if name in cat.FIXED_VALUES:
             return cat.FIXED_VALUES[name]
-        if name in cat.DATA_VALUES:
+        custom = self._types.get(name) == "text" and name in self.base.columns and (
+            name not in PROFILE_COLUMNS and name not in cat.CUSTOMER_FIELD_TYPES
+        )  # one of the shop's own fields ([fields] in archer.toml): checked when few values
+        if name in cat.DATA_VALUES or custom:
             if name not in self._values:
                 col = self.base[name]
-                got = self.base.filter(col.notnull()).select(v=col).distinct().limit(5000)
+                got = self.base.filter(col.notnull()).select(v=col).distinct().limit(MAX_VALUES)
                 self._values[name] = tuple(sorted(str(v) for v in got.execute().v))
+            if custom and len(self._values[name]) >= MAX_VALUES:
+                return None  # too many to tell a typo from a value no one has yet
             return self._values[name]
         return None
 

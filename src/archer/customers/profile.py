@@ -25,6 +25,7 @@ import ibis.expr.types as ir
 
 from archer.customers import lifecycle as lc
 from archer.customers import preferences as pref
+from archer.customers.custom import add_fields
 from archer.customers.rfm import rfm
 from archer.customers.rules import ProfileRules
 from archer.customers.scores import ModelReport, clv_scores
@@ -158,7 +159,8 @@ def profile_tables(
         festival_buyer=p.festival_buyer.fill_null(False),
         as_of=s.as_of_date,
     )
-    return p.select(*PROFILE_COLUMNS), scores, thresholds, models
+    p = add_fields(p.select(*PROFILE_COLUMNS), s.customers, b.ws.settings.fields)
+    return p, scores, thresholds, models
 
 
 def _flags(p: ir.Table, s: Snapshot, rules: ProfileRules) -> dict[str, ir.Value]:
