@@ -127,6 +127,8 @@ def import_(
         out.print(f"Rejected rows, with line numbers and reasons: [bold]{r.quarantine}[/]")
     if r.ignored_columns:
         out.print(f"Columns not imported: {', '.join(r.ignored_columns)}", highlight=False)
+    for note in r.notes:
+        out.print(f"Note: {note}", highlight=False)
     for header, cols in r.suggestions.items():
         out.print(f"  {header}: did you mean {' or '.join(cols)}?", highlight=False)
     if r.all_rejected:

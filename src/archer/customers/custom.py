@@ -38,8 +38,30 @@ def value(attributes: ir.StringValue, f: CustomField) -> ir.Value:
     return text
 
 
+# Fields a known export carries, added without a declaration when its column is there:
+# ``member_level`` from the Taobao member list's 会员等级 (``--preset taobao-members``).
+KNOWN = {"member_level": ("会员等级", "the member's VIP level in the shop (Taobao 会员等级)")}
+
+
+def known_fields(customers: ir.Table, declared: dict[str, CustomField]) -> dict[str, CustomField]:
+    """The :data:`KNOWN` fields whose column the members carry and the shop did not declare."""
+    from archer.config import CustomField
+
+    taken = {f.source for f in declared.values()}
+    out = {}
+    for name, (source, doc) in KNOWN.items():
+        if name in declared or source in taken:
+            continue
+        has = customers.attributes.contains(f'"{source}"').fill_null(False)
+        if int(customers.filter(has).limit(1).count().execute()):
+            out[name] = CustomField(source=source, doc=doc)
+    return out
+
+
 def add_fields(p: ir.Table, customers: ir.Table, fields: dict[str, CustomField]) -> ir.Table:
-    """``p`` (one row per customer) with a column per declared field, in declaration order."""
+    """``p`` (one row per customer) with a column per declared field, in declaration order,
+    then the :data:`KNOWN` fields the members carry."""
+    fields = {**fields, **known_fields(customers, fields)}
     if not fields:
         return p
     c = customers.select(

@@ -75,6 +75,7 @@ class ImportResult:
     counts: dict[str, int] = field(default_factory=dict)
     summary: dict[str, int] = field(default_factory=dict)
     import_id: str = ""  # its row in the import log
+    notes: list[str] = field(default_factory=list)  # what the preset says of the file
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -196,6 +197,8 @@ def import_file(
                     t = src.scan("fast")
                     row = t.aggregate(**pre.summary(t)).to_pyarrow().to_pylist()[0]
                     result.summary = {k: int(v) for k, v in row.items()}
+                if pre is not None and pre.notes is not None:
+                    result.notes = pre.notes(list(src.headers))
                 result.seconds = round(time.perf_counter() - started, 3)
                 wh.log_import(_log_record(result, started_at, naive_utc(ws.now())))
             result.counts = wh.counts()
@@ -225,6 +228,8 @@ class _Plan:
     build: Callable[[ir.Table], dict[str, ir.Table]]
     key_cells: Callable[[ir.Table], dict[str, ir.Value]] | None = None
     provided: list[str] | None = None  # None: whole rows (a preset)
+    # A preset's tables whose rows it fills only in part (the rest keep what is stored)
+    provided_by_table: dict[str, list[str]] = field(default_factory=dict)
     mapping: dict[str, str] = field(default_factory=dict)
     ignored: list[str] = field(default_factory=list)
     suggestions: dict[str, list[str]] = field(default_factory=dict)
@@ -243,7 +248,8 @@ def _plan(
     table = spec.name
     if pre:
         pre.check(src)
-        return _Plan(lambda scan: pre.build(scan, ctx))
+        provides = {t: list(cols) for t, cols in pre.provides.items()}
+        return _Plan(lambda scan: pre.build(scan, ctx), provided_by_table=provides)
     cm = resolve(spec, src.headers, explicit)
     missing = cm.missing(spec)
     if missing:
@@ -292,8 +298,9 @@ def _load(
     bad_parts: list[ir.Table] = []
     names = [n for n in LOAD_ORDER if n in plan.build(src.scan("fast"))]
     for name in names:
+        provided = plan.provided_by_table.get(name, plan.provided)
         loaded, bad = load_table(
-            name, plan.build, plan.key_cells, plan.provided, src, wh, reader, report
+            name, plan.build, plan.key_cells, provided, src, wh, reader, report
         )
         results[name] = loaded
         if bad is not None:

@@ -34,6 +34,11 @@ class Preset:
     reader: dict = field(default_factory=dict)
     shape: Callable[[ir.Table, ParseContext], dict[str, ir.Table]] | None = None
     summary: Callable[[ir.Table], dict[str, ir.Value]] | None = None
+    # What the result should say about this file's columns (e.g. which optional ones it lacks)
+    notes: Callable[[list[str]], list[str]] | None = None
+    # Tables the preset fills only in part: the columns it really has; the others keep what is
+    # stored (the order report's buyers do not erase what the member list said of them).
+    provides: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def read_options(self) -> dict:
         # Presets group and number rows, so their files are staged unless they say otherwise.

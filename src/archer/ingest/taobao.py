@@ -47,11 +47,19 @@ from archer.ingest.validate import also_reject
 from archer.places import sole_cities
 from archer.schema import MONEY, ORDER_STATUSES, ORDERS
 
-# Headers the report never writes with a trailing blank (the framework matches them exactly).
-REQUIRED = (
-    "订单编号", "买家会员名", "买家应付货款", "买家应付邮费", "总金额", "买家实际支付金额",
-    "订单状态", "订单创建时间",
-)  # fmt: skip
+# What an order needs (the framework matches these headers exactly; the report never writes
+# them with a trailing blank), and one of the amounts. The seller chooses the report's
+# columns, so everything else may be missing: it is derived or left empty, and said.
+REQUIRED = ("订单编号", "买家会员名", "订单状态", "订单创建时间")
+AMOUNTS = ("买家实际支付金额", "买家应付货款", "总金额")
+OPTIONAL = {
+    "买家应付货款": "goods_amount is taken from 总金额 (or what was paid)",
+    "买家应付邮费": "shipping_fee is left empty",
+    "总金额": "discount_amount is left empty",
+    "买家实际支付金额": "paid_amount is left empty (the amount is goods − discount + shipping)",
+    "订单付款时间": "paid_at is left empty: the status tells whether an order was paid",
+    "收货地址": "province and city are left empty",
+}
 PAID_AT = "订单付款时间"  # written "订单付款时间 " by Taobao; looked up without blanks
 CLOSED = "交易关闭"
 # Statuses of the report that parse.STATUS_WORDS does not know (SELLER_CONSIGNED_PART).
@@ -175,12 +183,20 @@ def _with_places(t: ir.Table, address: ir.StringValue, ctx: ParseContext) -> ir.
 def _taobao_orders(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
     """Report rows → orders; buyers (买家会员名) → customers."""
     cols = _columns(t)
+    if not any(a in cols for a in AMOUNTS):
+        raise PresetError(
+            f"not a taobao-orders file: none of {', '.join(AMOUNTS)} found (an order needs an "
+            f"amount); headers found: {', '.join(cols)}"
+        )
     canonical, status = _status(t, cols)
     created = clean(_need(t, "订单创建时间", cols))
-    paid = clean(_need(t, PAID_AT, cols))
-    goods, ship = _need(t, "买家应付货款", cols), _need(t, "买家应付邮费", cols)
-    total = clean(_need(t, "总金额", cols))
-    discount = _amount(goods) + _amount(ship) - _amount(total)
+    paid = clean(_get(t, PAID_AT, cols))
+    goods = ibis.coalesce(*(_get(t, a, cols) for a in ("买家应付货款", *AMOUNTS[2:], AMOUNTS[0])))
+    ship = _get(t, "买家应付邮费", cols)
+    total = clean(_get(t, "总金额", cols))
+    discount = _amount(goods) + _amount(ship).fill_null(0) - _amount(total)
+    if "买家应付货款" not in cols or "总金额" not in cols:
+        discount = ibis.null(MONEY)
     closed = canonical.isin(["cancelled", "refunded"]).fill_null(False)
     oid = _unguarded(_need(t, "订单编号", cols))
     mobile = clean(_get(t, "是否手机订单", cols))
@@ -191,7 +207,11 @@ def _taobao_orders(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
         _created=created,
         _paid=paid,
         _status=status,
-        _discount=ibis.ifelse(discount > 0, discount, ibis.literal(0, MONEY)).cast(dt.string),
+        _discount=ibis.ifelse(
+            discount.isnull(),
+            NULL_STR,
+            ibis.ifelse(discount > 0, discount, ibis.literal(0, MONEY)).cast(dt.string),
+        ),
         _channel=channel if "是否手机订单" in cols else NULL_STR,
         _extra=ibis.coalesce(_bad_order_id(oid), _bad_total(total)),
     )
@@ -207,7 +227,7 @@ def _taobao_orders(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
         goods_amount=goods,
         discount_amount=base._discount,
         shipping_fee=ship,
-        paid_amount=ibis.ifelse(base._paid.notnull(), _need(t, "买家实际支付金额", cols), NULL_STR),
+        paid_amount=ibis.ifelse(base._paid.notnull(), _get(t, "买家实际支付金额", cols), NULL_STR),
         channel=base._channel,
         province=base._prov,
         city=base._city,
@@ -307,5 +327,148 @@ PRESET = register(
         reader={"encoding": None, "materialise": True},
         shape=_taobao_orders,
         summary=_taobao_summary,
+        notes=lambda headers: _missing(headers, OPTIONAL),
+        # The buyers' contact and place from their latest order; their attributes (the Alipay
+        # account) fill in only where the member list left none.
+        provides={"customers": ("customer_id", "name", "phone", "province", "city")},
+    )
+)
+
+
+def _missing(headers: list[str], optional: dict[str, str]) -> list[str]:
+    """What the import did about each optional column the file lacks."""
+    have = {h.strip() for h in headers}
+    return [f"no {name} column: {what}" for name, what in optional.items() if name not in have]
+
+
+# -- 宝贝报表: the order lines --------------------------------------------------------------
+# 已卖出的宝贝 → 批量导出 → 宝贝报表 (ExportOrderDetailList*.csv): one row per line of an
+# order, GBK; 订单编号 carries the same Excel guard as in the order report.
+ITEMS_REQUIRED = ("订单编号", "标题", "价格", "购买数量")
+ITEMS_OPTIONAL = {
+    "商家编码": "the product id is 外部系统编号, else a key made from the title",
+    "外部系统编号": "the product id is 商家编码, else a key made from the title",
+    "商品属性": "lines are not told apart by SKU",
+}
+
+
+def _product_key(title: ir.StringValue, sku: ir.StringValue) -> ir.StringValue:
+    """A stable id for a product the report gives no code for: ``tb:`` + a hash of its title
+    (the listing; SKU attributes are not products of their own)."""
+    del sku
+    return "tb:" + title.hash().abs().cast(dt.string)
+
+
+def _taobao_items(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
+    """Report rows → order_items (line_no: the row's place in its order); titles → products."""
+    cols = _columns(t)
+    title = clean(_need(t, "标题", cols)).left(500)
+    code = ibis.coalesce(
+        _unguarded(_get(t, "商家编码", cols)), _unguarded(_get(t, "外部系统编号", cols))
+    )
+    lines = t.mutate(
+        _oid=_unguarded(_need(t, "订单编号", cols)),
+        _pid=code.coalesce(_product_key(title, _get(t, "商品属性", cols))),
+        _title=title,
+        _price=clean(_need(t, "价格", cols)).re_replace(_MONEY_NOISE, ""),
+    )
+    w = ibis.window(group_by=lines._oid, order_by=lines._line)
+    items_text = lines.select(
+        "_line",
+        order_id=lines._oid,
+        line_no=(ibis.row_number().over(w) + 1).cast(dt.string),
+        product_id=lines._pid,
+        quantity=clean(_need(t, "购买数量", cols)),
+        unit_price=lines._price,
+        _extra=_bad_order_id(lines._oid),
+    )
+    items = _add_reasons(checked("order_items", items_text, ctx), items_text)
+    # A product: its latest line's title and price (the report has no list price of its own).
+    latest = ibis.window(group_by=lines._pid, order_by=ibis.desc(lines._line))
+    top = lines.mutate(_rank=ibis.row_number().over(latest)).filter(lambda x: x._rank == 0)
+    products_text = top.select("_line", product_id=top._pid, name=top._title, list_price=top._price)
+    return {"order_items": items, "products": checked("products", products_text, ctx)}
+
+
+ITEMS = register(
+    Preset(
+        "taobao-items",
+        "Taobao/Tmall seller-centre order-items report (已卖出的宝贝 → 批量导出 → 宝贝报表, "
+        "ExportOrderDetailList*.csv): one row per order line, GBK",
+        tables=("order_items", "products"),
+        required=ITEMS_REQUIRED,
+        reader={"encoding": None, "materialise": True},
+        shape=_taobao_items,
+        notes=lambda headers: _missing(headers, ITEMS_OPTIONAL),
+    )
+)
+
+
+# -- 客户列表: the shop's members -------------------------------------------------------------
+# 客户运营平台 → 客户管理 → 客户列表 → 导出: one row per member. The buyer is named by their
+# member name (the same as the order report's 买家会员名, so the two meet); columns vary with
+# the version and the seller's choice, so each is looked for under the names it goes by.
+MEMBER_ID = ("买家会员名", "会员名", "客户昵称", "买家昵称", "昵称")
+MEMBER_COLUMNS = {
+    "name": ("姓名", "收货人姓名", "客户姓名"),
+    "phone": ("手机号码", "手机", "手机号", "联系手机"),
+    "email": ("邮箱", "电子邮箱", "Email"),
+    "gender": ("性别",),
+    "birthday": ("生日", "出生日期"),
+    "province": ("省份", "所在省份", "省"),
+    "city": ("城市", "所在城市", "市"),
+    "registered_at": ("入会时间", "注册时间", "成为会员时间"),
+}
+
+
+def _first_of(t: ir.Table, names: tuple[str, ...], cols: dict[str, str]) -> str | None:
+    return next((cols[n] for n in names if n in cols), None)
+
+
+def _taobao_members(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
+    """Members → customers; every other column (会员等级, 交易总额, 交易笔数, 最后交易时间, …)
+    kept in ``attributes`` under its own name, for ``[fields]`` (``member_level`` is known)."""
+    cols = _columns(t)
+    id_col = _first_of(t, MEMBER_ID, cols)
+    if id_col is None:
+        raise PresetError(
+            f"not a taobao-members file: no member column ({', '.join(MEMBER_ID)}); "
+            f"headers found: {', '.join(cols)}"
+        )
+    used = {id_col}
+    fields: dict[str, ir.Value] = {}
+    for canon, names in MEMBER_COLUMNS.items():
+        col = _first_of(t, names, cols)
+        if col is not None:
+            used.add(col)
+            fields[canon] = clean(_unguarded(t[col].cast(dt.string)))
+    rest = [c for c in t.columns if c != "_line" and c not in used and c.strip()]
+    attributes = (
+        ibis.struct({c.strip(): clean(t[c].cast(dt.string)) for c in rest})
+        .cast(dt.json)
+        .cast(dt.string)
+        if rest
+        else NULL_STR
+    )
+    text = t.select("_line", customer_id=clean(t[id_col].cast(dt.string)), **fields,
+                    attributes=attributes)  # fmt: skip
+    return {"customers": checked("customers", text, ctx)}
+
+
+MEMBERS = register(
+    Preset(
+        "taobao-members",
+        "Taobao/Tmall member list (客户运营平台 → 客户列表 → 导出): one row per member; "
+        "会员等级 becomes the field member_level",
+        tables=("customers",),
+        reader={"encoding": None, "materialise": True},
+        shape=_taobao_members,
+        notes=lambda headers: (
+            []
+            if "会员等级" not in {h.strip() for h in headers}
+            else [
+                '会员等级 is kept: the field member_level (e.g. member_level in ("VIP2", "VIP3"))'
+            ]
+        ),  # fmt: skip
     )
 )
