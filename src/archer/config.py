@@ -102,6 +102,8 @@ class CampaignSettings(BaseModel):
 
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 MAX_CUSTOM_FIELDS = 50
+_CUSTOMER_COLUMNS = ("name", "email", "phone", "occupation", "email_opt_in", "sms_opt_in",
+                     "attributes")  # fmt: skip
 
 
 class CustomField(BaseModel):
@@ -127,8 +129,7 @@ def check_custom_fields(fields: dict[str, CustomField]) -> dict[str, CustomField
                 f"field name {name[:60]!r}: lower-case letters, digits and _, starting with a "
                 "letter, up to 40 characters"
             )
-        if name in PROFILE_COLUMNS or name in ("name", "email", "phone", "occupation",
-                                                "email_opt_in", "sms_opt_in", "attributes"):
+        if name in PROFILE_COLUMNS or name in _CUSTOMER_COLUMNS:
             raise ValueError(f"field name {name!r} is one of Archer's own fields: choose another")
     return fields
 

@@ -58,6 +58,7 @@ class Behaviour:
     condition: ir.BooleanValue  # over ``measures``
     zero_passes: bool
 
+
 MAX_VALUES = 5000  # distinct values of a text field read to check a query's values
 
 
@@ -116,8 +117,10 @@ class Compiler:
         name = cat.ALIASES.get(name, name)
         if name in cat.FIXED_VALUES:
             return cat.FIXED_VALUES[name]
-        custom = self._types.get(name) == "text" and name in self.base.columns and (
-            name not in PROFILE_COLUMNS and name not in cat.CUSTOMER_FIELD_TYPES
+        custom = (
+            self._types.get(name) == "text"
+            and name in self.base.columns
+            and (name not in PROFILE_COLUMNS and name not in cat.CUSTOMER_FIELD_TYPES)
         )  # one of the shop's own fields ([fields] in archer.toml): checked when few values
         if name in cat.DATA_VALUES or custom:
             if name not in self._values:
