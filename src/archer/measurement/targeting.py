@@ -15,10 +15,14 @@ coupon budget should go to:
 2. **Learners** (scikit-learn gradient-boosted trees, small and regularised): a two-model
    learner (T-learner: one model of the outcome per arm, the uplift their difference) and a
    transformed-outcome learner (one model of ``y · (w − p) / (p (1 − p))``, whose expectation is
-   the uplift). Each is fitted on 70% of the customers and judged on the other 30% (held out by
-   a hash of the customer id) by its **Qini coefficient**; the better one is refitted on every
-   run and scores the customers.
-3. **The choice.** Each buyer's expected incremental gross profit (the uplift) and expected
+   the uplift), both of the uplift in **conversion** (whether the customer bought in the
+   window: far less noisy than money). Each is judged on held-out customers by its **Qini
+   coefficient**: the customers are split in five folds by a hash of their id, and each is
+   scored by the model fitted on the other four (cross-fitting, so every customer is held out
+   once); the better learner is refitted on every run. The expected incremental gross profit
+   is then the conversion uplift × the gross profit of a treated buyer (a third model), less
+   the coupons redeemed by those who would have bought anyway (:class:`Profit`).
+3. **The choice.** Each buyer's expected incremental gross profit and expected
    promotion cost (the coupon's value × the chance it is redeemed, learned from the treated
    runs); customers with a positive uplift are ranked by profit per yuan of cost and taken in
    that order until the budget is spent. The ranking is saved as the warehouse table
@@ -54,16 +58,16 @@ from sqlalchemy import select
 from archer.errors import Invalid, NotFound
 from archer.facts import Snapshot
 from archer.measurement.results import run_outcomes
+from archer.schema import UPLIFT_SCORES  # the last choice: one row per scored customer
 
 if TYPE_CHECKING:
     from archer.workspace import Workspace
 
-UPLIFT_SCORES = "uplift_scores"  # the last choice: one row per scored customer
 MAX_TRAIN_ROWS = 200_000  # runs learned from; a hashed sample beyond
 MAX_CANDIDATES = 2_000_000  # customers scored
 MAX_BUDGET = 10**9  # yuan
 MIN_ARM = 50  # runs each arm needs before anything is learned
-HELD_OUT = 0.3  # share of customers (by hash) that judges the learners
+FOLDS = 5  # customers split by hash: each is judged by a model fitted on the other folds
 MIN_REDEEM = 0.02  # the chance of redemption is never taken below this (a cost floor)
 FEATURES = (
     "tenure_days", "paid_orders", "purchase_days", "net_spent", "avg_order", "largest_order",
@@ -164,10 +168,11 @@ def training(ws: Workspace, campaign: str, *, window: str | None = None) -> Trai
     rows["treated"] = (rows.arm == "treatment").astype("int64")
     rows["y"] = rows.gross_profit.astype("float64")
     rows["redeemed"] = (rows.coupon_cost > 0).astype("int64")
+    rows["buyer"] = out.set_index("customer_id").buyer.reindex(rows.index).astype("int64")
     steps = meta["definition"].get("steps", [])
     template = next((st.get("template") for st in steps if st.get("type") == "coupon"), None)
-    return Training(campaign, as_of, meta["window"],
-                    rows[[*FEATURES, "treated", "y", "redeemed"]], total, template)  # fmt: skip
+    cols = [*FEATURES, "treated", "y", "buyer", "redeemed"]
+    return Training(campaign, as_of, meta["window"], rows[cols], total, template)
 
 
 # -- learners ------------------------------------------------------------------------------------
@@ -253,7 +258,7 @@ class Targeting:
     window: str
     runs: int  # customers learned from
     sampled_from: int
-    held_out: int
+    held_out: int  # customers judged out of fold (all of them)
     learners: dict[str, dict[str, float]]
     learner: str
     scored: int  # buyers scored
@@ -279,10 +284,16 @@ def target(
     coupon: str | None = None,
     window: str | None = None,
     save: bool = True,
+    audience: str | None = None,
+    user: str = "targeting",
 ) -> Targeting:
     """Learn from ``campaign`` (with a holdout) who a coupon persuades; choose whom a coupon
     of ``coupon`` (a template; by default the campaign's own) should go to within ``budget``
-    yuan of expected promotion cost; with ``save``, write ``uplift_scores``."""
+    yuan of expected promotion cost; with ``save``, write ``uplift_scores`` — and with
+    ``audience``, save an audience of that name, ``uplift_rank <= N``, the chosen group (it
+    follows the last targeting: targeting again changes who is in it)."""
+    if audience is not None and not save:
+        raise Invalid("an audience of the choice needs the scores saved")
     if not (budget > 0) or budget > MAX_BUDGET:
         raise Invalid(f"budget: a number of yuan above 0 and at most {MAX_BUDGET:,}, got {budget}")
     from archer.audiences.evaluate import profile_as_of
@@ -293,18 +304,24 @@ def target(
         raise Invalid(f"campaign {campaign!r} gives no coupon: name one with --coupon")
     value = coupon_value(ws, name)
     rows = tr.rows
-    x, y, w = rows[list(FEATURES)].to_numpy(), rows.y.to_numpy(), rows.treated.to_numpy()
-    test = _hash01("held-out", rows.index.astype(str)) < HELD_OUT
+    x, w = rows[list(FEATURES)].to_numpy(), rows.treated.to_numpy()
+    b, y = rows.buyer.to_numpy().astype(float), rows.y.to_numpy()
+    fold = np.floor(_hash01("fold", rows.index.astype(str)) * FOLDS).astype(int)
     judged: dict[str, dict[str, float]] = {}
-    for lname in LEARNERS:
-        fit = learner(lname).fit(x[~test], y[~test], w[~test])
-        s = fit.predict(x[test])
-        judged[lname] = {"qini": qini(s, y[test], w[test]), "auuc": auuc(s, y[test], w[test])}
-    rnd = _hash01("random-order", rows.index[test].astype(str))
-    judged["random"] = {"qini": qini(rnd, y[test], w[test]), "auuc": auuc(rnd, y[test], w[test])}
+
+    def judge(s: np.ndarray) -> dict[str, float]:
+        return {"qini": qini(s, b, w), "auuc": auuc(s, b, w),
+                "qini_gross_profit": qini(s, y, w), "auuc_gross_profit": auuc(s, y, w)}  # fmt: skip
+
+    for lname in LEARNERS:  # each customer scored by the model fitted on the other folds
+        held = np.zeros(len(rows))
+        for k in range(FOLDS):
+            f = fold == k
+            held[f] = learner(lname).fit(x[~f], b[~f], w[~f]).predict(x[f])
+        judged[lname] = judge(held)
+    judged["random"] = judge(_hash01("random-order", rows.index.astype(str)))
     best = max(LEARNERS, key=lambda k: judged[k]["qini"])
-    model = learner(best).fit(x, y, w)
-    redeem = _redeem_model(rows)
+    model = Profit(learner(best).fit(x, b, w), _order_profit_model(rows), _redeem_model(rows))
     with ws.warehouse() as wh:
         scored_as_of = profile_as_of(wh)
     cand = features(ws, scored_as_of)
@@ -313,14 +330,14 @@ def target(
     if len(cand) > MAX_CANDIDATES:
         notes.append(f"scored the first {MAX_CANDIDATES:,} of {len(cand):,} buyers (by id)")
         cand = cand.sort_index().iloc[:MAX_CANDIDATES]
-    scores = score(model, redeem, cand, value)
+    scores = model.score(cand, value)
     picked = choose(scores.ratio, scores.expected_cost, budget, positive=scores.uplift > 0)
     scores["uplift_rank"] = pd.array([pd.NA] * len(scores), dtype="Int64")
     scores.loc[picked.index, "uplift_rank"] = np.arange(1, len(picked) + 1)
     n = len(picked)
     out = Targeting(
         campaign, float(budget), name, value, str(tr.features_as_of), str(scored_as_of),
-        tr.window, len(rows), tr.sampled_from, int(test.sum()),
+        tr.window, len(rows), tr.sampled_from, len(rows),
         {k: {m: round(v, 4) for m, v in d.items()} for k, d in judged.items()}, best,
         len(scores), n, round(float(scores.expected_cost[picked.index].sum()), 2),
         round(float(scores.uplift[picked.index].sum()), 2), f"uplift_rank <= {n}",
@@ -331,6 +348,17 @@ def target(
                          "customers: the campaign may be too small to learn from")  # fmt: skip
     if save:
         save_scores(ws, scores)
+    if audience is not None:
+        from archer.audiences.service import save as save_query
+
+        save_query(
+            ws,
+            audience,
+            out.audience,
+            user=user,
+            description=f"coupon {name} by uplift from {campaign}, budget {budget:g}",
+        )
+        out.saved_audience = audience
     return out
 
 
@@ -349,17 +377,44 @@ def coupon_value(ws: Workspace, template: str) -> float:
     return fen / 100
 
 
-def score(model, redeem, cand: pd.DataFrame, value: float) -> pd.DataFrame:
-    """Per candidate: uplift (expected incremental gross profit), the chance of redemption,
-    the expected cost and profit per yuan of it."""
-    x = cand[list(FEATURES)].to_numpy()
-    up = model.predict(x) if len(x) else np.zeros(0)
-    p = np.clip(redeem(x), MIN_REDEEM, 1.0) if len(x) else np.zeros(0)
-    cost = value * p
-    return pd.DataFrame(
-        {"uplift": up, "p_redeem": p, "expected_cost": cost, "ratio": up / cost},
-        index=cand.index,
-    )
+@dataclass
+class Profit:
+    """Expected incremental gross profit of a coupon: ``Δbuy(x) · GP(x) − value ·
+    max(p(x) − Δbuy(x), 0)`` — the extra buyers it makes times the gross profit of a treated
+    buyer's orders (after the coupon's discount), less the coupons redeemed by those who would
+    have bought anyway (``p(x)`` the chance the coupon is redeemed): a subsidy, not an effect."""
+
+    uplift: Any  # the learner of Δbuy
+    order_profit: Any  # x → gross profit of a treated buyer in the window
+    redeem: Any  # x → chance of redemption
+
+    def score(self, cand: pd.DataFrame, value: float) -> pd.DataFrame:
+        """Per candidate: the conversion uplift, the expected incremental gross profit
+        (``uplift``), the chance of redemption, the expected cost, and profit per yuan."""
+        x = cand[list(FEATURES)].to_numpy()
+        if not len(x):
+            return pd.DataFrame(columns=["buy_uplift", "uplift", "p_redeem", "expected_cost",
+                                         "ratio"], index=cand.index, dtype="float64")  # fmt: skip
+        d = np.clip(self.uplift.predict(x), -1.0, 1.0)
+        p = np.clip(self.redeem(x), MIN_REDEEM, 1.0)
+        up = d * self.order_profit(x) - value * np.clip(p - np.clip(d, 0, None), 0, None)
+        cost = value * p
+        return pd.DataFrame(
+            {"buy_uplift": d, "uplift": up, "p_redeem": p, "expected_cost": cost,
+             "ratio": up / cost},
+            index=cand.index,
+        )  # fmt: skip
+
+
+def _order_profit_model(rows: pd.DataFrame):
+    """The gross profit a treated buyer brings in the window, from the treated buyers (their
+    mean when fewer than :data:`MIN_ARM`)."""
+    t = rows[(rows.treated == 1) & (rows.buyer == 1)]
+    if len(t) < MIN_ARM:
+        mean = float(t.y.mean()) if len(t) else 0.0
+        return lambda x: np.full(len(x), mean)
+    m = _regressor().fit(t[list(FEATURES)].to_numpy(), t.y.to_numpy())
+    return lambda x: np.clip(m.predict(x), 0, None)
 
 
 def choose(order_key: pd.Series, cost: pd.Series, budget: float, *, positive=None) -> pd.Series:
