@@ -57,10 +57,10 @@ def target_cmd(
     say = lambda s: out.print(s, highlight=False)  # noqa: E731
     say(f"Learned from {doc['runs']:,} customers of {escape(campaign)} "
         f"(features as of {doc['features_as_of']}; outcome over {doc['window']}).")  # fmt: skip
-    say(f"Held-out customers: {doc['held_out']:,} — Qini / AUUC (gross profit, yuan):")
+    say(f"Judged out of fold: {doc['held_out']:,} customers — Qini / AUUC (extra buyers):")
     for name, d in doc["learners"].items():
         mark = "  ← chosen" if name == doc["learner"] else ""
-        say(f"  {name:<20} Qini {d['qini']:>12,.2f}   AUUC {d['auuc']:>12,.2f}{mark}")
+        say(f"  {name:<20} Qini {d['qini']:>8,.2f}   AUUC {d['auuc']:>8,.2f}{mark}")
     say(f"Coupon {escape(doc['coupon'])} (¥{doc['coupon_value']:,.2f}), budget "
         f"¥{doc['budget']:,.2f}: {doc['chosen']:,} of {doc['scored']:,} buyers chosen, expected "
         f"cost ¥{doc['expected_cost']:,.2f}, expected incremental gross profit "

@@ -491,8 +491,22 @@ def evaluate_on_simulator(
     channel: str = "inbox",
     at: datetime | None = None,
 ) -> dict[str, Policy]:
-    """Each policy at the budget of ``t``, measured with the simulator's truth for a coupon
-    sent at ``at`` (shop-local; default 10:00 the day after the scores' as-of day).
+    """Each policy at the budget of ``t`` (see :func:`simulator_truth`)."""
+    truth = simulator_truth(ws, t, sample_dir=sample_dir, channel=channel, at=at)
+    return policies(t, truth)
+
+
+def simulator_truth(
+    ws: Workspace,
+    t: Targeting,
+    *,
+    sample_dir: Path | None = None,
+    channel: str = "inbox",
+    at: datetime | None = None,
+) -> pd.DataFrame:
+    """Per scored customer, the true expected incremental gross ``profit`` and ``cost`` of
+    the coupon, and the RFM policy's sort key, by the simulator's truth for a coupon sent at
+    ``at`` (shop-local; default 10:00 the day after the scores' as-of day).
 
     Per candidate, with the simulator's own functions: θ (:func:`~archer.sample.simulate.
     response_thetas` with a coupon, on ``channel``), whether the member buys anyway within the
@@ -550,18 +564,25 @@ def evaluate_on_simulator(
             profit[i] = sim.COUPON_USE_ANYWAY * (gp_with - gp_without)
             cost[i] = sim.COUPON_USE_ANYWAY * disc
     true = pd.DataFrame({"profit": profit, "cost": cost}, index=scores.index)
-    rfm = _rfm_order(ws, scores.index)
+    true["rfm_key"] = _rfm_order(ws, scores.index)
+    return true
+
+
+def policies(t: Targeting, truth: pd.DataFrame, budget: float | None = None) -> dict[str, Policy]:
+    """Each policy at ``budget`` (default: the targeting's), measured with ``truth`` (from
+    :func:`simulator_truth`)."""
+    scores, budget = t.scores, t.budget if budget is None else budget
+    cost = scores.expected_cost
+    rnd = pd.Series(_hash01("random-policy", scores.index.astype(str)), index=scores.index)
     orders = {
-        "uplift": choose(scores.ratio, scores.expected_cost, t.budget, positive=scores.uplift > 0),
-        "rfm": choose(rfm, scores.expected_cost, t.budget),
-        "random": choose(pd.Series(_hash01("random-policy", ids), index=scores.index),
-                         scores.expected_cost, t.budget),
-        "oracle": choose(true.profit / scores.expected_cost, scores.expected_cost, t.budget,
-                         positive=true.profit > 0),
-    }  # fmt: skip
+        "uplift": choose(scores.ratio, cost, budget, positive=scores.uplift > 0),
+        "rfm": choose(truth.rfm_key, cost, budget),
+        "random": choose(rnd, cost, budget),
+        "oracle": choose(truth.profit / cost, cost, budget, positive=truth.profit > 0),
+    }
     return {
-        name: Policy(name, len(p), float(p.sum()), float(true.cost[p.index].sum()),
-                     float(true.profit[p.index].sum()))
+        name: Policy(name, len(p), float(p.sum()), float(truth.cost[p.index].sum()),
+                     float(truth.profit[p.index].sum()))
         for name, p in orders.items()
     }  # fmt: skip
 
@@ -605,6 +626,6 @@ def _rfm_order(ws: Workspace, ids: pd.Index) -> pd.Series:
 
 __all__ = [
     "FEATURES", "UPLIFT_SCORES", "Policy", "Targeting", "Training", "TransformedOutcome",
-    "TwoModel", "auuc", "choose", "evaluate_on_simulator", "features", "qini", "qini_curve",
-    "target", "training",
+    "TwoModel", "auuc", "choose", "evaluate_on_simulator", "features", "policies", "qini",
+    "qini_curve", "simulator_truth", "target", "training",
 ]  # fmt: skip
