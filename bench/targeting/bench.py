@@ -1,7 +1,7 @@
 """Uplift targeting: whom a coupon budget should go to, learned from a campaign's holdout,
 against RFM value tier, random and the oracle, measured with the simulator's truth.
 
-A sample shop (80,000 customers; ``--quick`` 20,000) is generated, imported and built; a coupon
+A sample shop (50,000 customers; ``--quick`` 20,000) is generated, imported and built; a coupon
 broadcast (¥20 off ¥99, an inbox message) goes to every buyer with a 50% holdout; the simulator
 answers it over 20 days. ``archer.measurement.targeting.target`` then learns from the two arms
 and ranks the buyers; each policy takes buyers in its order until the same expected promotion
@@ -27,7 +27,7 @@ from common import markdown as md
 from common import results
 from common.harness import OUT
 
-FULL = {"customers": 80_000, "budgets": [2_000, 5_000, 10_000, 20_000]}
+FULL = {"customers": 50_000, "budgets": [1_000, 2_500, 5_000, 10_000]}
 QUICK = {"customers": 20_000, "budgets": [500, 1_500]}
 END = date(2026, 10, 31)
 SEND = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
@@ -97,6 +97,10 @@ def run(customers: int, budgets: list[int]) -> dict:
     }  # fmt: skip
 
 
+def _cell(p: dict) -> str:
+    return f"¥{p['true_incremental_profit']:,.0f} ({p['customers']:,}; ¥{p['true_cost']:,.0f})"
+
+
 def section(r: dict) -> str:
     t, c = r["targeting"], r["campaign"]
     rows = []
@@ -105,10 +109,7 @@ def section(r: dict) -> str:
         names = ("uplift", "rfm", "random", "oracle")
         up, rfm, rnd, orc = (pol[k]["true_incremental_profit"] for k in names)
         share = up / orc if orc > 0 else float("nan")
-        rows.append([f"¥{int(b):,}", f"¥{up:,.0f} ({pol['uplift']['customers']:,})",
-                     f"¥{rfm:,.0f} ({pol['rfm']['customers']:,})",
-                     f"¥{rnd:,.0f} ({pol['random']['customers']:,})",
-                     f"¥{orc:,.0f} ({pol['oracle']['customers']:,})", f"{share:.0%}"])  # fmt: skip
+        rows.append([f"¥{int(b):,}", *(_cell(pol[k]) for k in names), f"{share:.0%}"])
         verdicts.append(up > rfm and up > rnd)
     heads = ["budget", "uplift", "RFM value tier", "random", "oracle", "uplift / oracle"]
     table = "\n".join(md.md_table(heads, rows))
@@ -126,8 +127,9 @@ def section(r: dict) -> str:
 - Run: {when} UTC, commit {r["commit"]}, command `{md.command("targeting")}`
 {md.machine_line(md.machine())}
 
-True incremental gross profit of a ¥20-off-¥99 coupon sent to the buyers each policy chose,
-with the customers chosen in brackets, all at the same budget of expected promotion cost:
+True incremental gross profit of a ¥20-off-¥99 coupon sent to the buyers each policy chose (in
+brackets: the customers chosen; the true promotion cost, the coupons the simulator says would be
+redeemed), all at the same budget of *expected* promotion cost (the learned one):
 
 {table}
 
