@@ -106,6 +106,9 @@ def test_the_choice_is_an_audience(shop, tmp_path):
     assert bad.exit_code != 0 and "budget" in bad.output
     none = run(app, ["measure", "target", "--campaign", "nope", "--budget", "5", "--home", home])
     assert none.exit_code != 0 and "no campaign named 'nope'" in none.output
+    quoted = run(app, ["measure", "target", "--campaign", "past", "--budget", "5",
+                       "--save-audience", 'a"b', "--home", home])  # fmt: skip
+    assert quoted.exit_code != 0 and "audience name" in quoted.output
     coupon = ["measure", "target", "--campaign", "past", "--budget", "5", "--coupon", "nada"]
     unknown = run(app, [*coupon, "--home", home])
     assert unknown.exit_code != 0 and "no coupon template named 'nada'" in unknown.output

@@ -149,8 +149,11 @@ customer's true expected incremental gross profit is the simulator's own (`simul
 the chance θ a coupon persuades them, whether they would buy anyway within 14 days (the
 simulator's baseline draws), the order they would place with the coupon, and — for a
 discount-sensitive customer who buys anyway — the discount the coupon gives away. The aim
-(uplift above RFM and random at every budget) is {aim}. RFM loses because the top tier buys
-anyway: its coupons are a subsidy.
+(uplift above RFM and random at every budget) is {aim}. RFM loses most at small budgets: its
+top tier buys anyway, so its coupons are largely a subsidy. The budget is charged at the
+*learned* expected cost, the same for every policy; the true cost (in brackets) differs by
+policy — the oracle's choice, the persuadable, redeem more than the model expects, since a
+persuaded customer uses the coupon.
 
 Times: shop {s["shop"]:.0f} s, campaign {s["campaign"]:.0f} s, simulation {s["simulate"]:.0f} s,
 learning and scoring {s["target"]:.0f} s, the truth {s["truth"]:.0f} s. {warn}

@@ -292,8 +292,12 @@ def target(
     yuan of expected promotion cost; with ``save``, write ``uplift_scores`` — and with
     ``audience``, save an audience of that name, ``uplift_rank <= N``, the chosen group (it
     follows the last targeting: targeting again changes who is in it)."""
-    if audience is not None and not save:
-        raise Invalid("an audience of the choice needs the scores saved")
+    if audience is not None:  # its name checked before any work
+        from archer.store.audiences import check_name
+
+        if not save:
+            raise Invalid("an audience of the choice needs the scores saved")
+        audience = check_name(audience)
     if not (budget > 0) or budget > MAX_BUDGET:
         raise Invalid(f"budget: a number of yuan above 0 and at most {MAX_BUDGET:,}, got {budget}")
     from archer.audiences.evaluate import profile_as_of
