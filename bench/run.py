@@ -24,7 +24,9 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 # In the order they run; what each measures, against which peer: bench/README.md.
-SUBJECTS = ("import", "sample", "clv", "build", "audience", "pages", "tracking", "campaigns")
+SUBJECTS = (
+    "import", "sample", "clv", "build", "audience", "pages", "tracking", "campaigns", "targeting",
+)  # fmt: skip
 
 
 def subjects(only: list[str] | None) -> list[str]:

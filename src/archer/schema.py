@@ -243,6 +243,7 @@ CUSTOMER_POINTS = "customer_points"  # the points ledger per customer, copied by
 CAMPAIGN_RUNS = "campaign_enrollments"  # the ledger, copied by each build
 CAMPAIGN_MESSAGES = "campaign_messages"
 DEVICES = "member_devices"  # anonymous id → member, as of the build
+UPLIFT_SCORES = "uplift_scores"  # the last coupon targeting's choice (measurement.targeting)
 SHOP_VIEWS = (
     "shop_kpis",
     "shop_funnel",
@@ -294,7 +295,7 @@ BUILD_LOG_SCHEMA = ibis.schema(
 
 def known_tables() -> tuple[str, ...]:
     """Every table a workspace's warehouse may hold: canonical, bookkeeping and derived."""
-    return (*LOAD_ORDER, "import_log", PRODUCT_HISTORY, *DERIVED)
+    return (*LOAD_ORDER, "import_log", PRODUCT_HISTORY, *DERIVED, UPLIFT_SCORES)
 
 
 def get_table(name: str) -> Table:

@@ -22,7 +22,7 @@ from archer.audiences.compile import Compiler, NeedsContacts, Resolve
 from archer.audiences.grammar import AudienceError, parse
 from archer.errors import NotBuilt
 from archer.facts import Snapshot
-from archer.schema import CUSTOMER_POINTS, DEVICES, PROFILE
+from archer.schema import CUSTOMER_POINTS, DEVICES, PROFILE, UPLIFT_SCORES
 from archer.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def base_table(wh: Warehouse, contacts: bool = True) -> ir.Table:
     """The profile, with the contact columns of ``customers`` when ``contacts``."""
     if not wh.has_table(PROFILE):
         raise NotBuilt()
-    p = _with_points(wh, wh.table(PROFILE))
+    p = _with_uplift(wh, _with_points(wh, wh.table(PROFILE)))
     if not contacts:
         return p
     c = wh.table("customers").select("customer_id", *cat.CUSTOMER_FIELDS)
@@ -53,6 +53,15 @@ def _with_points(wh: Warehouse, p: ir.Table) -> ir.Table:
         points_balance=j.points_balance.fill_null(0),
         points_expiring_30d=j.points_expiring_30d.fill_null(0),
     ).drop("_pcid")
+
+
+def _with_uplift(wh: Warehouse, p: ir.Table) -> ir.Table:
+    """The profile with ``uplift_rank``: the customer's place in the last coupon targeting's
+    choice (``archer measure target``; empty when not chosen or never targeted)."""
+    if not wh.has_table(UPLIFT_SCORES):
+        return p.mutate(uplift_rank=ibis.null("int64"))
+    u = wh.table(UPLIFT_SCORES).select(_ucid="customer_id", uplift_rank="uplift_rank")
+    return p.left_join(u, p.customer_id == u._ucid).drop("_ucid")
 
 
 def profile_as_of(wh: Warehouse) -> date:

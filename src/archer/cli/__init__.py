@@ -14,6 +14,7 @@ from archer.cli import (  # noqa: F401  (each registers its commands)
     o2o,
     offers,
     profile,
+    targeting,
     tracking,
     users,
     views,

@@ -119,20 +119,9 @@ def results(
     """The results of campaign ``name`` as the warehouse stands (its last import), over
     ``window`` from each run's enrolment (default: 45 days for an unpaid-order flow, 14 for
     the rest)."""
-    runs, meta = _runs(ws, name)
-    kind = "order" if meta["on"] == "order_unpaid" else "customer"
-    window = window or (ORDER_WINDOW if kind == "order" else CUSTOMER_WINDOW)
-    try:
-        span = parse_duration(window)
-    except ValueError as e:
-        raise Invalid(f"window: {e}") from None
-    if span <= timedelta(0) or span > timedelta(days=366):
-        raise Invalid("window: from a minute to 366 days")
-    with ws.warehouse() as wh:
-        snap = Snapshot.at(wh, as_of, ws.tz, today=ws.today())
-        orders = _orders(snap, runs, kind)
-    out = _outcomes(runs, orders, kind, span)
-    res = Results(name, kind, window, str(snap.as_of), arms={})
+    out, meta = run_outcomes(ws, name, window=window, as_of=as_of)
+    kind, window = meta["kind"], meta["window"]
+    res = Results(name, kind, window, meta["as_of"], arms={})
     for arm in ("treatment", "holdout"):
         g = out[out.arm == arm]
         res.arms[arm] = Arm(
@@ -161,6 +150,30 @@ def results(
             "conversion": float(g.buyer.mean()),
         }  # fmt: skip
     return res
+
+
+def run_outcomes(
+    ws: Workspace, name: str, *, window: str | None = None, as_of: date | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Campaign ``name``'s runs, one row each with its arm and its outcome over ``window`` from
+    enrolment (buyer, orders, units, sales, gross profit, coupon, points and message cost):
+    what :func:`results` sums, and what uplift targeting learns from. ``meta`` holds the
+    ``kind`` of a run, the ``window``, the snapshot's ``as_of`` and the campaign's ``by_step``
+    and ``definition``."""
+    runs, meta = _runs(ws, name)
+    kind = "order" if meta["on"] == "order_unpaid" else "customer"
+    window = window or (ORDER_WINDOW if kind == "order" else CUSTOMER_WINDOW)
+    try:
+        span = parse_duration(window)
+    except ValueError as e:
+        raise Invalid(f"window: {e}") from None
+    if span <= timedelta(0) or span > timedelta(days=366):
+        raise Invalid("window: from a minute to 366 days")
+    with ws.warehouse() as wh:
+        snap = Snapshot.at(wh, as_of, ws.tz, today=ws.today())
+        orders = _orders(snap, runs, kind)
+    out = _outcomes(runs, orders, kind, span)
+    return out, {**meta, "kind": kind, "window": window, "as_of": str(snap.as_of)}
 
 
 def reaching(msgs: pd.DataFrame) -> pd.Series:
@@ -316,4 +329,4 @@ def as_of_day(text: str | None) -> date | None:
         raise Invalid(f"as_of: a day such as 2026-11-30, got {text!r}") from None
 
 
-__all__ = ["Arm", "Results", "as_of_day", "reaching", "results"]
+__all__ = ["Arm", "Results", "as_of_day", "reaching", "results", "run_outcomes"]
