@@ -446,3 +446,58 @@ def _row(r, counts, cats, prods, n1: int) -> dict[str, Any]:
             "products": _top(prods, term, "product"),
         }
     return row
+
+
+DEFAULT_DAYS = 30
+
+
+def resolve_period(
+    as_of: date,
+    *,
+    festival: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> tuple[Period, Festival | None]:
+    """The period to look at: a festival's latest window starting by ``as_of`` (cut at
+    ``as_of``), or ``start`` … ``end``, or the :data:`DEFAULT_DAYS` days ending ``as_of``."""
+    if festival and (start or end):
+        raise Invalid("give a festival or a start and end, not both")
+    if festival:
+        f = festival_window(festival, as_of)
+        return Period(f.start, min(f.end, as_of)).check(), f
+    if (start is None) != (end is None):
+        raise Invalid("give both the start and the end of the period")
+    if start is not None and end is not None:
+        return Period(start, end).check(), None
+    return Period(as_of - timedelta(days=DEFAULT_DAYS - 1), as_of), None
+
+
+def hotwords_report(
+    ws,
+    *,
+    as_of: date | None = None,
+    festival: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    baseline_start: date | None = None,
+    baseline_end: date | None = None,
+    top: int = 20,
+    min_count: int = MIN_COUNT,
+) -> dict[str, Any]:
+    """:func:`hot_words` on the workspace's shop as of ``as_of`` (its latest activity by
+    default), for a festival or a period; the document the CLI, the API and the page show."""
+    from archer.analytics.reports import snapshot
+
+    if (baseline_start is None) != (baseline_end is None):
+        raise Invalid("give both the start and the end of the baseline")
+    with snapshot(ws, as_of) as snap:
+        period, fest = resolve_period(snap.as_of, festival=festival, start=start, end=end)
+        base = Period(baseline_start, baseline_end) if baseline_start and baseline_end else None
+        doc = hot_words(snap, period, base, top=top, min_count=min_count)
+        doc["as_of"] = snap.as_of.isoformat()
+    doc["festival"] = (
+        {"key": fest.key, "name": fest.name, "start": fest.start.isoformat(),
+         "end": fest.end.isoformat(), "day": fest.day.isoformat() if fest.day else None}
+        if fest else None
+    )  # fmt: skip
+    return doc

@@ -10,6 +10,7 @@ from archer.cli import (  # noqa: F401  (each registers its commands)
     campaign,
     clv,
     consent,
+    hotwords,
     measure,
     o2o,
     offers,
