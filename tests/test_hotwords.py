@@ -165,3 +165,64 @@ def test_no_search_data_says_so(shop):
     with snapshot(ws, AS_OF) as snap:
         doc = hot_words(snap, Period(date(2024, 1, 1), date(2024, 1, 31)))
     assert doc["searchers"] == 0 and doc["words"] == [] and "no search data" in doc["notes"][0]
+
+
+# -- the CLI, the API and the page ---------------------------------------------------------------
+def test_the_cli_answers_json_and_names_a_bad_festival(shop):
+    from typer.testing import CliRunner
+
+    from archer.cli import app
+
+    ws, _ = shop
+    home = str(ws.settings.home)
+    r = CliRunner().invoke(app, ["hotwords", "--home", home, "--festival", "11.11", "--as-of",
+                                 "2025-11-30", "--top", "10", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["festival"]["key"] == "singles_day"
+    assert "双十一" in {x["word"] for x in doc["rising"]}
+    bad = CliRunner().invoke(app, ["hotwords", "--home", home, "--festival", "11.12"])
+    assert bad.exit_code == 1 and "unknown" in bad.stderr and "Traceback" not in bad.output
+
+
+def test_the_api_and_the_page_show_the_words_with_markup_escaped(shop):
+    import asyncio
+    import re
+
+    import httpx
+
+    from archer.store import apikeys, users, utcnow
+    from archer.web import create_app
+
+    ws, _ = shop
+    with ws.session(write=True) as s:
+        users.create(s, "olga", "s3cret-password", now=utcnow())
+        _, key = apikeys.create(s, "t", created_by="test", now=utcnow())
+    app = create_app(ws, sync_every=None, round_every=None)
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            api = await c.get("/api/hotwords", params={"festival": "11.11", "as_of": "2025-11-30"},
+                              headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+            bad = await c.get("/api/hotwords", params={"top": 100_000},
+                              headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+            form = (await c.get("/login")).text
+            token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+            await c.post("/login", data={"username": "olga", "password": "s3cret-password",
+                                         "csrf": token})  # fmt: skip
+            page = await c.get("/hotwords", params={"start": "2025-11-10", "end": "2025-11-10",
+                                                    "top": 200, "lang": "en"})  # fmt: skip
+            fest = await c.get("/hotwords", params={"festival": "11.11", "lang": "en"})
+            wrong = await c.get("/hotwords", params={"festival": "nope", "lang": "en"})
+            return api, bad, page, fest, wrong
+
+    api, bad, page, fest, wrong = asyncio.run(go())
+    assert api.status_code == 200, api.text
+    assert {"双十一", "双11预售"} <= {r["word"] for r in api.json()["rising"]}
+    assert bad.status_code == 422
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text and "&lt;script&gt;alert(" in page.text
+    assert fest.status_code == 200 and 'id="rising-table"' in fest.text
+    assert 'data-word="双十一"' in fest.text.split('id="words-table"')[0]
+    assert wrong.status_code == 200 and "unknown" in wrong.text
