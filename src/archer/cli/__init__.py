@@ -15,6 +15,7 @@ from archer.cli import (  # noqa: F401  (each registers its commands)
     o2o,
     offers,
     profile,
+    theme,
     tracking,
     users,
     views,
