@@ -144,6 +144,7 @@ ROUTES = [
     ("POST", "/api/o2o/events/x/checkins"),
     ("GET", "/api/o2o/events/x/report"),
     ("POST", "/api/o2o/payments"),
+    ("GET", "/api/hotwords"),
     ("GET", "/docs"),
     ("GET", "/openapi.json"),
 ]
