@@ -113,3 +113,35 @@ def test_the_cli_plans_in_json_and_refuses_an_unknown_festival(shop):
     assert len(json.loads(r.stdout)["products"]) == 2
     bad = CliRunner().invoke(app, ["theme", "plan", "--home", home, "--festival", "nope"])
     assert bad.exit_code == 1 and "unknown" in bad.stderr
+
+
+# -- the plan as a broadcast with a holdout ------------------------------------------------------
+def test_the_plan_becomes_a_draft_broadcast_with_a_holdout(shop):
+    from archer.campaigns import service
+    from archer.themes.broadcast import create_broadcast
+
+    doc = plan(shop, "11.11", as_of=AS_OF, top=3)
+    doc["oversold"] = []
+    made = create_broadcast(shop, doc, "theme-1111", user="olga", holdout=0.2)
+    got = service.get(shop, "theme-1111")
+    assert made["name"] == got["name"] == "theme-1111" and got["kind"] == "broadcast"
+    assert got["status"] == "draft"
+    d = got["definition"]
+    assert d["holdout"] == 0.2 and d["trigger"]["audience"] == doc["group"]["query"]
+    assert d["send_at"].startswith("2026-10-31T07:30")
+
+
+def test_an_oversold_plan_needs_a_confirmation_that_is_recorded(shop):
+    from archer.campaigns import service
+    from archer.errors import Conflict
+    from archer.themes.broadcast import create_broadcast
+
+    doc = plan(shop, "11.11", as_of=AS_OF, top=3)
+    doc["oversold"] = [doc["products"][0]["product_id"]]  # as if its stock were short
+    with pytest.raises(Conflict, match="may oversell"):
+        create_broadcast(shop, doc, "theme-over", user="olga")
+    with pytest.raises(LookupError):
+        service.get(shop, "theme-over")
+    create_broadcast(shop, doc, "theme-over", user="olga", channel="sms", confirm_oversell=True)
+    desc = service.get(shop, "theme-over")["definition"]["description"]
+    assert "oversell confirmed by olga at " in desc and doc["oversold"][0] in desc

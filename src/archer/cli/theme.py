@@ -26,6 +26,20 @@ def plan_cmd(
     ] = None,
     top: Annotated[int, typer.Option(min=1, max=50, help="Products to select.")] = 10,
     as_of: Annotated[str | None, typer.Option(help="Plan as of this day, YYYY-MM-DD.")] = None,
+    create: Annotated[
+        str | None, typer.Option(help="Create the plan as a draft broadcast of this name.")
+    ] = None,
+    channel: Annotated[str, typer.Option(help="The broadcast's channel: email or sms.")] = "email",
+    holdout: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="The broadcast's holdout share.")
+    ] = 0.1,
+    confirm_oversell: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-oversell",
+            help="Create it even if the selection may oversell (recorded with the broadcast).",
+        ),
+    ] = False,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -38,7 +52,15 @@ def plan_cmd(
             day = date.fromisoformat(as_of)
         except ValueError:
             fail(f"--as-of {as_of!r}: expected a date as YYYY-MM-DD")
-    doc = plan(load_home(home), festival, words, as_of=day, top=top)
+    ws = load_home(home)
+    doc = plan(ws, festival, words, as_of=day, top=top)
+    if create:
+        from archer.themes.broadcast import create_broadcast
+
+        doc["broadcast"] = create_broadcast(
+            ws, doc, create, user="cli", channel=channel, holdout=holdout,
+            confirm_oversell=confirm_oversell,
+        )  # fmt: skip
     if json_out:
         emit_json(doc)
         return
@@ -68,3 +90,6 @@ def plan_cmd(
     out.print(tab)
     for w in doc["send_windows"]:
         out.print(f"Send {w['channel']} at {w['at']}", highlight=False)
+    if create:
+        out.print(f"Broadcast {escape(create)} created as a draft (holdout {holdout:.0%}).",
+                  highlight=False)  # fmt: skip
