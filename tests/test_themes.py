@@ -145,3 +145,22 @@ def test_an_oversold_plan_needs_a_confirmation_that_is_recorded(shop):
     create_broadcast(shop, doc, "theme-over", user="olga", channel="sms", confirm_oversell=True)
     desc = service.get(shop, "theme-over")["definition"]["description"]
     assert "oversell confirmed by olga at " in desc and doc["oversold"][0] in desc
+
+
+def test_the_api_answers_the_plan(shop):
+    from fastapi.testclient import TestClient
+
+    from archer.store import apikeys, utcnow
+    from archer.web import create_app
+
+    with shop.session(write=True) as s:
+        _, key = apikeys.create(s, "plan", created_by="test", now=utcnow())
+    c = TestClient(create_app(shop, sync_every=None, round_every=None))
+    auth = {"Authorization": f"Bearer {key}"}
+    r = c.get("/api/themes/plan", params={"festival": "11.11", "as_of": "2025-11-30",
+                                          "words": ["羽绒服"], "top": 2}, headers=auth)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["words"] == ["羽绒服"] and len(r.json()["products"]) == 2
+    bad = c.get("/api/themes/plan", params={"festival": "nope"}, headers=auth)
+    assert bad.status_code == 422 and "unknown" in bad.text
+    assert c.get("/api/themes/plan", params={"festival": "11.11"}).status_code == 401

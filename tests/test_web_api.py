@@ -145,6 +145,7 @@ ROUTES = [
     ("GET", "/api/o2o/events/x/report"),
     ("POST", "/api/o2o/payments"),
     ("GET", "/api/hotwords"),
+    ("GET", "/api/themes/plan"),
     ("GET", "/docs"),
     ("GET", "/openapi.json"),
 ]

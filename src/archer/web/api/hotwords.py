@@ -1,5 +1,6 @@
 """``GET /api/hotwords``: the site-search hot words of a festival window or a period (the same
-document as ``archer hotwords --json``, :func:`archer.analytics.hotwords.hotwords_report`)."""
+document as ``archer hotwords --json``, :func:`archer.analytics.hotwords.hotwords_report`);
+``GET /api/themes/plan``: the theme plan of a festival (``archer theme plan --json``)."""
 
 from __future__ import annotations
 
@@ -33,4 +34,20 @@ async def hotwords(
         end=end, baseline_start=baseline_start, baseline_end=baseline_end, top=top,
         min_count=min_count,
     )  # fmt: skip
+    return plain(doc)
+
+
+@router.get("/themes/plan", tags=["themes"])
+async def theme_plan(
+    request: Request,
+    festival: Annotated[str, Query(max_length=40)],
+    words: Annotated[list[str] | None, Query(max_length=10)] = None,
+    as_of: Day = None,
+    top: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> dict[str, Any]:
+    """The theme plan of a festival's next window (``archer theme plan --json``): words,
+    categories, the target group with its reach, products, stock risk and send windows."""
+    from archer.themes import plan
+
+    doc = await core(plan, request.app.state.ws, festival, words, as_of=as_of, top=top)
     return plain(doc)
