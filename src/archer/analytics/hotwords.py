@@ -378,7 +378,6 @@ def hot_words(
     if n1 == 0:
         doc["notes"].append("no search data in the period")
         return doc
-    # Only a period overlapping its baseline (a day in both) would count a search twice.
     pmap, wmap, cut = _query_map(s)
     if cut:
         doc["notes"].append(f"only the {MAX_DISTINCT_QUERIES:,} most frequent distinct queries "

@@ -98,7 +98,7 @@ def _festival_categories(snap: Snapshot, p: Period) -> list[str]:
     return list(g.limit(N_CATEGORIES).execute().category)
 
 
-def _products(snap: Snapshot, cats: list[str], evidence: Period, top: int):
+def _products(snap: Snapshot, cats: list[str], evidence: Period):
     """The candidate products of ``cats`` with conversion, margin, price band, past discount
     depth and the evidence window's buyers and units."""
     since = snap.as_of - timedelta(days=LOOKBACK_DAYS - 1)
@@ -164,7 +164,7 @@ def plan(
             if doc["searchers"]:
                 notes.append("the words led to no category: using the categories the "
                              "festival's buyers bought most")  # fmt: skip
-        df = _products(snap, cats, ep, top) if cats else None
+        df = _products(snap, cats, ep) if cats else None
         customers = int(snap.customers.count().execute())
         day = snap.as_of
     products = _rank(df, top)
