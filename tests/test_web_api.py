@@ -144,6 +144,8 @@ ROUTES = [
     ("POST", "/api/o2o/events/x/checkins"),
     ("GET", "/api/o2o/events/x/report"),
     ("POST", "/api/o2o/payments"),
+    ("GET", "/api/hotwords"),
+    ("GET", "/api/themes/plan"),
     ("GET", "/docs"),
     ("GET", "/openapi.json"),
 ]

@@ -12,7 +12,13 @@ from datetime import date, timedelta
 
 import numpy as np
 
-from archer.festivals import DEFAULT_FESTIVALS, Festival, festival_windows, shop_closures
+from archer.festivals import (
+    DEFAULT_FESTIVALS,
+    RULES_BY_KEY,
+    Festival,
+    festival_windows,
+    shop_closures,
+)
 from archer.sample.data import BIG_SALES
 
 RULE_KEYS = tuple(r.key for r in DEFAULT_FESTIVALS)
@@ -143,10 +149,12 @@ class Calendar:
         """Festival rule index (into ``RULE_KEYS``) of each time's day, -1 outside windows."""
         return self.day_rule[np.clip(t.astype(np.int64), 0, self.days - 1)]
 
-    def windows_json(self) -> list[dict[str, str]]:
+    def windows_json(self) -> list[dict[str, object]]:
+        """Each window, with the hot words planted in its searches (behaviour.py)."""
         return [
             {"key": f.key, "name": f.name, "start": f.start.isoformat(),
-             "end": f.end.isoformat(), "day": f.day.isoformat() if f.day else ""}
+             "end": f.end.isoformat(), "day": f.day.isoformat() if f.day else "",
+             "hot_words": list(RULES_BY_KEY[f.key].hot_words)}
             for f in self.festivals
         ]  # fmt: skip
 

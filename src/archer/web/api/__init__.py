@@ -21,6 +21,7 @@ def install(app: FastAPI) -> None:
         campaigns,
         consent,
         customers,
+        hotwords,
         imports,
         o2o,
         offers,
@@ -30,7 +31,7 @@ def install(app: FastAPI) -> None:
     from archer.web.auth import require_api
 
     modules = (account, customers, audiences, views, imports, builds, campaigns, consent, offers)
-    modules += (o2o,)
+    modules += (o2o, hotwords)
     for module in modules:
         app.include_router(module.router, prefix="/api", dependencies=[Depends(require_api)])
     reference.install(app)

@@ -27,6 +27,7 @@ NAV = (
     ("campaigns", "/campaigns", "Campaigns"),
     ("offers", "/offers", "Offers"),
     ("o2o", "/o2o", "Group-buys"),
+    ("hotwords", "/hotwords", "Hot words"),
     ("data", "/data", "Data"),
 )
 
