@@ -15,19 +15,21 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from archer.web.auth import csrf_token
+from archer.web.ui import i18n
+from archer.web.ui.i18n import N_
 
 HERE = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 
 NAV = (
-    ("overview", "/", "Overview"),
-    ("customers", "/customers", "Customers"),
-    ("audiences", "/audiences", "Audiences"),
-    ("campaigns", "/campaigns", "Campaigns"),
-    ("offers", "/offers", "Offers"),
-    ("o2o", "/o2o", "Group-buys"),
-    ("data", "/data", "Data"),
+    ("overview", "/", N_("Overview")),
+    ("customers", "/customers", N_("Customers")),
+    ("audiences", "/audiences", N_("Audiences")),
+    ("campaigns", "/campaigns", N_("Campaigns")),
+    ("offers", "/offers", N_("Offers")),
+    ("o2o", "/o2o", N_("Group-buys")),
+    ("data", "/data", N_("Data")),
 )
 
 
@@ -61,6 +63,7 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(number=number, percent=percent, urlpart=urlpart)
+    i18n.install(env)
     return env
 
 
@@ -72,7 +75,12 @@ def page(
 ) -> HTMLResponse:
     """Render ``template`` inside the layout, for the signed-in ``user``."""
     section = context.pop("section", "")
+    lang = context.pop("lang", None) or i18n.lang_of(request)
+    other = "en" if lang == "zh" else "zh"
     base = {
+        "lang": lang,
+        "other_lang": other,
+        "switch_lang": f"{request.url.path}?{request.url.include_query_params(lang=other).query}",
         "user": user,
         "user_name": user_name(user),
         "csrf": csrf_token(request),
@@ -81,9 +89,10 @@ def page(
         "shop": request.app.state.settings.shop_name,
         "currency": request.app.state.settings.currency,
     }
-    return templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request, template, {**base, **context}, status_code=status_code
     )
+    return i18n.remember(request, response)
 
 
 def user_name(user: Any) -> str:

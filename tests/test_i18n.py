@@ -1,0 +1,122 @@
+"""The pages' message catalogues: every text marked for translation in the templates and the
+pages' Python has its Chinese, the compiled catalogue says what its .po says, a missing or stale
+.mo is compiled in memory, and the templates translate by the page's language."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import jinja2
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+
+from archer.web.ui import i18n
+
+ROOT = Path(__file__).resolve().parents[1]
+PO = i18n.LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / "archer.po"
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "t": None, "N_": None}
+PLACEHOLDER = re.compile(r"%\(\w+\)s")
+
+
+def extracted() -> dict[str, list[str]]:
+    """Each msgid the extraction config (babel.cfg) finds, with where."""
+    with (ROOT / "babel.cfg").open() as f:
+        method_map, options_map = parse_mapping_cfg(f, "babel.cfg")
+    found: dict[str, list[str]] = {}
+    for filename, lineno, message, _comments, _ctx in extract_from_dir(
+        str(ROOT), method_map, options_map, keywords=KEYWORDS
+    ):
+        for msgid in message if isinstance(message, tuple) else (message,):
+            if msgid:
+                found.setdefault(msgid, []).append(f"{filename}:{lineno}")
+    return found
+
+
+def catalogue():
+    with PO.open("rb") as f:
+        return read_po(f, locale="zh_CN")
+
+
+def test_every_marked_text_has_its_chinese():
+    found = extracted()
+    assert len(found) > 150  # the extraction config does find the pages' texts
+    cat = catalogue()
+    untranslated = []
+    for msgid, where in sorted(found.items()):
+        m = cat.get(msgid)
+        if m is None or not m.string or m.fuzzy:
+            untranslated.append(f"{msgid!r} ({where[0]})")
+    assert not untranslated, "no Chinese in the .po (run `make po` and translate):\n" + "\n".join(
+        untranslated
+    )
+
+
+def test_translations_keep_their_placeholders():
+    for m in catalogue():
+        if m.id and m.string:
+            assert sorted(PLACEHOLDER.findall(m.id)) == sorted(PLACEHOLDER.findall(m.string)), m.id
+
+
+def test_the_compiled_catalogue_matches_the_po(tmp_path):
+    """The .mo the install compiled (or, on a checkout with none yet, one compiled here as the
+    build does) holds exactly the .po's translations."""
+    mo = PO.with_suffix(".mo")
+    if not mo.is_file():
+        setup = {}
+        exec((ROOT / "setup.py").read_text().split("class ")[0], setup)  # its compile step
+        shutil.copytree(i18n.LOCALE_DIR, tmp_path / "locale")
+        setup["compile_catalogues"](tmp_path / "locale")
+        mo = tmp_path / "locale" / "zh_CN" / "LC_MESSAGES" / "archer.mo"
+    assert mo.stat().st_mtime >= PO.stat().st_mtime, "the .mo is older than the .po: make mo"
+    with mo.open("rb") as f:
+        compiled = {m.id: m.string for m in read_mo(f) if m.id}
+    written = {m.id: m.string for m in catalogue() if m.id and m.string and not m.fuzzy}
+    assert compiled == written
+
+
+def test_a_missing_or_stale_mo_is_compiled_in_memory(tmp_path):
+    po = tmp_path / "archer.po"
+    mo = tmp_path / "archer.mo"
+    po.write_text(
+        'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+        'msgid "Overview"\nmsgstr "总览"\n',
+        encoding="utf-8",
+    )
+    assert i18n._compiled(po, mo).gettext("Overview") == "总览"  # no .mo at all
+    mo.write_bytes(b"not a catalogue")
+    os.utime(mo, (1, 1))  # older than the .po: not read
+    assert i18n._compiled(po, mo).gettext("Overview") == "总览"
+
+
+def test_templates_translate_by_the_page_language():
+    env = jinja2.Environment(autoescape=True)
+    i18n.install(env)
+    tpl = env.from_string(
+        '{{ _("Overview") }}|{{ t("Campaigns") }}|{% trans page_no=n, pages=5 %}'
+        "Page {{ page_no }} of {{ pages }}{% endtrans %}|{{ t(x) }}"
+    )
+    marked = "<b>not marked up</b>"
+    escaped = "&lt;b&gt;not marked up&lt;/b&gt;"
+    assert tpl.render(lang="zh", n=2, x=marked) == f"概览|营销活动|第 2 页，共 5 页|{escaped}"
+    assert tpl.render(lang="en", n=2, x=marked) == f"Overview|Campaigns|Page 2 of 5|{escaped}"
+    assert escaped in tpl.render(lang="zh", n=marked, x="")  # a value in a trans block too
+    assert tpl.render().startswith("Overview|")  # no language: the texts as written
+
+
+@pytest.mark.parametrize(
+    ("language", "currency", "expected"),
+    [("", "CNY", "zh"), ("", "USD", "en"), ("en", "CNY", "en"), ("zh", "EUR", "zh")],
+)
+def test_the_shop_language(language, currency, expected):
+    class Shop:  # a stand-in for Settings: only the two fields are read
+        pass
+
+    shop = Shop()
+    shop.language, shop.currency = language, currency
+    assert i18n.default_lang(shop) == expected
