@@ -109,14 +109,17 @@ def test_templates_translate_by_the_page_language():
     assert tpl.render().startswith("Overview|")  # no language: the texts as written
 
 
-@pytest.mark.parametrize(
-    ("language", "currency", "expected"),
-    [("", "CNY", "zh"), ("", "USD", "en"), ("en", "CNY", "en"), ("zh", "EUR", "zh")],
-)
-def test_the_shop_language(language, currency, expected):
-    class Shop:  # a stand-in for Settings: only the two fields are read
-        pass
+def test_the_language_setting_is_validated(tmp_path):
+    from pydantic import ValidationError
 
-    shop = Shop()
-    shop.language, shop.currency = language, currency
-    assert i18n.default_lang(shop) == expected
+    from archer.config import Settings, describe
+
+    assert Settings(home=tmp_path, language="zh_CN").language == "zh"
+    assert Settings(home=tmp_path, language=" EN ").language == "en"
+    assert i18n.default_lang(Settings(home=tmp_path)) == "zh"  # a CNY shop
+    assert i18n.default_lang(Settings(home=tmp_path, currency="usd")) == "en"
+    with pytest.raises(ValidationError) as e:
+        Settings(home=tmp_path, language="fr")
+    assert "setting language: language must be zh (Simplified Chinese) or en, got 'fr'" in (
+        describe(e.value)
+    )

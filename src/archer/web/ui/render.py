@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from archer.web.auth import csrf_token
-from archer.web.ui import i18n
+from archer.web.ui import i18n, words
 from archer.web.ui.i18n import N_
 
 HERE = Path(__file__).resolve().parent.parent
@@ -64,6 +64,7 @@ def _env() -> jinja2.Environment:
     )
     env.filters.update(number=number, percent=percent, urlpart=urlpart)
     i18n.install(env)
+    words.install(env)
     return env
 
 
