@@ -19,8 +19,9 @@ from archer.web.ui.render import page
 router = APIRouter(include_in_schema=False)
 STEPS = ("signups", "checkins", "buyers", "orders")
 
+# the channels' words, for extraction
 CHANNELS = (N_("forum"), N_("qq"), N_("wechat"), N_("sem"), N_("site"), N_("walk-in"),
-            N_("coupon"), N_("total"))  # fmt: skip  (the channels' words, for extraction)
+            N_("coupon"), N_("total"))  # fmt: skip
 STEP_WORDS = {"signups": N_("Sign-ups"), "checkins": N_("Check-ins"), "buyers": N_("Buyers"),
               "orders": N_("Orders")}  # fmt: skip
 

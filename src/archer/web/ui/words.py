@@ -48,6 +48,11 @@ WORDS: dict[str, dict[str, str]] = {
         "medium": N_("Medium value"),
         "low": N_("Low value"),
     },
+    "risk": {"high": N_("high"), "medium": N_("medium"), "low": N_("low")},
+    "band": {
+        "budget": N_("budget prices"), "mid": N_("mid-range prices"),
+        "premium": N_("premium prices"),
+    },
     "campaign_kind": {"flow": N_("flow"), "broadcast": N_("broadcast")},
     "campaign_status": {
         "draft": N_("draft"), "active": N_("active"), "paused": N_("paused"),
@@ -56,6 +61,11 @@ WORDS: dict[str, dict[str, str]] = {
     "run": {
         "active": N_("active"), "completed": N_("completed"), "exited": N_("exited"),
         "converted": N_("converted"), "held_back": N_("Held back"),
+    },
+    "end_reason": {
+        "completed": N_("completed"), "converted": N_("converted"),
+        "step_missing": N_("its step was removed"), "exit_if": N_("met the exit condition"),
+        "ended": N_("campaign ended"),
     },
     "message": {
         "planned": N_("planned"), "claimed": N_("claimed"), "sent": N_("sent"),
@@ -75,13 +85,20 @@ WORDS: dict[str, dict[str, str]] = {
     "coupon_kind": {"threshold": N_("threshold"), "rate": N_("rate"), "cash": N_("cash")},
 }
 # fmt: on
+# the profile's columns whose values these are (an explained clause names its column)
+ALIASES = {
+    "value_tier": "tier",
+    "rfm_segment": "segment",
+    "churn_risk": "risk",
+    "price_band": "band",
+}  # fmt: skip
 
 
 def label(kind: str, name: Any, lang: str = "en") -> str:
     """The word for ``name`` of ``kind`` in ``lang`` (the name itself when it has none)."""
     if name is None:
         return "–"
-    text = WORDS.get(kind, {}).get(str(name))
+    text = WORDS.get(ALIASES.get(kind, kind), {}).get(str(name))
     return translator(lang)(text) if text is not None else str(name)
 
 
