@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -124,7 +124,8 @@ def moment(context: Any, v: Any) -> str:
     tz = context.get("tz")
     if d.tzinfo and tz is not None:
         d = d.astimezone(tz)
-    return format_datetime(d.replace(tzinfo=None), format="short", locale=_locale(context))
+    loc = _locale(context)
+    return f"{format_date(d.date(), format='medium', locale=loc)} {d:%H:%M}"
 
 
 def urlpart(v: Any) -> str:
