@@ -122,3 +122,36 @@ def test_numbers_days_and_money_in_the_page_locale(client):
     en = client.get("/?lang=en").text
     assert "截至 2026年9月30日" in zh
     assert "as of Sep 30, 2026" in en
+
+
+def _csrf(client) -> str:
+    return re.search(r'name="csrf-token" content="([^"]+)"', client.get("/audiences").text).group(1)
+
+
+def test_the_editor_counts_a_full_width_query_and_says_it_normalised_it(client):
+    token = _csrf(client)
+    typed = "lifecycle in （「lapsing」，“lost”） and n_orders ＞＝ 1"
+    plain = 'lifecycle in ("lapsing","lost") and n_orders >= 1'
+    got = client.post("/ui/audiences/count", json={"query": typed}, headers={"X-CSRF-Token": token})
+    want = client.post(
+        "/ui/audiences/count", json={"query": plain}, headers={"X-CSRF-Token": token}
+    )
+    assert got.status_code == 200 and got.json()["count"] == want.json()["count"] > 0
+    assert got.json()["normalised"] == ["（ → (", "「 → \"", "」 → \"", "， → ,", "“ → \"",
+                                        "” → \"", "） → )", "＞ → >", "＝ → ="]  # fmt: skip
+    assert got.json()["normalised_query"] == plain and want.json()["normalised"] == []
+    r = client.post("/audiences", data={"csrf": token, "name": "全角", "query": typed})
+    assert r.status_code == 303
+    assert audiences.get(client.app.state.ws, "全角")["query"] == plain  # saved as it was read
+
+
+def test_the_editor_has_a_reference_and_autocomplete_values(client):
+    html = client.get("/audiences?lang=zh").text
+    assert 'id="reference"' in html and "<code>lifecycle</code>" in html
+    assert "<code>bought(…)</code>" in html and "注册未加购" in html
+    assert 'data-reference="/ui/audiences/reference"' in html and 'id="suggest"' in html
+    ref = client.get("/ui/audiences/reference").json()
+    fields = {f["name"]: f for f in ref["fields"]}
+    assert fields["lifecycle"]["values"] == list(LIFECYCLE_STATES)
+    assert fields["province"]["values"] and fields["total_spent"]["type"] == "number"
+    assert {p["name"] for p in ref["predicates"]} >= {"bought", "searched", "carted"}

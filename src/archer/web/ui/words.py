@@ -53,6 +53,10 @@ WORDS: dict[str, dict[str, str]] = {
         "budget": N_("budget prices"), "mid": N_("mid-range prices"),
         "premium": N_("premium prices"),
     },
+    "type": {
+        "number": N_("number"), "days": N_("days"), "text": N_("text"), "bool": N_("yes / no"),
+        "date": N_("date"), "timestamp": N_("time"),
+    },
     "campaign_kind": {"flow": N_("flow"), "broadcast": N_("broadcast")},
     "campaign_status": {
         "draft": N_("draft"), "active": N_("active"), "paused": N_("paused"),
