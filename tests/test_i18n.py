@@ -123,3 +123,26 @@ def test_the_language_setting_is_validated(tmp_path):
     assert "setting language: language must be zh (Simplified Chinese) or en, got 'fr'" in (
         describe(e.value)
     )
+
+
+def test_numbers_days_times_and_money_in_the_page_locale_and_shop_zone():
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from archer.web.ui.render import templates
+
+    tpl = templates.env.from_string(
+        "{{ 1234.5|money }}|{{ 1234567|number }}|{{ 0.256|percent(1) }}|{{ '2026-09-30'|day }}"
+        "|{{ at|moment }}|{{ none|money }}|{{ 'not a day'|day }}"
+    )
+    at = datetime(2026, 11, 2, 1, 30, tzinfo=UTC)
+    shanghai = {"currency": "CNY", "tz": ZoneInfo("Asia/Shanghai"), "at": at}
+    assert tpl.render(lang="zh", **shanghai) == (
+        "¥1,234.50|1,234,567|25.6%|2026年9月30日|2026年11月2日 09:30|–|not a day"
+    )
+    assert tpl.render(lang="en", **shanghai) == (
+        "CN¥1,234.50|1,234,567|25.6%|Sep 30, 2026|Nov 2, 2026 09:30|–|not a day"
+    )
+    new_york = {"currency": "USD", "tz": ZoneInfo("America/New_York"), "at": at}
+    assert tpl.render(lang="en", **new_york).startswith("$1,234.50|")
+    assert "Nov 1, 2026 20:30" in tpl.render(lang="en", **new_york)  # the shop's day

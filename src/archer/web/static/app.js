@@ -334,7 +334,7 @@
     var ref = null;
     fetch(textarea.getAttribute("data-reference"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (doc) { ref = doc; });
+      .then(function (doc) { ref = doc; render(); });
 
     function names() {
       return ref.fields.map(function (f) { return f.name; })

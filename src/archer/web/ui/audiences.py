@@ -17,8 +17,9 @@ from archer.audiences.browse import LIST_FIELDS, PAGE_SIZE
 from archer.audiences.evaluate import reference
 from archer.audiences.grammar import normalise
 from archer.web.auth import CsrfProtected, CurrentUser
-from archer.web.ui import charts
+from archer.web.ui import charts, i18n
 from archer.web.ui.errors import placed
+from archer.web.ui.overview import translated
 from archer.web.ui.render import page, urlpart, user_name
 
 router = APIRouter(include_in_schema=False)
@@ -199,7 +200,7 @@ def audience_page(
         page_no=page_no,
         pages=pages,
         history=history,
-        history_spec=charts.history(history),
+        history_spec=translated(charts.history(history), i18n.translator(i18n.lang_of(request))),
     )
 
 

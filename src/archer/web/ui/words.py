@@ -57,6 +57,10 @@ WORDS: dict[str, dict[str, str]] = {
         "number": N_("number"), "days": N_("days"), "text": N_("text"), "bool": N_("yes / no"),
         "date": N_("date"), "timestamp": N_("time"),
     },
+    "funnel": {
+        "visitors": N_("Visited"), "registered": N_("Registered"), "carted": N_("Added to cart"),
+        "ordered": N_("Ordered"), "paid": N_("Paid"), "repeated": N_("Bought again"),
+    },
     "campaign_kind": {"flow": N_("flow"), "broadcast": N_("broadcast")},
     "campaign_status": {
         "draft": N_("draft"), "active": N_("active"), "paused": N_("paused"),
