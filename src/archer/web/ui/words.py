@@ -61,6 +61,10 @@ WORDS: dict[str, dict[str, str]] = {
         "visitors": N_("Visited"), "registered": N_("Registered"), "carted": N_("Added to cart"),
         "ordered": N_("Ordered"), "paid": N_("Paid"), "repeated": N_("Bought again"),
     },
+    "sentence": {  # the heads of a customer's sentences (customers/describe.py)
+        "State": N_("State"), "Stage": N_("Stage"), "When": N_("When"), "Reach": N_("Reach"),
+        "Likes": N_("Likes"), "Now": N_("Now"),
+    },
     "campaign_kind": {"flow": N_("flow"), "broadcast": N_("broadcast")},
     "campaign_status": {
         "draft": N_("draft"), "active": N_("active"), "paused": N_("paused"),
