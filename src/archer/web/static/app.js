@@ -180,14 +180,14 @@
         box.appendChild(el("pre", { "class": "query-mark" }, [e.before, el("mark", {}, [e.at || " "]), e.after]));
       }
       var msg = el("p", {}, [el("strong", {}, [e.message])]);
-      if (e.line) msg.appendChild(el("span", { "class": "muted" }, [" (line " + e.line + ", column " + e.column + ")"]));
+      if (e.line) msg.appendChild(el("span", { "class": "muted" }, [" (" + w("line", "line") + " " + e.line + ", " + w("column", "column") + " " + e.column + ")"]));
       box.appendChild(msg);
       if (e.not_built && e.link) {
-        box.appendChild(el("p", { id: "not-built" }, ["Import the shop's data and build the profiles on the ",
-          el("a", { href: e.link }, ["Data"]), " page first."]));
+        box.appendChild(el("p", { id: "not-built" }, [w("not_built", "Import the shop's data and build the profiles on the Data page first.") + " ",
+          el("a", { href: e.link }, [w("data", "Data")])]));
       }
       if (e.suggestions && e.suggestions.length && e.at) {
-        var p = el("p", {}, ["Did you mean "]);
+        var p = el("p", {}, [w("did_you_mean", "Did you mean") + " "]);
         e.suggestions.forEach(function (s, i) {
           var b = el("button", { type: "button", "class": "link suggestion" }, [s]);
           b.addEventListener("click", function () {
@@ -195,7 +195,7 @@
             textarea.dispatchEvent(new Event("input"));
             textarea.focus();
           });
-          if (i) p.appendChild(document.createTextNode(" or "));
+          if (i) p.appendChild(document.createTextNode(" " + w("or", "or") + " "));
           p.appendChild(b);
         });
         p.appendChild(document.createTextNode("?"));
