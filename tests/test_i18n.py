@@ -146,3 +146,10 @@ def test_numbers_days_times_and_money_in_the_page_locale_and_shop_zone():
     new_york = {"currency": "USD", "tz": ZoneInfo("America/New_York"), "at": at}
     assert tpl.render(lang="en", **new_york).startswith("$1,234.50|")
     assert "Nov 1, 2026 20:30" in tpl.render(lang="en", **new_york)  # the shop's day
+
+
+def test_an_empty_text_is_not_the_catalogue_header():
+    env = jinja2.Environment(autoescape=True)
+    i18n.install(env)
+    assert env.from_string('[{{ _("") }}|{{ t(x) }}]').render(lang="zh", x="") == "[|]"
+    assert i18n.translator("zh")("") == ""

@@ -67,7 +67,8 @@ def translations(lang: str) -> _gettext.NullTranslations:
 
 def translator(lang: str) -> Callable[[str], str]:
     """``gettext`` in ``lang``, for Python code that builds words for a page (charts, titles)."""
-    return translations(lang if lang in LANGS else DEFAULT).gettext
+    gettext = translations(lang if lang in LANGS else DEFAULT).gettext
+    return lambda text: gettext(text) if text else text
 
 
 def locale(lang: str) -> Locale:
@@ -116,7 +117,9 @@ def _lang(context: jinja2.runtime.Context) -> str:
 
 @jinja2.pass_context
 def _gettext_in(context: jinja2.runtime.Context, text: str) -> str:
-    return translations(_lang(context)).gettext(text)
+    if not text:  # gettext("") is the catalogue's header
+        return text
+    return translations(_lang(context)).gettext(str(text))
 
 
 @jinja2.pass_context
