@@ -16,6 +16,7 @@ from archer.audiences import service as svc
 from archer.audiences.browse import LIST_FIELDS, PAGE_SIZE
 from archer.audiences.evaluate import reference
 from archer.audiences.grammar import normalise
+from archer.errors import ArcherError
 from archer.web.auth import CsrfProtected, CurrentUser
 from archer.web.ui import charts, i18n
 from archer.web.ui.errors import placed
@@ -56,7 +57,7 @@ def _editor(
     ws = request.app.state.ws
     try:
         ref = reference(ws)
-    except NotBuilt:
+    except (NotBuilt, ArcherError):  # no profile yet, or the warehouse busy: the editor still works
         ref = None
     return page(
         request,
