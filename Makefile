@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean chromium
+.PHONY: demo test lint bench clean chromium po mo
 
 # The venv is rebuilt when pyproject.toml is newer than the last install.
 $(STAMP): pyproject.toml
@@ -13,7 +13,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,spark,bench,postgres]"
 	@touch $(STAMP)
 
-demo: $(STAMP)
+# The pages' compiled catalogues, rebuilt when a .po changes (setup.py compiles them in a build).
+PO := $(wildcard src/archer/locale/*/LC_MESSAGES/archer.po)
+MO := $(PO:.po=.mo)
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel compile -D archer -i $< -o $@
+
+# The pages' words: extract the marked texts (babel.cfg) and merge them into the Chinese
+# catalogue (translate the new ones in the .po), then compile. The app compiles a stale .mo in
+# memory, so a forgotten `make mo` only costs a moment at start.
+po: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k t -k N_ --no-location --sort-output \
+	  --project archer -o src/archer/locale/archer.pot .
+	$(BIN)/pybabel update --no-fuzzy-matching --width 100 -D archer -i src/archer/locale/archer.pot \
+	  -d src/archer/locale
+	$(MAKE) mo
+
+mo: $(MO)
+
+demo: $(STAMP) $(MO)
 	$(BIN)/archer demo --home demo-shop --customers 20000 --serve
 
 # The browser tests drive Debian's Chromium (Playwright's own download does not work here);
@@ -26,7 +44,7 @@ chromium:
 	    { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium fonts-noto-cjk >/dev/null; } || \
 	    echo "could not install chromium: the browser tests will be skipped"; }
 
-test: $(STAMP) chromium
+test: $(STAMP) $(MO) chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 

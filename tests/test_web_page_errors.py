@@ -39,6 +39,7 @@ def new_shop(root: Path) -> Workspace:
 def signed_in(ws: Workspace, app=None) -> TestClient:
     c = TestClient(app or create_app(ws, sync_every=None), follow_redirects=False)
     c.__enter__()
+    c.cookies.set("archer_lang", "en")  # the pages in English (a CNY shop's are in Chinese)
     token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
     r = c.post("/login", data={"username": "alice", "password": PASSWORD, "csrf": token})
     assert r.status_code == 303

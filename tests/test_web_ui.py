@@ -118,6 +118,8 @@ def new_page(browser, server):
         viewport={"width": 1366, "height": 900}, accept_downloads=True, locale="zh-CN"
     )
     ctx.set_default_timeout(30_000)
+    # these pages are read in English (a CNY shop's are in Chinese: test_app_browser_i18n)
+    ctx.add_cookies([{"name": "archer_lang", "value": "en", "url": server.url}])
     p = ctx.new_page()
     p.base = server.url
     return p

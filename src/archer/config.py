@@ -249,6 +249,11 @@ class Settings(BaseSettings):
     shop_name: str = "My shop"
     timezone: str = "Asia/Shanghai"
     currency: str = "CNY"
+    language: str = Field(
+        default="",
+        description="the operator's app: zh (Simplified Chinese) or en; empty: zh for a shop "
+        "selling in CNY, else en",
+    )
     warehouse: str = Field(
         default="", description="Ibis URL; default duckdb:///<home>/warehouse.duckdb"
     )
@@ -313,6 +318,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unknown time zone {v!r} (expected an IANA name such as Asia/Shanghai)"
             ) from None
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _app_language(cls, v: str) -> str:
+        v = v.strip().lower().replace("_", "-")
+        v = {"zh-cn": "zh", "zh-hans": "zh", "en-us": "en", "en-gb": "en"}.get(v, v)
+        if v not in ("", "zh", "en"):
+            raise ValueError(f"language must be zh (Simplified Chinese) or en, got {v!r}")
         return v
 
     @field_validator("currency")
@@ -406,6 +420,7 @@ _TEMPLATE = """\
 shop_name = {shop_name}
 timezone = "{timezone}"      # the shop's time zone: calendar days, festivals, send windows
 currency = "{currency}"
+# language = "en"     # the operator's app in zh (Simplified Chinese) or en; default zh for CNY
 # warehouse = "duckdb:///path/to/warehouse.duckdb"   # or "pyspark://local"
 # database = "sqlite:///path/to/archer.db"
 # date_format = "%d/%m/%Y"   # tried first when a file's dates are ambiguous

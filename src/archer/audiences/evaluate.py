@@ -19,7 +19,7 @@ import pandas as pd
 from archer.audiences import catalog as cat
 from archer.audiences import tree as t
 from archer.audiences.compile import Compiler, NeedsContacts, Resolve
-from archer.audiences.grammar import AudienceError, parse
+from archer.audiences.grammar import AudienceError, normalise, parse
 from archer.errors import NotBuilt
 from archer.facts import Snapshot
 from archer.schema import CUSTOMER_POINTS, DEVICES, PROFILE, UPLIFT_SCORES
@@ -127,6 +127,7 @@ def count(ws: Workspace, query: str, *, resolve: Resolve | None = None) -> dict[
     in one pass over the profile."""
     node = parse(query)
     parts = t.clauses(node)
+    fixed, normalised = normalise(query)
 
     def work(c: Compiler):
         whole = c.compile(node)
@@ -146,7 +147,43 @@ def count(ws: Workspace, query: str, *, resolve: Resolve | None = None) -> dict[
         "count": int(row.c0 or 0),
         "customers": total,
         "clauses": clauses,
+        # full-width punctuation read as ASCII (“ → "), and the query as it was read
+        "normalised": normalised,
+        "normalised_query": fixed if normalised else None,
     }
+
+
+REFERENCE_VALUES = 200  # known values per field in the editor's reference and autocomplete
+
+
+def reference(ws: Workspace) -> dict[str, Any]:
+    """What a query may name, for the editor: each field with its type and (for a field with a
+    known set) up to :data:`REFERENCE_VALUES` of its values, each behaviour predicate with what
+    it counts, an example and its arguments."""
+
+    def work(c: Compiler):
+        fields = []
+        for name in c.field_names:
+            kind = c._types.get(cat.ALIASES.get(name, name), "text")
+            values = None
+            if name in cat.FIXED_VALUES or (name in cat.DATA_VALUES and name in c.base.columns):
+                known = c.known_values(name)
+                values = list(known[:REFERENCE_VALUES]) if known is not None else None
+            fields.append({"name": name, "type": kind, "values": values})
+        return fields, c.snap.as_of
+
+    fields, as_of = _evaluate(ws, None, work)
+    predicates = [
+        {
+            "name": p.name,
+            "doc": p.doc,
+            "example": p.example,
+            "args": [{"name": n, "type": a.type, "doc": a.doc, "ops": list(a.ops)}
+                     for n, a in p.args.items()],
+        }
+        for p in cat.PREDICATES.values()
+    ]  # fmt: skip
+    return {"as_of": as_of.isoformat(), "fields": fields, "predicates": predicates}
 
 
 def members(

@@ -61,7 +61,7 @@ arg: NAME COMP_OP literal -> named_arg
         | _TRUE -> true
         | _FALSE -> false
 
-COMP_OP: "==" | "!=" | "<>" | "<=" | ">=" | "=" | "<" | ">"
+COMP_OP: "==" | "!=" | "<>" | "<=" | ">=" | "=" | "<" | ">" | "≥" | "≤" | "≠"
 _AND: "and"i
 _OR: "or"i
 _NOT: "not"i
@@ -181,7 +181,9 @@ class _Build(Transformer_NonRecursive):
         return t.Field(str(items[0]), _pos(items[0]))
 
     def compare(self, meta, items):
-        op = {"==": "=", "<>": "!="}.get(str(items[1]), str(items[1]))
+        op = {"==": "=", "<>": "!=", "≥": ">=", "≤": "<=", "≠": "!="}.get(
+            str(items[1]), str(items[1])
+        )
         return t.Compare(items[0], op, items[2], _pos(meta))
 
     def list(self, meta, items):
@@ -333,10 +335,64 @@ def _expected(e: UnexpectedInput) -> str:
     return "expected " + ", ".join(words)
 
 
+# What a Chinese keyboard types for the language's punctuation, one character for one (so the
+# places of errors stay where they were): quotes, brackets, commas, comparison signs, spaces,
+# digits. Outside quoted texts only; a text opened with a full-width quote keeps what it holds.
+FULL_WIDTH = {"（": "(", "）": ")", "，": ",", "、": ",", "＝": "=", "＞": ">", "＜": "<",
+              "！": "!", "\u3000": " ", "．": ".", "－": "-", "＿": "_",
+              **{chr(0xFF10 + i): str(i) for i in range(10)}}  # fmt: skip
+OPEN_QUOTES = {"“": ("\"", "“”"), "”": ("\"", "“”"), "「": ("\"", "」"), "『": ("\"", "』"),
+               "‘": ("'", "‘’"), "’": ("'", "‘’")}  # fmt: skip
+
+
+def normalise(text: str) -> tuple[str, list[str]]:
+    """The query with the full-width quotes (“”‘’「」『』), brackets （）, commas ，、 and
+    comparison signs ＝＞＜！ a Chinese keyboard types made ASCII, outside quoted texts, and
+    what was changed (``“ → "``), in order of first use."""
+    out: list[str] = []
+    changed: dict[str, str] = {}
+    quote, closers = "", ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:  # inside a text: only its end (or an escape in an ASCII-quoted one) matters
+            if quote in "\"'" and not closers and ch == "\\":
+                out.append(text[i : i + 2])
+                i += 2
+                continue
+            if (closers and ch in closers) or (not closers and ch == quote):
+                if closers:
+                    changed.setdefault(ch, quote)
+                out.append(quote)
+                quote, closers = "", ""
+            else:
+                out.append(ch)
+        elif ch in "\"'":
+            quote, closers = ch, ""
+            out.append(ch)
+        elif ch in OPEN_QUOTES:
+            quote, closers = OPEN_QUOTES[ch]
+            changed.setdefault(ch, quote)
+            out.append(quote)
+        elif ch in FULL_WIDTH:
+            changed.setdefault(ch, FULL_WIDTH[ch])
+            out.append(FULL_WIDTH[ch])
+        else:
+            out.append(ch)
+        i += 1
+    notes = [f"{a} → {b}" for a, b in changed.items() if a != "\u3000"]
+    if "\u3000" in changed:
+        notes.append("full-width space → space")
+    return "".join(out), notes
+
+
 def parse(text: str) -> t.Node:
-    """Parse a query into its typed tree, or raise :class:`AudienceError` with the place."""
+    """Parse a query into its typed tree, or raise :class:`AudienceError` with the place.
+    Full-width punctuation is read as its ASCII (:func:`normalise`)."""
     if not isinstance(text, str):
         raise AudienceError("the query must be text")
+    if len(text) <= MAX_LENGTH:
+        text = normalise(text)[0]
     if len(text) > MAX_LENGTH:
         raise AudienceError(
             f"the query is too long ({len(text):,} characters; at most {MAX_LENGTH:,})"

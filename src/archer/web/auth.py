@@ -527,10 +527,10 @@ def _sign_ins(request: Request) -> _SignIns:
 
 @functools.cache
 def _templates() -> Any:
-    """The pages' templates folder (autoescaped), for their restyled ``login.html``."""
-    from fastapi.templating import Jinja2Templates
+    """The pages' templates (autoescaped, with their gettext), for their restyled ``login.html``."""
+    from archer.web.ui.render import templates
 
-    return Jinja2Templates(directory=str(TEMPLATE.parent))
+    return templates
 
 
 def _login_page(

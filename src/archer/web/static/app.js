@@ -151,15 +151,23 @@
       nodes.forEach(function (n) { out.appendChild(n); });
     }
 
+    // the page's words for what this script writes (the server translates them)
+    var words = JSON.parse(out.getAttribute("data-words") || "{}");
+    function w(key, english) { return words[key] || english; }
+
     function showCount(doc) {
       var nodes = [el("p", { "class": "count-line" }, [
         el("strong", { "class": "big", id: "live-count" }, [numberFmt.format(doc.count)]),
-        " of " + numberFmt.format(doc.customers) + " customers ",
-        el("span", { "class": "muted" }, ["(as of " + doc.as_of + ")"])
+        " " + w("of", "of") + " " + numberFmt.format(doc.customers) + " " + w("customers", "customers") + " ",
+        el("span", { "class": "muted" }, ["(" + w("as_of", "as of") + " " + doc.as_of + ")"])
       ])];
+      if (doc.normalised && doc.normalised.length) {
+        nodes.push(el("p", { "class": "small muted", id: "live-normalised" },
+                      [w("normalised", "Full-width punctuation read as:") + " " + doc.normalised.join(", ")]));
+      }
       if (doc.clauses && doc.clauses.length > 1) {
         nodes.push(el("ul", { "class": "clauses", id: "live-clauses" }, doc.clauses.map(function (c) {
-          return el("li", {}, [el("code", {}, [c.clause]), " ", el("span", { "class": "muted" }, ["alone:"]),
+          return el("li", {}, [el("code", {}, [c.clause]), " ", el("span", { "class": "muted" }, [w("alone", "alone:")]),
                                " " + numberFmt.format(c.count)]);
         })));
       }
@@ -172,14 +180,14 @@
         box.appendChild(el("pre", { "class": "query-mark" }, [e.before, el("mark", {}, [e.at || " "]), e.after]));
       }
       var msg = el("p", {}, [el("strong", {}, [e.message])]);
-      if (e.line) msg.appendChild(el("span", { "class": "muted" }, [" (line " + e.line + ", column " + e.column + ")"]));
+      if (e.line) msg.appendChild(el("span", { "class": "muted" }, [" (" + w("line", "line") + " " + e.line + ", " + w("column", "column") + " " + e.column + ")"]));
       box.appendChild(msg);
       if (e.not_built && e.link) {
-        box.appendChild(el("p", { id: "not-built" }, ["Import the shop's data and build the profiles on the ",
-          el("a", { href: e.link }, ["Data"]), " page first."]));
+        box.appendChild(el("p", { id: "not-built" }, [w("not_built", "Import the shop's data and build the profiles on the Data page first.") + " ",
+          el("a", { href: e.link }, [w("data", "Data")])]));
       }
       if (e.suggestions && e.suggestions.length && e.at) {
-        var p = el("p", {}, ["Did you mean "]);
+        var p = el("p", {}, [w("did_you_mean", "Did you mean") + " "]);
         e.suggestions.forEach(function (s, i) {
           var b = el("button", { type: "button", "class": "link suggestion" }, [s]);
           b.addEventListener("click", function () {
@@ -187,7 +195,7 @@
             textarea.dispatchEvent(new Event("input"));
             textarea.focus();
           });
-          if (i) p.appendChild(document.createTextNode(" or "));
+          if (i) p.appendChild(document.createTextNode(" " + w("or", "or") + " "));
           p.appendChild(b);
         });
         p.appendChild(document.createTextNode("?"));
@@ -319,10 +327,68 @@
     if (box.getAttribute("data-state") === "running") { watching = "other"; poll(false); }
   }
 
+  // -- the audience editor's autocomplete: field names, then a field's known values -----------
+  function autocomplete(textarea) {
+    var box = document.getElementById("suggest");
+    if (!box) return;
+    var ref = null;
+    fetch(textarea.getAttribute("data-reference"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (doc) { ref = doc; render(); });
+
+    function names() {
+      return ref.fields.map(function (f) { return f.name; })
+        .concat(ref.predicates.map(function (p) { return p.name + "("; }));
+    }
+
+    function context() {
+      // what is being typed at the cursor: a value after  field = "  or  field in ("…", "  ,
+      // else a name
+      var before = textarea.value.slice(0, textarea.selectionStart);
+      var v = before.match(/([A-Za-z_][A-Za-z0-9_]*)\s*(?:=|!=|\bin\s*\((?:[^)]*,)?)\s*["“「']([^"”」']*)$/i);
+      if (v) {
+        var field = ref.fields.filter(function (f) { return f.name === v[1]; })[0];
+        return { kind: "value", typed: v[2], options: (field && field.values) || [] };
+      }
+      var n = before.match(/[A-Za-z_][A-Za-z0-9_]*$/);
+      return { kind: "name", typed: n ? n[0] : "", options: n ? names() : [] };
+    }
+
+    function render() {
+      box.textContent = "";
+      if (!ref || !ref.fields) return;
+      var c = context();
+      if (!c.typed && c.kind === "name") return;
+      var low = c.typed.toLowerCase();
+      var hits = c.options.filter(function (o) {
+        return o.toLowerCase().indexOf(low) === 0 && o !== c.typed;
+      }).slice(0, 8);
+      if (!hits.length) return;
+      box.appendChild(document.createTextNode(box.getAttribute("data-label") + " "));
+      hits.forEach(function (h) {
+        var b = el("button", { type: "button", "class": "link suggestion", "data-value": h }, [h]);
+        b.addEventListener("click", function () {
+          var at = textarea.selectionStart;
+          var start = at - c.typed.length;
+          textarea.value = textarea.value.slice(0, start) + h + textarea.value.slice(at);
+          textarea.selectionStart = textarea.selectionEnd = start + h.length;
+          box.textContent = "";
+          textarea.dispatchEvent(new Event("input"));
+          textarea.focus();
+        });
+        box.appendChild(b);
+        box.appendChild(document.createTextNode(" "));
+      });
+    }
+    textarea.addEventListener("input", render);
+    textarea.addEventListener("click", render);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts();
     var q = document.querySelector("textarea[data-live-count]");
     if (q) liveCount(q);
+    if (q && q.getAttribute("data-reference")) autocomplete(q);
     document.querySelectorAll("button.use-example").forEach(function (b) {
       b.addEventListener("click", function () {
         var t = document.getElementById("query");

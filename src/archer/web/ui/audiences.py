@@ -14,9 +14,13 @@ from starlette.background import BackgroundTask
 from archer.audiences import AudienceError, NotBuilt, count, snapshots
 from archer.audiences import service as svc
 from archer.audiences.browse import LIST_FIELDS, PAGE_SIZE
+from archer.audiences.evaluate import reference
+from archer.audiences.grammar import normalise
+from archer.errors import ArcherError
 from archer.web.auth import CsrfProtected, CurrentUser
-from archer.web.ui import charts
+from archer.web.ui import charts, i18n
 from archer.web.ui.errors import placed
+from archer.web.ui.overview import translated
 from archer.web.ui.render import page, urlpart, user_name
 
 router = APIRouter(include_in_schema=False)
@@ -51,6 +55,10 @@ def _editor(
     status_code: int = 200,
 ):
     ws = request.app.state.ws
+    try:
+        ref = reference(ws)
+    except (NotBuilt, ArcherError):  # no profile yet, or the warehouse busy: the editor still works
+        ref = None
     return page(
         request,
         "audiences.html",
@@ -63,6 +71,7 @@ def _editor(
         description=description,
         error=error,
         examples=EXAMPLES,
+        reference=ref,
     )
 
 
@@ -91,6 +100,16 @@ def count_json(
     return JSONResponse(doc)
 
 
+@router.get("/ui/audiences/reference")
+def reference_json(request: Request, user: CurrentUser) -> JSONResponse:
+    """The editor's autocomplete: the fields with their types and known values, and the
+    behaviour predicates with their arguments (409 before the first build)."""
+    try:
+        return JSONResponse(reference(request.app.state.ws))
+    except NotBuilt as e:
+        return JSONResponse({"error": not_built(e)}, status_code=409)
+
+
 @router.post("/audiences", response_class=HTMLResponse)
 def save_audience(
     request: Request,
@@ -102,6 +121,7 @@ def save_audience(
 ):
     """Save (or update) an audience; a mistake comes back in the editor, at its place."""
     ws = request.app.state.ws
+    query = normalise(query)[0] if len(query) <= 20_000 else query  # saved as it is read
     keep = {"name": name, "query": query, "description": description}
     try:
         svc.save(ws, name, query, user=user_name(user), description=description or None)
@@ -181,7 +201,7 @@ def audience_page(
         page_no=page_no,
         pages=pages,
         history=history,
-        history_spec=charts.history(history),
+        history_spec=translated(charts.history(history), i18n.translator(i18n.lang_of(request))),
     )
 
 

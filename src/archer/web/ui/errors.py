@@ -14,6 +14,7 @@ from archer.errors import ArcherError
 from archer.web.api.problems import RETRY_AFTER_SECONDS, problem_response, retry_headers
 from archer.web.auth import signed_in
 from archer.web.errorlog import record
+from archer.web.ui.i18n import N_
 
 
 def offset_of(query: str, line: int, column: int) -> int:
@@ -39,12 +40,15 @@ def placed(query: str, e: AudienceError) -> dict[str, Any]:
 
 # -- the core's errors on a page ------------------------------------------------------------------
 TITLES = {
-    "unavailable": "Busy: try again in a moment",
-    "not-built": "No profile yet",
-    "not-found": "Not found",
-    "conflict": "Not done",
-    "invalid": "Invalid input",
+    "unavailable": N_("Busy: try again in a moment"),
+    "not-built": N_("No profile yet"),
+    "not-found": N_("Not found"),
+    "conflict": N_("Not done"),
+    "invalid": N_("Invalid input"),
 }
+# the other titles pages give (shown through the catalogue by error.html and missing.html)
+OTHER_TITLES = (N_("Something went wrong"), N_("Too deeply nested"), N_("Not deleted"),
+                N_("No such customer"), N_("No such file"))  # fmt: skip
 NOT_PAGES = ("/api/", "/v1/", "/ui/", "/static/")  # JSON endpoints: problem details there
 
 
