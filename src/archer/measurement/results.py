@@ -439,6 +439,7 @@ def compare_variants(
     (Newcombe), sales and gross profit per run (Welch), each with its MDE. A fixed-horizon
     test: the sample is sized for a ``min_lift`` relative rise over the first variant's
     conversion, and no winner is named before every variant has that many runs."""
+    min_lift = _min_lift(min_lift)
     first = treated[treated.variant == names[0]]
     base = float(first.buyer.mean()) if len(first) else 0.0
     needed = sample_size_rate(base, base * min_lift) if base > 0 else None
