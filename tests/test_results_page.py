@@ -19,9 +19,9 @@ from archer.store import users, utcnow
 from archer.web import create_app
 from archer.web.ui.render import number, percent
 from test_measure_results import UNTIL, _raw, built, copy_of  # noqa: F401 (the fixture)
+from test_web_ui import PASSWORD
 
 pytestmark = pytest.mark.xdist_group("measure_results")
-PASSWORD = "s3cret-password"
 
 
 def shown(html: str) -> dict[str, str]:
@@ -30,8 +30,10 @@ def shown(html: str) -> dict[str, str]:
             re.findall(r'data-figure="([^"]+)">([^<]*)<', html)}  # fmt: skip
 
 
-def test_the_results_page_shows_what_results_reports(built, tmp_path):  # noqa: F811
-    ws, clock, sample = copy_of(built, tmp_path / "c")
+@pytest.fixture(scope="module")
+def simulated(built, tmp_path_factory):  # noqa: F811
+    """A two-variant campaign with a holdout, answered by the simulator; an operator."""
+    ws, clock, sample = copy_of(built, tmp_path_factory.mktemp("page") / "c")
     coupons.define(ws, "back-20", kind="threshold", threshold=99, amount=20, valid_days=14)
     raw = _raw(salt="page")
     raw["variants"] = [{"name": "plain"}, {"name": "warm"}]
@@ -42,10 +44,15 @@ def test_the_results_page_shows_what_results_reports(built, tmp_path):  # noqa: 
     clock.set(datetime(2026, 11, 21, tzinfo=UTC))
     simulate(ws, UNTIL, sample_dir=sample)
     with ws.session(write=True) as s:
-        users.create(s, "olga", PASSWORD, now=utcnow())
+        users.create(s, "alice", PASSWORD, now=utcnow())
+    return ws
+
+
+def test_the_results_page_shows_what_results_reports(simulated):
+    ws = simulated
     c = TestClient(create_app(ws, sync_every=None, round_every=None), follow_redirects=False)
     token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
-    assert c.post("/login", data={"username": "olga", "password": PASSWORD,
+    assert c.post("/login", data={"username": "alice", "password": PASSWORD,
                                   "csrf": token}).status_code == 303  # fmt: skip
 
     assert 'href="/campaigns/comeback/results"' in c.get("/campaigns/comeback").text
@@ -90,3 +97,30 @@ def test_the_results_page_shows_what_results_reports(built, tmp_path):  # noqa: 
     assert c.get("/campaigns/nope/results").status_code == 404
     bad = c.get("/campaigns/comeback/results?window=soon")
     assert bad.status_code == 422 and "window" in bad.text
+
+
+def test_the_results_page_in_a_real_browser(simulated):
+    """Chromium draws the page (the bars by app.js under the app's CSP, the intervals as
+    SVG) and saves a screenshot beside the other pages' (tests/screenshots/)."""
+    from playwright.sync_api import sync_playwright
+
+    from test_web_ui import ARGS, SHOTS, Server, chromium, expect, new_page, sign_in
+
+    exe = chromium()
+    SHOTS.mkdir(exist_ok=True)
+    with Server(create_app(simulated, sync_every=None, round_every=None)) as server:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=exe, args=ARGS)
+            try:
+                p = new_page(browser, server)
+                sign_in(p)
+                p.goto(p.base + "/campaigns/comeback")
+                p.click("#results-link")
+                p.wait_for_url(p.base + "/campaigns/comeback/results")
+                expect(p.locator("h1")).to_contain_text("效果")
+                expect(p.locator("#arms-chart svg").first).to_be_visible()
+                assert p.locator("svg.intervals").count() >= 4
+                expect(p.locator("#variants-verdict")).to_contain_text("no winner yet: needs")
+                p.screenshot(path=str(SHOTS / "app-campaign-results.png"), full_page=True)
+            finally:
+                browser.close()
