@@ -91,13 +91,13 @@ def view(doc: dict[str, Any], t) -> dict[str, Any]:
         d = uplift[key]
         if d is None:
             continue
-        forest.append(Markup(charts.intervals_svg(
-            [{"label": t(label), "diff": d["diff"], "low": d["low"], "high": d["high"],
-              "mde": d["mde"]}], percent=rate, title=t(label))))  # fmt: skip
+        row = {"label": t(label), **{k: d[k] for k in ("diff", "low", "high", "mde", "verdict")}}
+        forest.append(Markup(charts.intervals_svg([row], percent=rate, title=t(label))))
     steps = [
         {"label": k, "diff": (r["conversion"] or {}).get("diff"),
          "low": (r["conversion"] or {}).get("low"), "high": (r["conversion"] or {}).get("high"),
-         "mde": (r["conversion"] or {}).get("mde")}
+         "mde": (r["conversion"] or {}).get("mde"),
+         "verdict": (r["conversion"] or {}).get("verdict")}
         for k, r in doc["by_step"].items()
     ]  # fmt: skip
     v = doc["variants"]
@@ -105,7 +105,7 @@ def view(doc: dict[str, Any], t) -> dict[str, Any]:
     if v:
         variant_rows = [
             {"label": f"{r['variant']} − {r['against']}", **{k: r["conversion"][k] for k in
-             ("diff", "low", "high", "mde")}}
+             ("diff", "low", "high", "mde", "verdict")}}
             for r in v["comparisons"]
         ]  # fmt: skip
     return {
@@ -118,8 +118,16 @@ def view(doc: dict[str, Any], t) -> dict[str, Any]:
         "variants_svg": Markup(charts.intervals_svg(
             variant_rows, percent=True, title=t("Conversion against the first variant")))
         if variant_rows else None,
-        "arms_spec": charts.arms(doc),
+        "arms_spec": _translated(charts.arms(doc), t),
     }  # fmt: skip
+
+
+def _translated(spec: dict[str, Any], t) -> dict[str, Any]:
+    """The chart's words in the page's language."""
+    spec["categories"] = [t(c) for c in spec["categories"]]
+    for s in spec["series"]:
+        s["name"] = t(s["name"])
+    return spec
 
 
 @router.get("/campaigns/{name}/results", response_class=HTMLResponse)

@@ -132,9 +132,9 @@ def arms(doc: dict[str, Any]) -> dict[str, Any]:
 
 def intervals_svg(rows: list[dict[str, Any]], *, percent: bool, title: str) -> str:
     """Differences with their intervals as an inline SVG drawn on the server (a forest plot):
-    one row per ``{"label", "diff", "low", "high", "mde"}``, a line at zero, the interval as a
-    bar, the difference as a dot, the MDE as a dashed mark. Rows without an interval are
-    listed with an en dash. Every text is escaped."""
+    one row per ``{"label", "diff", "low", "high", "mde", "verdict"}``, a line at zero, the
+    interval as a bar coloured by the verdict, the difference as a dot, the MDE as a dashed
+    mark. Rows without an interval are listed with an en dash. Every text is escaped."""
     from html import escape
 
     shown = [r for r in rows if r.get("low") is not None and r.get("high") is not None]
@@ -154,7 +154,8 @@ def intervals_svg(rows: list[dict[str, Any]], *, percent: bool, title: str) -> s
 
     out = [
         f'<svg class="intervals" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} '
-        f'{height}" role="img" aria-label="{escape(title)}" font-size="12">',
+        f'{height}" width="{width}" height="{height}" style="max-width:100%;height:auto" '
+        f'role="img" aria-label="{escape(title)}" font-size="12">',
         f"<title>{escape(title)}</title>",
         f'<line x1="{x(0)}" y1="{top - 10}" x2="{x(0)}" y2="{height - 20}" stroke="#9aa5b1"/>',
         f'<text x="{x(0)}" y="{height - 6}" text-anchor="middle" fill="#52606d">0</text>',
@@ -165,7 +166,8 @@ def intervals_svg(rows: list[dict[str, Any]], *, percent: bool, title: str) -> s
         if r.get("low") is None or r.get("high") is None:
             out.append(f'<text x="{left}" y="{y + 4}" fill="#52606d">–</text>')
             continue
-        colour = "#0f766e" if r["low"] > 0 else ("#b91c1c" if r["high"] < 0 else "#52606d")
+        # coloured by the verdict: an interval clear of 0 but below the MDE is not a finding
+        colour = {"higher": "#0f766e", "lower": "#b91c1c"}.get(r.get("verdict"), "#52606d")
         out.append(f'<line x1="{x(r["low"])}" y1="{y}" x2="{x(r["high"])}" y2="{y}" '
                    f'stroke="{colour}" stroke-width="4" stroke-linecap="round"/>')  # fmt: skip
         if r.get("mde") is not None:
