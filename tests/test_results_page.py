@@ -93,6 +93,7 @@ def test_the_results_page_shows_what_results_reports(simulated):
     # In Chinese by default.
     zh = c.get("/campaigns/comeback/results?lang=zh").text
     assert "增量毛利" in zh and "按窗口归因（非因果）" in zh and shown(zh) == got
+    assert f"尚无胜者：每个版本需要 {doc['variants']['needed_per_variant']:,} 次运行" in zh
     # Refusals are pages, not tracebacks.
     assert c.get("/campaigns/nope/results").status_code == 404
     bad = c.get("/campaigns/comeback/results?window=soon")
@@ -120,7 +121,7 @@ def test_the_results_page_in_a_real_browser(simulated):
                 expect(p.locator("h1")).to_contain_text("效果")
                 expect(p.locator("#arms-chart svg").first).to_be_visible()
                 assert p.locator("svg.intervals").count() >= 4
-                expect(p.locator("#variants-verdict")).to_contain_text("no winner yet: needs")
+                expect(p.locator("#variants-verdict")).to_contain_text("尚无胜者")
                 p.screenshot(path=str(SHOTS / "app-campaign-results.png"), full_page=True)
             finally:
                 browser.close()

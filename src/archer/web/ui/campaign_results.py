@@ -83,6 +83,17 @@ def verdict_words(doc: dict[str, Any], t) -> str:
     return s
 
 
+def variants_words(v: dict[str, Any], t) -> str:
+    """The variants' verdict in the page's language (in English, as the report words it)."""
+    if v["needed_per_variant"] is not None and not v["ready"]:
+        text = t("no winner yet: needs {needed} per variant, has {has}")
+        return text.format(needed=f"{v['needed_per_variant']:,}", has=f"{v['has_per_variant']:,}")
+    if v["winner"]:
+        text = t("{winner} wins: its conversion is the highest, beyond chance and the MDE")
+        return text.format(winner=v["winner"])
+    return t(v["verdict"])
+
+
 def view(doc: dict[str, Any], t) -> dict[str, Any]:
     """What the page shows, from ``results(...).to_dict()``."""
     uplift = {k: doc["uplift"][k] for k, _, _ in UPLIFTS}
@@ -112,6 +123,7 @@ def view(doc: dict[str, Any], t) -> dict[str, Any]:
         "uplift": uplift,
         "said": {k: said(uplift[k], rate, t) for k, _, rate in UPLIFTS},
         "verdict": verdict_words(doc, t),
+        "variants_verdict": variants_words(v, t) if v else None,
         "forest": forest,
         "steps_svg": Markup(charts.intervals_svg(
             steps, percent=True, title=t("Conversion difference per step"))) if steps else None,

@@ -237,6 +237,12 @@ ZH: dict[str, str] = {
     "Comparing variants": "版本比较",
     "A fixed-horizon test: no winner is named before every variant has the runs needed to see the rise it was sized for. Checking daily and stopping on a good day overstates the result.":  # noqa: E501
         "固定样本量检验：每个版本都达到检测预设提升所需的运行数之前，不宣布胜者。每天查看并在结果好的那天停止会夸大结果。",
+    "no winner yet: needs {needed} per variant, has {has}":
+        "尚无胜者：每个版本需要 {needed} 次运行，目前有 {has} 次",
+    "{winner} wins: its conversion is the highest, beyond chance and the MDE":
+        "{winner} 胜出：转化率最高，超出偶然波动且不小于最小可检测效应",
+    "no winner: the variants are not distinguishable at the size the test needed":
+        "没有胜者：在检验所需的样本量下，各版本无法区分",
 }
 # fmt: on
 
