@@ -12,6 +12,7 @@ import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
@@ -19,7 +20,8 @@ from sqlalchemy import func, select
 from archer.campaigns import service
 from archer.cli.support import load_home
 from archer.clock import ManualClock
-from archer.measurement.results import results
+from archer.errors import Invalid
+from archer.measurement.results import compare_variants, results
 from archer.offers import coupons
 from archer.sample.simulate import simulate, uniform
 from archer.store.offers import Coupon
@@ -50,6 +52,15 @@ def copy_of(built: Path, dst: Path) -> tuple[Workspace, ManualClock, Path]:
 def broadcast(ws: Workspace, clock: ManualClock, *, salt: str, holdout: float = 0.5) -> str:
     """A coupon and an inbox message to every buyer, sent on the sample's next morning."""
     coupons.define(ws, "back-20", kind="threshold", threshold=99, amount=20, valid_days=14)
+    raw = _raw(salt=salt, holdout=holdout)
+    service.create(ws, raw, user="t", start=True)
+    for _ in range(4):
+        service.run_round(ws)
+        clock.advance(hours=6)
+    return raw["name"]
+
+
+def _raw(*, salt: str, holdout: float = 0.5) -> dict:
     raw = service.apply_settings(service.template("newsletter"), [
         "name=comeback", f"holdout={holdout}", f"salt={salt}", f"trigger.audience='{AUDIENCE}'",
         "send_at=2026-11-01T10:00:00", "send_until=2026-11-02T10:00:00",
@@ -60,11 +71,7 @@ def broadcast(ws: Workspace, clock: ManualClock, *, salt: str, holdout: float = 
         {"id": "news", "type": "message", "channel": "inbox", "subject": "回来看看",
          "text": "{{ coupon.label }} {{ coupon.code }}"},
     ]  # fmt: skip
-    service.create(ws, raw, user="t", start=True)
-    for _ in range(4):
-        service.run_round(ws)
-        clock.advance(hours=6)
-    return raw["name"]
+    return raw
 
 
 @pytest.mark.parametrize("salt", ["a", "b"])
@@ -163,3 +170,134 @@ def test_cli_results_and_simulate(built, tmp_path):
     assert missing.exit_code != 0 and "no campaign named 'nope'" in missing.output
     bad_day = run(app, [*sim, "--until", "soon"])
     assert bad_day.exit_code != 0 and "--until" in bad_day.output
+
+
+def test_every_figure_per_step_channel_and_arm_adds_up(built, tmp_path):
+    ws, clock, sample = copy_of(built, tmp_path / "c")
+    name = broadcast(ws, clock, salt="parts")
+    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
+    simulate(ws, UNTIL, sample_dir=sample)
+    r = results(ws, name)
+    doc = r.to_dict()
+    t, h = r.arms["treatment"], r.arms["holdout"]
+    assert t.units >= t.orders >= t.buyers > 0 and doc["arms"]["treatment"]["enrolled"] == t.runs
+    # An existing customer base: nobody registers after entering a broadcast.
+    assert t.registered == h.registered == 0
+    # The one message step, on the inbox: every run reached it (the holdout: would have).
+    step = doc["by_step"]["news"]
+    assert step["channel"] == "inbox" and list(doc["by_channel"]) == ["inbox"]
+    for arm, a in (("treatment", t), ("holdout", h)):
+        assert step["arms"][arm]["reached"] == a.reached
+        assert doc["by_channel"]["inbox"]["arms"][arm] == step["arms"][arm]
+    assert step["messages"]["sent"] == t.reached
+    assert step["messages"]["skipped"] >= h.runs
+    assert step["conversion"]["n_treated"] == t.reached
+    assert doc["window"] == "14d" and doc["window_source"] == "default"
+    # The CLI prints units and the per-step table.
+    assert r.variants is None and doc["by_variant"] == {}
+
+
+def test_goal_within_is_the_default_window(built, tmp_path):
+    ws, clock, sample = copy_of(built, tmp_path / "c")
+    coupons.define(ws, "back-20", kind="threshold", threshold=99, amount=20, valid_days=14)
+    raw = _raw(salt="goal")
+    raw["goal_within"] = "7d"
+    service.create(ws, raw, user="t", start=True)
+    for _ in range(4):
+        service.run_round(ws)
+        clock.advance(hours=6)
+    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
+    simulate(ws, UNTIL, sample_dir=sample)
+    r = results(ws, "comeback")
+    assert (r.window, r.window_source) == ("7d", "goal_within")
+    wide = results(ws, "comeback", window="14d")
+    assert wide.window_source == "option"
+    assert wide.arms["treatment"].orders >= r.arms["treatment"].orders
+    bad = _raw(salt="bad")
+    bad["name"], bad["goal_within"] = "too-long", "400d"
+    with pytest.raises(Invalid, match="goal_within.*expected a duration from 1h to 366d"):
+        service.create(ws, bad, user="t")
+    bad["goal_within"] = "soon"
+    with pytest.raises(Invalid, match="goal_within"):
+        service.create(ws, bad, user="t")
+
+
+def test_variants_are_reported_each_and_compared_with_the_first(built, tmp_path):
+    ws, clock, sample = copy_of(built, tmp_path / "c")
+    coupons.define(ws, "back-20", kind="threshold", threshold=99, amount=20, valid_days=14)
+    raw = _raw(salt="ab")
+    raw["variants"] = [{"name": "plain"}, {"name": "warm"}]
+    raw["steps"][1]["variants"] = {"warm": {"subject": "好久不见", "text": "{{ coupon.code }}"}}
+    service.create(ws, raw, user="t", start=True)
+    for _ in range(4):
+        service.run_round(ws)
+        clock.advance(hours=6)
+    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
+    simulate(ws, UNTIL, sample_dir=sample)
+    r = results(ws, "comeback")
+    assert list(r.by_variant) == ["plain", "warm"]
+    # Each variant's report adds up to the campaign's, arm by arm.
+    for arm in ("treatment", "holdout"):
+        for key in ("runs", "buyers", "orders", "units"):
+            got = sum(v["arms"][arm][key] for v in r.by_variant.values())
+            assert got == getattr(r.arms[arm], key), (arm, key)
+    v = r.variants
+    assert v["control"] == "plain" and len(v["comparisons"]) == 1
+    c = v["comparisons"][0]
+    plain, warm = (r.by_variant[x]["arms"]["treatment"] for x in ("plain", "warm"))
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    low, high = confint_proportions_2indep(
+        warm["buyers"], warm["runs"], plain["buyers"], plain["runs"], method="newcomb"
+    )
+    assert c["conversion"]["low"] == pytest.approx(low) and c["conversion"][
+        "high"
+    ] == pytest.approx(high)
+    assert c["sales_per_run"]["method"] == "welch"
+    # A campaign of a few thousand cannot see a 20% rise: no winner is called.
+    has = min(plain["runs"], warm["runs"])
+    assert v["has_per_variant"] == has < v["needed_per_variant"]
+    assert v["winner"] is None and not v["ready"]
+    assert (
+        v["verdict"] == f"no winner yet: needs {v['needed_per_variant']:,} per variant, has {has:,}"
+    )
+    from archer.measurement.stats import mde_rate
+
+    n = v["needed_per_variant"]
+    assert (
+        mde_rate(n, n, v["baseline"]) <= 0.2 * v["baseline"] < mde_rate(n - 1, n - 1, v["baseline"])
+    )
+    # The same in the CLI and over REST.
+    from typer.testing import CliRunner
+
+    from archer.cli import app
+
+    ws.close()
+    got = CliRunner().invoke(app, ["campaign", "results", "comeback", "--home",
+                                   str(tmp_path / "c" / "shop")])  # fmt: skip
+    assert got.exit_code == 0, got.output
+    assert "no winner yet: needs" in got.stdout and "variant warm" in got.stdout
+
+
+def test_a_variant_wins_only_at_the_size_it_needs():
+    rng = np.random.default_rng(3)
+
+    def runs(variant: str, n: int, rate: float) -> pd.DataFrame:
+        buyer = rng.random(n) < rate
+        sales = np.where(buyer, 100.0, 0.0)
+        return pd.DataFrame({"variant": variant, "buyer": buyer, "sales": sales,
+                             "gross_profit": sales * 0.4})  # fmt: skip
+
+    small = pd.concat([runs("a", 500, 0.05), runs("b", 500, 0.10)])
+    v = compare_variants(small, ["a", "b"])
+    assert v["winner"] is None and v["verdict"].startswith("no winner yet: needs")
+    big = pd.concat([runs("a", 20_000, 0.05), runs("b", 20_000, 0.10)])
+    v = compare_variants(big, ["a", "b"])
+    assert v["ready"] and v["winner"] == "b" and v["verdict"].startswith("b wins")
+    same = pd.concat([runs("a", 20_000, 0.05), runs("b", 20_000, 0.05)])
+    v = compare_variants(same, ["a", "b"])
+    assert v["ready"] and v["winner"] is None and v["verdict"].startswith("no winner: ")
+    none = pd.concat([runs("a", 100, 0.0), runs("b", 100, 0.1)])
+    assert compare_variants(none, ["a", "b"])["verdict"].startswith("no winner yet: the first")
+    with pytest.raises(Invalid, match="min_lift"):
+        compare_variants(big, ["a", "b"], min_lift=0)

@@ -24,7 +24,7 @@ misspelt name, what was probably meant. The rules of running a campaign live in
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -44,6 +44,7 @@ STEP_ID = re.compile(r"^[A-Za-z][\w-]{0,63}$")
 MAX_STEPS = 50
 MAX_TEMPLATE = 100_000  # characters of one template
 MAX_VARIANTS = 10
+GOAL_WITHIN_MAX_DAYS = 366  # the results window: at most a year and a day
 
 KEYS = ("order", "cart", "customer", "customer_year", "customer_month", "customer_lapse",
         "favourite")  # fmt: skip
@@ -304,6 +305,11 @@ class Definition(_Node):
     )
     exit_if: str | None = Field(None, description="an audience condition that ends a run")
     goal: Literal["order_paid", "purchased", "bought_product"] | None = None
+    goal_within: Duration | None = Field(
+        None,
+        description="how long after entry a run's orders count in the results (1h to 366d; "
+        "default 45d for an unpaid-order flow, 14d for the rest)",
+    )
     holdout: float = Field(0.10, ge=0, le=0.9)
     salt: str | None = Field(None, max_length=100)
     variants: list[Variant] = Field(default_factory=list, max_length=MAX_VARIANTS)
@@ -318,6 +324,16 @@ class Definition(_Node):
     send_until: datetime | None = None
 
     _d = field_validator("reentry_after")(_check_duration)
+
+    @field_validator("goal_within")
+    @classmethod
+    def _goal_within(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        span = parse_duration(v)
+        if not timedelta(hours=1) <= span <= timedelta(days=GOAL_WITHIN_MAX_DAYS):
+            raise ValueError(f"{v!r}: expected a duration from 1h to {GOAL_WITHIN_MAX_DAYS}d")
+        return v
 
     @field_validator("name")
     @classmethod

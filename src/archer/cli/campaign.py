@@ -220,10 +220,18 @@ def results_cmd(
     window: Annotated[
         str | None,
         typer.Option(
-            help="Count each run's orders this long after it entered (default 14d; "
-            "45d for an unpaid-order flow)."
+            help="Count each run's orders this long after it entered (default: the "
+            "campaign's goal_within, else 14d; 45d for an unpaid-order flow)."
         ),
     ] = None,
+    min_lift: Annotated[
+        float,
+        typer.Option(
+            "--min-lift",
+            help="Variants: the relative rise in conversion over the first variant the test "
+            "is sized for (0.2 = 20%); no winner before each variant has the runs it needs.",
+        ),
+    ] = 0.2,
     as_of: Annotated[
         str | None,
         typer.Option(
@@ -239,20 +247,14 @@ def results_cmd(
     the minimum detectable effect, incremental gross profit and ROI (docs/measure.md)."""
     from archer.measurement.results import as_of_day, results
 
-    doc = results(_workspace(home), name, window=window, as_of=as_of_day(as_of)).to_dict()
+    doc = results(
+        _workspace(home), name, window=window, as_of=as_of_day(as_of), min_lift=min_lift
+    ).to_dict()
     if as_json:
         emit_json(doc)
         return
-    t = RichTable("arm", "runs", "reached", "buyers", "conversion", "refund users", "orders",
-                  "sales", "gross profit", "margin", "promotion cost", title=(
-                      f"{escape(name)}: each run counted over {doc['window']} from its entry, "
-                      f"as of {doc['as_of']}"))  # fmt: skip
-    for a in doc["arms"].values():
-        t.add_row(a["arm"], f"{a['runs']:,}", f"{a['reached']:,}", f"{a['buyers']:,}",
-                  _pct(a["conversion"]), f"{a['refund_users']:,}", f"{a['orders']:,}",
-                  f"{a['sales']:,.2f}", f"{a['gross_profit']:,.2f}", _pct(a["gross_margin"]),
-                  f"{a['promotion_cost']:,.2f}")  # fmt: skip
-    out.print(t)
+    out.print(_arms_table(doc["arms"], f"{escape(name)}: each run counted over {doc['window']} "
+                          f"from its entry, as of {doc['as_of']}"))  # fmt: skip
     labels = {"conversion": ("conversion", True), "sales_per_run": ("sales per run", False),
               "gross_profit_per_run": ("gross profit per run", False)}  # fmt: skip
     for key, (label, rate) in labels.items():
@@ -272,8 +274,59 @@ def results_cmd(
     a = doc["attributed"]
     out.print(f"attributed (not caused): {a['buyers']:,} buyers, {a['sales']:,.2f} in sales "
               "after a message", highlight=False)  # fmt: skip
+    for part, rows in (("step", doc["by_step"]), ("channel", doc["by_channel"])):
+        if not rows:
+            continue
+        t = RichTable(part, "arm", "reached", "buyers", "conversion", "sales", "message cost",
+                      title=f"per {part}: the runs it reached (holdout: would have)")  # fmt: skip
+        for key, r in rows.items():
+            for arm, x in r["arms"].items():
+                t.add_row(escape(key), arm, f"{x['reached']:,}", f"{x['buyers']:,}",
+                          _pct(x["conversion"]), f"{x['sales']:,.2f}",
+                          f"{x['message_cost']:,.2f}")  # fmt: skip
+        out.print(t)
+    for v, r in doc["by_variant"].items():
+        out.print(_arms_table(r["arms"], f"variant {escape(v)}"))
+    if doc["variants"]:
+        _variants(doc["variants"])
     for n in doc["notes"]:
         out.print(n, highlight=False)
+
+
+def _arms_table(arms: dict[str, Any], title: str) -> RichTable:
+    t = RichTable("arm", "enrolled", "reached", "registered", "buyers", "conversion",
+                  "refund users", "orders", "units", "sales", "gross profit", "margin",
+                  "promotion cost", title=title)  # fmt: skip
+    for a in arms.values():
+        t.add_row(a["arm"], f"{a['runs']:,}", f"{a['reached']:,}", f"{a['registered']:,}",
+                  f"{a['buyers']:,}", _pct(a["conversion"]), f"{a['refund_users']:,}",
+                  f"{a['orders']:,}", f"{a['units']:,}", f"{a['sales']:,.2f}",
+                  f"{a['gross_profit']:,.2f}", _pct(a["gross_margin"]),
+                  f"{a['promotion_cost']:,.2f}")  # fmt: skip
+    return t
+
+
+def _variants(v: dict[str, Any]) -> None:
+    """Each variant against the first (treated runs only), and the fixed-horizon verdict."""
+    t = RichTable("variant", "runs", "conversion diff", "95% interval", "MDE",
+                  "sales/run diff", "95% interval", "verdict",
+                  title=f"treated runs of each variant against {escape(v['control'])}")  # fmt: skip
+    for r in v["comparisons"]:
+        c, m = r["conversion"], r["sales_per_run"]
+        t.add_row(escape(r["variant"]), f"{r['runs']:,}", _pts(c["diff"]),
+                  f"{_pts(c['low'])} to {_pts(c['high'])}",
+                  "—" if c["mde"] is None else f"{c['mde'] * 100:.2f} pts", _money(m["diff"]),
+                  f"{_money(m['low'])} to {_money(m['high'])}", c["verdict"])  # fmt: skip
+    out.print(t)
+    out.print(v["verdict"], highlight=False)
+
+
+def _pts(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:+.2f} pts"
+
+
+def _money(x: float | None) -> str:
+    return "—" if x is None else f"{x:+,.2f}"
 
 
 def _pct(v: float | None) -> str:

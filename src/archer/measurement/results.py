@@ -34,7 +34,15 @@ from sqlalchemy import func, select
 from archer.campaigns.definition import parse_duration
 from archer.errors import Invalid, NotFound
 from archer.facts import Snapshot
-from archer.measurement.stats import Difference, Moments, mean_difference, rate_difference
+from archer.measurement.stats import (
+    HIGHER,
+    LOWER,
+    Difference,
+    Moments,
+    mean_difference,
+    rate_difference,
+    sample_size_rate,
+)
 
 if TYPE_CHECKING:
     from archer.workspace import Workspace
@@ -42,6 +50,7 @@ if TYPE_CHECKING:
 ORDER_WINDOW = "45d"  # the unpaid ladder runs 30 days from the order; paid within 45 counts
 CUSTOMER_WINDOW = "14d"
 MONEY = ("sales", "gross_profit", "promotion_cost")
+MIN_LIFT = 0.20  # the rise in conversion over the first variant a variant test is sized for
 
 
 @dataclass
@@ -52,6 +61,7 @@ class Arm:
     runs: int = 0
     customers: int = 0
     reached: int = 0
+    registered: int = 0  # customers who registered in the window (acquisition flows)
     buyers: int = 0
     refund_users: int = 0
     orders: int = 0
@@ -69,8 +79,9 @@ class Arm:
     def to_dict(self) -> dict[str, Any]:
         n = self.runs or 1
         return {
-            "arm": self.arm, "runs": self.runs, "customers": self.customers,
-            "reached": self.reached, "buyers": self.buyers,
+            "arm": self.arm, "runs": self.runs, "enrolled": self.runs,
+            "customers": self.customers, "reached": self.reached,
+            "registered": self.registered, "buyers": self.buyers,
             "conversion": self.buyers / n if self.runs else None,
             "refund_users": self.refund_users, "orders": self.orders, "units": self.units,
             "sales": round(self.sales, 2), "gross_profit": round(self.gross_profit, 2),
@@ -78,7 +89,54 @@ class Arm:
             "coupon_cost": round(self.coupon_cost, 2), "points_cost": round(self.points_cost, 2),
             "message_cost": round(self.message_cost, 2), "promotion_cost": self.promotion_cost,
             "sales_per_run": round(self.sales / n, 4) if self.runs else None,
+            "gross_profit_per_run": round(self.gross_profit / n, 4) if self.runs else None,
         }  # fmt: skip
+
+    @classmethod
+    def of(cls, arm: str, g: pd.DataFrame) -> Arm:
+        """The totals of the runs ``g`` (rows of :func:`_outcomes`)."""
+        return cls(
+            arm, runs=len(g), customers=g.customer_id.nunique(), reached=int(g.reached.sum()),
+            registered=int(g.registered.sum()), buyers=int(g.buyer.sum()),
+            refund_users=int((g.refunded > 0).sum()), orders=int(g.orders.sum()),
+            units=int(g.units.sum()), sales=float(g.sales.sum()),
+            gross_profit=float(g.gross_profit.sum()), coupon_cost=float(g.coupon_cost.sum()),
+            points_cost=float(g.points_cost.sum()), message_cost=float(g.message_cost.sum()),
+        )  # fmt: skip
+
+
+@dataclass
+class Uplift:
+    """Treated against holdout per run: conversion, sales and gross profit differences with
+    their intervals, and what they add up to."""
+
+    conversion: Difference | None = None
+    sales: Difference | None = None
+    gross_profit: Difference | None = None
+    incremental_gross_profit: float | None = None
+    roi: float | None = None
+
+    @classmethod
+    def of(cls, t: pd.DataFrame, h: pd.DataFrame, promotion_cost: float) -> Uplift:
+        if not len(h) or not len(t):
+            return cls()
+        u = cls(
+            rate_difference(int(t.buyer.sum()), len(t), int(h.buyer.sum()), len(h)),
+            mean_difference(Moments.of(t.sales), Moments.of(h.sales)),
+            mean_difference(Moments.of(t.gross_profit), Moments.of(h.gross_profit)),
+        )
+        if u.gross_profit.diff is not None:
+            u.incremental_gross_profit = round(u.gross_profit.diff * len(t), 2)
+            if promotion_cost > 0:
+                u.roi = round(u.incremental_gross_profit / promotion_cost, 4)
+        return u
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "conversion": self.conversion.to_dict() if self.conversion else None,
+            "sales_per_run": self.sales.to_dict() if self.sales else None,
+            "gross_profit_per_run": self.gross_profit.to_dict() if self.gross_profit else None,
+        }
 
 
 @dataclass
@@ -93,62 +151,78 @@ class Results:
     gross_profit: Difference | None = None
     incremental_gross_profit: float | None = None
     roi: float | None = None
+    window_source: str = "default"  # "option", "goal_within" or "default"
     attributed: dict[str, Any] = field(default_factory=dict)
-    by_step: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_step: dict[str, dict[str, Any]] = field(default_factory=dict)
+    by_channel: dict[str, dict[str, Any]] = field(default_factory=dict)
     by_variant: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "campaign": self.campaign, "kind": self.kind, "window": self.window,
+            "window_source": self.window_source,
             "as_of": self.as_of, "arms": {k: a.to_dict() for k, a in self.arms.items()},
-            "uplift": {
-                "conversion": self.conversion.to_dict() if self.conversion else None,
-                "sales_per_run": self.sales.to_dict() if self.sales else None,
-                "gross_profit_per_run": self.gross_profit.to_dict() if self.gross_profit else None,
-            },
+            "uplift": Uplift(self.conversion, self.sales, self.gross_profit).to_dict(),
             "incremental_gross_profit": self.incremental_gross_profit,
             "roi": self.roi, "attributed": self.attributed, "by_step": self.by_step,
-            "by_variant": self.by_variant, "notes": self.notes,
+            "by_channel": self.by_channel, "by_variant": self.by_variant,
+            "variants": self.variants, "notes": self.notes,
         }  # fmt: skip
 
 
 def results(
-    ws: Workspace, name: str, *, window: str | None = None, as_of: date | None = None
+    ws: Workspace,
+    name: str,
+    *,
+    window: str | None = None,
+    as_of: date | None = None,
+    min_lift: float = MIN_LIFT,
 ) -> Results:
     """The results of campaign ``name`` as the warehouse stands (its last import), over
-    ``window`` from each run's enrolment (default: 45 days for an unpaid-order flow, 14 for
-    the rest)."""
+    ``window`` from each run's enrolment (default: the campaign's ``goal_within``, else 45
+    days for an unpaid-order flow and 14 for the rest). A campaign with variants is also
+    reported per variant and each variant compared with the first, which is called only once
+    each variant has the runs needed to see a ``min_lift`` relative rise in conversion."""
+    min_lift = _min_lift(min_lift)
     out, meta = run_outcomes(ws, name, window=window, as_of=as_of)
-    kind, window = meta["kind"], meta["window"]
-    res = Results(name, kind, window, meta["as_of"], arms={})
+    kind, window, span = meta["kind"], meta["window"], meta["span"]
+    res = Results(name, kind, window, meta["as_of"], arms={}, window_source=meta["window_source"])
     for arm in ("treatment", "holdout"):
-        g = out[out.arm == arm]
-        res.arms[arm] = Arm(
-            arm, runs=len(g), customers=g.customer_id.nunique(), reached=int(g.reached.sum()),
-            buyers=int(g.buyer.sum()), refund_users=int((g.refunded > 0).sum()),
-            orders=int(g.orders.sum()), units=int(g.units.sum()), sales=float(g.sales.sum()),
-            gross_profit=float(g.gross_profit.sum()), coupon_cost=float(g.coupon_cost.sum()),
-            points_cost=float(g.points_cost.sum()), message_cost=float(g.message_cost.sum()),
-        )  # fmt: skip
+        res.arms[arm] = Arm.of(arm, out[out.arm == arm])
     t, h = out[out.arm == "treatment"], out[out.arm == "holdout"]
     if len(h):
-        res.conversion = rate_difference(int(t.buyer.sum()), len(t), int(h.buyer.sum()), len(h))
-        res.sales = mean_difference(Moments.of(t.sales), Moments.of(h.sales))
-        res.gross_profit = mean_difference(Moments.of(t.gross_profit), Moments.of(h.gross_profit))
-        if res.gross_profit.diff is not None:
-            res.incremental_gross_profit = round(res.gross_profit.diff * len(t), 2)
-            cost = res.arms["treatment"].promotion_cost
-            res.roi = round(res.incremental_gross_profit / cost, 4) if cost > 0 else None
+        u = Uplift.of(t, h, res.arms["treatment"].promotion_cost)
+        res.conversion, res.sales, res.gross_profit = u.conversion, u.sales, u.gross_profit
+        res.incremental_gross_profit, res.roi = u.incremental_gross_profit, u.roi
     else:
         res.notes.append("no holdout: nothing to compare with, so no uplift can be told")
+    open_runs = int((out.entered_at + span > pd.Timestamp(meta["cutoff"])).sum())
+    if open_runs:
+        res.notes.append(
+            f"{open_runs:,} runs are still inside their {window} window: their figures "
+            "will grow; read the results once every window has closed"
+        )
     res.attributed = _attributed(out)
-    res.by_step = meta["by_step"]
-    for v, g in out[out.variant.notna()].groupby("variant"):
-        res.by_variant[str(v)] = {
+    res.by_step = _by_part(out, meta["msgs"], "step", meta["channels"])
+    res.by_channel = _by_part(out, meta["msgs"], "channel")
+    order = [v["name"] for v in meta["definition"].get("variants", [])]
+    for v in order:
+        g = out[out.variant == v]
+        if not len(g):
+            continue
+        arms = {arm: Arm.of(arm, g[g.arm == arm]) for arm in ("treatment", "holdout")}
+        gt, gh = g[g.arm == "treatment"], g[g.arm == "holdout"]
+        u = Uplift.of(gt, gh, arms["treatment"].promotion_cost)
+        res.by_variant[v] = {
             "runs": len(g), "buyers": int(g.buyer.sum()), "sales": round(float(g.sales.sum()), 2),
             "conversion": float(g.buyer.mean()),
+            "arms": {k: a.to_dict() for k, a in arms.items()}, "uplift": u.to_dict(),
+            "incremental_gross_profit": u.incremental_gross_profit, "roi": u.roi,
         }  # fmt: skip
+    if len(res.by_variant) >= 2:
+        res.variants = compare_variants(out[out.arm == "treatment"], list(res.by_variant), min_lift)
     return res
 
 
@@ -158,11 +232,12 @@ def run_outcomes(
     """Campaign ``name``'s runs, one row each with its arm and its outcome over ``window`` from
     enrolment (buyer, orders, units, sales, gross profit, coupon, points and message cost):
     what :func:`results` sums, and what uplift targeting learns from. ``meta`` holds the
-    ``kind`` of a run, the ``window``, the snapshot's ``as_of`` and the campaign's ``by_step``
-    and ``definition``."""
+    ``kind`` of a run, the ``window`` (and where it came from), the snapshot's ``as_of`` and
+    cut-off, and the campaign's messages and ``definition``."""
     runs, meta = _runs(ws, name)
     kind = "order" if meta["on"] == "order_unpaid" else "customer"
-    window = window or (ORDER_WINDOW if kind == "order" else CUSTOMER_WINDOW)
+    source = "option" if window else ("goal_within" if meta["goal_within"] else "default")
+    window = window or meta["goal_within"] or (ORDER_WINDOW if kind == "order" else CUSTOMER_WINDOW)
     try:
         span = parse_duration(window)
     except ValueError as e:
@@ -172,8 +247,11 @@ def run_outcomes(
     with ws.warehouse() as wh:
         snap = Snapshot.at(wh, as_of, ws.tz, today=ws.today())
         orders = _orders(snap, runs, kind)
+        joined = _registered(snap, runs)
     out = _outcomes(runs, orders, kind, span)
-    return out, {**meta, "kind": kind, "window": window, "as_of": str(snap.as_of)}
+    out["registered"] = _in_window(out, joined, span)
+    return out, {**meta, "kind": kind, "window": window, "window_source": source, "span": span,
+                 "as_of": str(snap.as_of), "cutoff": snap.cutoff}  # fmt: skip
 
 
 def reaching(msgs: pd.DataFrame) -> pd.Series:
@@ -205,10 +283,10 @@ def _runs(ws: Workspace, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         msgs = pd.DataFrame(
             s.execute(
                 select(Message.enrollment_id, Message.step, Message.state, Message.reason,
-                       Message.cost_fen, Message.sent_at, Message.arm)
+                       Message.cost_fen, Message.sent_at, Message.arm, Message.channel)
                 .where(Message.campaign_id == c.id)
             ).all(),
-            columns=["run", "step", "state", "reason", "cost_fen", "sent_at", "arm"],
+            columns=["run", "step", "state", "reason", "cost_fen", "sent_at", "arm", "channel"],
         )  # fmt: skip
         saved = pd.DataFrame(
             s.execute(
@@ -249,10 +327,11 @@ def _runs(ws: Workspace, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         runs["points_cost"] = runs.run.map(fen).fillna(0.0)
     else:
         runs["points_cost"] = 0.0
-    by_step: dict[str, dict[str, int]] = {}
-    for (step, state), n in msgs.groupby(["step", "state"]).size().items():
-        by_step.setdefault(str(step), {})[str(state)] = int(n)
-    return runs, {"on": d["trigger"]["on"], "by_step": by_step, "definition": d}
+    msgs["reaches"] = reaching(msgs)
+    channels = {s["id"]: s.get("channel") for s in d.get("steps", []) if s.get("type") == "message"}
+    meta = {"on": d["trigger"]["on"], "definition": d, "msgs": msgs, "channels": channels,
+            "goal_within": d.get("goal_within")}  # fmt: skip
+    return runs, meta
 
 
 def _orders(snap: Snapshot, runs: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -309,6 +388,125 @@ def _outcomes(runs: pd.DataFrame, orders: pd.DataFrame, kind: str, span) -> pd.D
     return out.reset_index()
 
 
+def _registered(snap: Snapshot, runs: pd.DataFrame) -> pd.DataFrame:
+    """When the runs' customers registered (an acquisition flow enrols people before they
+    register; for the others it is before the run and does not count)."""
+    ids = sorted(set(runs.customer_id.astype(str)))
+    if not ids:
+        return pd.DataFrame(columns=["customer_id", "registered_at"])
+    c = snap.customers
+    c = c.filter(c.customer_id.isin(ibis.memtable({"k": ids}).k) & c.registered_at.notnull())
+    got = c.select("customer_id", "registered_at").execute()
+    got["registered_at"] = pd.to_datetime(got.registered_at)
+    return got
+
+
+def _in_window(out: pd.DataFrame, joined: pd.DataFrame, span) -> pd.Series:
+    """Whether each run's customer registered in the run's window."""
+    at = out.customer_id.astype(str).map(
+        joined.drop_duplicates("customer_id").set_index("customer_id").registered_at
+    )
+    at = pd.to_datetime(at)
+    return (at.notna() & (at >= out.entered_at) & (at < out.entered_at + span)).astype(bool)
+
+
+def _by_part(
+    out: pd.DataFrame, msgs: pd.DataFrame, part: str, channels: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per message step (or channel): its messages by state, and per arm the runs it reached
+    (the holdout's: would have reached) with their buyers and sales — the arms compared on the
+    runs that got that far, so a later step's comparison holds only the runs still there."""
+    got: dict[str, dict[str, Any]] = {}
+    if msgs.empty:
+        return got
+    for key, m in msgs.groupby(part, sort=False):
+        states = {str(k): int(n) for k, n in m.groupby("state").size().items()}
+        at = out[out.run.isin(m.run[m.reaches])]
+        arms = {}
+        for arm in ("treatment", "holdout"):
+            g = at[at.arm == arm]
+            arms[arm] = {
+                "reached": len(g), "buyers": int(g.buyer.sum()),
+                "conversion": float(g.buyer.mean()) if len(g) else None,
+                "sales": round(float(g.sales.sum()), 2),
+                "message_cost": round(float(m[m.run.isin(g.run)].cost_fen.sum()) / 100, 2),
+            }  # fmt: skip
+        t, h = at[at.arm == "treatment"], at[at.arm == "holdout"]
+        conv = (
+            rate_difference(int(t.buyer.sum()), len(t), int(h.buyer.sum()), len(h)).to_dict()
+            if len(t) and len(h) else None
+        )  # fmt: skip
+        row: dict[str, Any] = {"messages": states, "arms": arms, "conversion": conv}
+        if channels is not None:
+            row["channel"] = channels.get(str(key))
+        got[str(key)] = row
+    if channels is not None:  # in the definition's order of steps
+        order = {k: i for i, k in enumerate(channels)}
+        got = dict(sorted(got.items(), key=lambda kv: order.get(kv[0], len(order))))
+    return got
+
+
+def compare_variants(
+    treated: pd.DataFrame, names: list[str], min_lift: float = MIN_LIFT
+) -> dict[str, Any]:
+    """Each variant's treated runs against the first variant's (the control): conversion
+    (Newcombe), sales and gross profit per run (Welch), each with its MDE. A fixed-horizon
+    test: the sample is sized for a ``min_lift`` relative rise over the first variant's
+    conversion, and no winner is named before every variant has that many runs."""
+    min_lift = _min_lift(min_lift)
+    first = treated[treated.variant == names[0]]
+    base = float(first.buyer.mean()) if len(first) else 0.0
+    needed = sample_size_rate(base, base * min_lift) if base > 0 else None
+    has = min(int((treated.variant == v).sum()) for v in names)
+    rows = []
+    for v in names[1:]:
+        g = treated[treated.variant == v]
+        rows.append({
+            "variant": v, "against": names[0], "runs": len(g), "control_runs": len(first),
+            "conversion": rate_difference(int(g.buyer.sum()), len(g), int(first.buyer.sum()),
+                                          len(first)).to_dict(),
+            "sales_per_run": mean_difference(Moments.of(g.sales),
+                                             Moments.of(first.sales)).to_dict(),
+            "gross_profit_per_run": mean_difference(Moments.of(g.gross_profit),
+                                                    Moments.of(first.gross_profit)).to_dict(),
+        })  # fmt: skip
+    ready = needed is not None and has >= needed
+    winner = None
+    if needed is None:
+        verdict = (
+            f"no winner yet: the first variant ({names[0]}) has no buyers, so the sample a "
+            f"{min_lift:.0%} rise needs cannot be told (has {has:,} per variant)"
+        )
+    elif not ready:
+        verdict = f"no winner yet: needs {needed:,} per variant, has {has:,}"
+    else:
+        ups = [r for r in rows if r["conversion"]["verdict"] == HIGHER]
+        if ups:
+            winner = max(ups, key=lambda r: r["conversion"]["diff"])["variant"]
+        elif rows and all(r["conversion"]["verdict"] == LOWER for r in rows):
+            winner = names[0]
+        verdict = (
+            f"{winner} wins: its conversion is the highest, beyond chance and the MDE"
+            if winner else
+            "no winner: the variants are not distinguishable at the size the test needed"
+        )  # fmt: skip
+    return {
+        "control": names[0], "min_lift": min_lift, "baseline": base if len(first) else None,
+        "needed_per_variant": needed, "has_per_variant": has, "ready": ready,
+        "winner": winner, "verdict": verdict, "comparisons": rows,
+    }  # fmt: skip
+
+
+def _min_lift(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise Invalid(f"min_lift {v!r}: expected a relative rise such as 0.2 (20%)") from None
+    if not 0.01 <= f <= 10:
+        raise Invalid(f"min_lift {f}: expected a relative rise from 0.01 (1%) to 10 (1000%)")
+    return f
+
+
 def _attributed(out: pd.DataFrame) -> dict[str, Any]:
     """Sales of treated runs that bought after being reached — last-touch attribution by
     window, which counts what would have been bought anyway."""
@@ -329,4 +527,7 @@ def as_of_day(text: str | None) -> date | None:
         raise Invalid(f"as_of: a day such as 2026-11-30, got {text!r}") from None
 
 
-__all__ = ["Arm", "Results", "as_of_day", "reaching", "results", "run_outcomes"]
+__all__ = [
+    "Arm", "Results", "Uplift", "as_of_day", "compare_variants", "reaching", "results",
+    "run_outcomes",
+]  # fmt: skip

@@ -203,6 +203,36 @@ def mde_rate(
     return math.sin(angle) ** 2 - b
 
 
+def sample_size_rate(
+    baseline: float,
+    rise: float,
+    *,
+    alpha: float = 1 - LEVEL,
+    power: float = POWER,
+    limit: int = 10**9,
+) -> int | None:
+    """Customers per arm (two equal arms) a two-sided test at ``alpha`` needs to find a
+    ``rise`` over a ``baseline`` rate with probability ``power``: the inverse of
+    :func:`mde_rate`. ``None`` when the rise is not positive, passes 100%, or needs more than
+    ``limit`` per arm."""
+    b = _rate(baseline)
+    r = _finite(rise, "rise")
+    if r <= 0 or b + r > 1:
+        return None
+    h = 2 * math.asin(math.sqrt(b + r)) - 2 * math.asin(math.sqrt(b))
+    k = _cohen_h(1, 1, _alpha(alpha), _power(power)) * math.sqrt(0.5)  # h·√(n/2) at the power
+    n = max(2, math.ceil(2 * (k / h) ** 2))
+    if n > limit:
+        return None
+    while (
+        n > 2 and (m := mde_rate(n - 1, n - 1, b, alpha=alpha, power=power)) is not None and m <= r
+    ):
+        n -= 1  # float rounding of the closed form: the smallest n that sees it
+    while (m := mde_rate(n, n, b, alpha=alpha, power=power)) is None or m > r:
+        n += 1
+    return n
+
+
 def _mde_rate_down(nt: int, nc: int, baseline: float, alpha: float, power: float) -> float | None:
     h = _cohen_h(nt, nc, alpha, power)
     if h is None:

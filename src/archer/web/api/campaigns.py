@@ -287,18 +287,23 @@ async def campaign_results(
     name: str,
     window: Annotated[str | None, Query(max_length=20)] = None,
     as_of: Annotated[str | None, Query(max_length=10)] = None,
+    min_lift: Annotated[float, Query(ge=0.01, le=10)] = 0.2,
 ) -> dict[str, Any]:
     """What the campaign earned over its holdout, intention-to-treat over ``window`` from
     each run's entry: per arm buyers, refund users, sales net of refunds, gross profit, margin
     and promotion cost; the uplift per run with 95% intervals, the minimum detectable effect
-    and a verdict; incremental gross profit and ROI (docs/measure.md)."""
-    return await core(_results, _ws(request), name, window, as_of)
+    and a verdict; incremental gross profit and ROI; per step, channel and variant, and the
+    variants compared with the first (no winner before ``min_lift`` can be seen;
+    docs/measure.md)."""
+    return await core(_results, _ws(request), name, window, as_of, min_lift)
 
 
-def _results(ws: Workspace, name: str, window: str | None, as_of: str | None) -> dict[str, Any]:
+def _results(
+    ws: Workspace, name: str, window: str | None, as_of: str | None, min_lift: float = 0.2
+) -> dict[str, Any]:
     from archer.measurement.results import as_of_day, results
 
-    return results(ws, name, window=window, as_of=as_of_day(as_of)).to_dict()
+    return results(ws, name, window=window, as_of=as_of_day(as_of), min_lift=min_lift).to_dict()
 
 
 @router.get("/campaigns/{name}/preview")

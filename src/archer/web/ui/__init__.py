@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from archer.web.ui import (
     audiences,
+    campaign_results,
     campaigns,
     customers,
     data,
@@ -31,6 +32,7 @@ from archer.web.ui.render import STATIC_DIR
 def install(app: FastAPI) -> None:
     """Add the pages, their JSON endpoints and ``/static`` to ``app``."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (overview, customers, audiences, campaigns, offers, o2o, hotwords, data):
+    for module in (overview, customers, audiences, campaigns, campaign_results, offers, o2o,
+                   hotwords, data):  # fmt: skip
         app.include_router(module.router)
     errors.install(app)  # the core's errors as pages (after the API's handlers: it defers)

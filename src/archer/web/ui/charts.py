@@ -117,3 +117,65 @@ def history(rows: list[dict[str, Any]]) -> dict[str, Any]:
             {"name": "Left", "type": "bar", "axis": 1, "data": [-r["left"] for r in rows]},
         ],
     }
+
+
+def arms(doc: dict[str, Any]) -> dict[str, Any]:
+    """A campaign's arms side by side: sales, gross profit and promotion cost per run."""
+    figures = (("sales", "Sales per run"), ("gross_profit", "Gross profit per run"),
+               ("promotion_cost", "Promotion cost per run"))  # fmt: skip
+    series = []
+    for a in doc["arms"].values():
+        n = a["runs"] or 1
+        series.append({"name": a["arm"], "data": [round(a[k] / n, 2) for k, _ in figures]})
+    return {"kind": "bars", "horizontal": False, "categories": [label for _, label in figures],
+            "series": series}  # fmt: skip
+
+
+def intervals_svg(rows: list[dict[str, Any]], *, percent: bool, title: str) -> str:
+    """Differences with their intervals as an inline SVG drawn on the server (a forest plot):
+    one row per ``{"label", "diff", "low", "high", "mde", "verdict"}``, a line at zero, the
+    interval as a bar coloured by the verdict, the difference as a dot, the MDE as a dashed
+    mark. Rows without an interval are listed with an en dash. Every text is escaped."""
+    from html import escape
+
+    shown = [r for r in rows if r.get("low") is not None and r.get("high") is not None]
+    ends = [0.0] + [v for r in shown for v in (r["low"], r["high"])]
+    ends += [r["mde"] for r in shown if r.get("mde") is not None]
+    lo, hi = min(ends), max(ends)
+    pad = (hi - lo) * 0.08 or 1.0
+    lo, hi = lo - pad, hi + pad
+    width, left, right, row_h, top = 640, 180, 24, 34, 28
+    height = top + row_h * max(1, len(rows)) + 24
+
+    def x(v: float) -> float:
+        return round(left + (v - lo) / (hi - lo) * (width - left - right), 1)
+
+    def fmt(v: float) -> str:
+        return f"{v * 100:+.2f} pts" if percent else f"{v:+,.2f}"
+
+    out = [
+        f'<svg class="intervals" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} '
+        f'{height}" width="{width}" height="{height}" style="max-width:100%;height:auto" '
+        f'role="img" aria-label="{escape(title)}" font-size="12">',
+        f"<title>{escape(title)}</title>",
+        f'<line x1="{x(0)}" y1="{top - 10}" x2="{x(0)}" y2="{height - 20}" stroke="#9aa5b1"/>',
+        f'<text x="{x(0)}" y="{height - 6}" text-anchor="middle" fill="#52606d">0</text>',
+    ]
+    for i, r in enumerate(rows):
+        y = top + row_h * i + row_h / 2
+        out.append(f'<text x="8" y="{y + 4}" fill="#1f2933">{escape(str(r["label"]))}</text>')
+        if r.get("low") is None or r.get("high") is None:
+            out.append(f'<text x="{left}" y="{y + 4}" fill="#52606d">–</text>')
+            continue
+        # coloured by the verdict: an interval clear of 0 but below the MDE is not a finding
+        colour = {"higher": "#0f766e", "lower": "#b91c1c"}.get(r.get("verdict"), "#52606d")
+        out.append(f'<line x1="{x(r["low"])}" y1="{y}" x2="{x(r["high"])}" y2="{y}" '
+                   f'stroke="{colour}" stroke-width="4" stroke-linecap="round"/>')  # fmt: skip
+        if r.get("mde") is not None:
+            out.append(f'<line x1="{x(r["mde"])}" y1="{y - 9}" x2="{x(r["mde"])}" y2="{y + 9}" '
+                       'stroke="#d97706" stroke-dasharray="3 2"/>')  # fmt: skip
+        out.append(f'<circle cx="{x(r["diff"])}" cy="{y}" r="5" fill="{colour}">'
+                   f"<title>{escape(fmt(r['diff']))} ({escape(fmt(r['low']))} … "
+                   f"{escape(fmt(r['high']))})</title></circle>")  # fmt: skip
+    out.append("</svg>")
+    return "".join(out)
