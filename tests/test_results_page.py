@@ -86,7 +86,7 @@ def test_the_results_page_shows_what_results_reports(simulated):
     # The verdicts in words, the attribution labelled, the intervals drawn.
     text = unescape(page.text)
     assert doc["variants"]["verdict"] in text and "no winner yet: needs" in text
-    assert f"95% interval {conv['low'] * 100:+.2f}" in text and conv["verdict"] in text
+    assert f"Interval (95%) {conv['low'] * 100:+.2f}" in text and conv["verdict"] in text
     assert "Attributed by window (not caused)" in text
     assert text.count('<svg class="intervals"') >= 4  # three differences, steps, variants
     assert '"kind": "bars"' in text
@@ -118,6 +118,8 @@ def test_the_results_page_in_a_real_browser(simulated):
                 p.goto(p.base + "/campaigns/comeback")
                 p.click("#results-link")
                 p.wait_for_url(p.base + "/campaigns/comeback/results")
+                expect(p.locator("h1")).to_contain_text("Results")  # the tests' pages: English
+                p.goto(p.base + "/campaigns/comeback/results?lang=zh")
                 expect(p.locator("h1")).to_contain_text("效果")
                 expect(p.locator("#arms-chart svg").first).to_be_visible()
                 assert p.locator("svg.intervals").count() >= 4

@@ -59,7 +59,7 @@ def said(d: dict[str, Any] | None, rate: bool, t) -> str:
     f = (lambda v: f"{pts(v)} {t('pts')}") if rate else money
     if d["low"] is None:
         return f"{f(d['diff'])} — {t(d['verdict'])}"
-    return (f"{f(d['diff'])} ({t('95% interval')} {f(d['low'])} {t('to')} {f(d['high'])}) — "
+    return (f"{f(d['diff'])} ({t('Interval (95%)')} {f(d['low'])} {t('to')} {f(d['high'])}) — "
             f"{t(d['verdict'])}")  # fmt: skip
 
 
