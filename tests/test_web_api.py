@@ -215,7 +215,8 @@ def test_customers_pages_walk_every_member_once_and_profiles_match(shop):
 def test_count_answers_like_the_core_and_language_errors_are_positioned(shop):
     q = 'total_spent >= 100 and province in ("Jiangsu", "Zhejiang")'
     r = shop.post("/api/audiences/count", json={"query": q})
-    assert r.json() == count(shop.ws, q)
+    core = count(shop.ws, q)  # the core also says what it normalised (the page shows it)
+    assert r.json() == {k: v for k, v in core.items() if not k.startswith("normalised")}
     doc = problem(shop.post("/api/audiences/count", json={"query": "totl_spent >= 100"}), 400)
     assert doc["line"] == 1 and doc["column"] == 1 and "total_spent" in doc["suggestions"]
     assert "totl_spent" in doc["detail"] and doc["type"].endswith("audience-language")
