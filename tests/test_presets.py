@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from conftest import rows, run_import, shared
+from retail_ref import reference
 from support import workspace
 
 
@@ -25,11 +26,13 @@ def test_online_retail_everything_accounted_for(uk):
     s = r.summary
     assert (s["lines"], s["invoices"], s["customers"]) == (541_909, 25_900, 4_372)
     assert s["guest_lines"] == 135_080
+    assert (s["credit_notes"], s["credit_lines"]) == (3_836, 9_288)
     t = r.tables
-    # Lines: taken + rejected = every line of the file.
-    assert t["order_items"].inserted + t["order_items"].rejected == 541_909
-    # Invoices: each is an order or rejected (all its lines were rejected).
-    assert t["orders"].inserted + t["orders"].rejected == 25_900
+    # Lines: sale lines taken + credit lines taken (refunds) + rejected = every line.
+    assert t["order_items"].inserted + t["refunds"].inserted + t["order_items"].rejected == 541_909
+    assert t["refunds"].inserted == 9_288 and t["refunds"].rejected == 0
+    # Invoices: each is an order, a credit note, or rejected (all its lines were rejected).
+    assert t["orders"].inserted + 3_836 + t["orders"].rejected == 25_900
     assert t["customers"].inserted == 4_372
     assert r.rows_read == 541_909
     # The 1,336 stock adjustments (negative quantity, not a C… invoice) and the two
@@ -49,7 +52,7 @@ def test_online_retail_everything_accounted_for(uk):
         counts = o.group_by("status").aggregate(n=o.count()).to_pyarrow().to_pylist()
         by_status = {d["status"]: d["n"] for d in counts}
         guests = int(o.filter(o.customer_id.isnull()).count().execute())
-    assert by_status["cancelled"] == 3_836
+    assert by_status == {"completed": 20_726}  # credit notes are refunds, not orders
     assert guests > 1_000  # guest orders are kept, not dropped
 
 
@@ -60,13 +63,27 @@ def test_online_retail_order_totals_match_plain_sql(uk):
     ref = dict(
         duckdb.sql(
             f"""SELECT InvoiceNo, round(sum(Quantity * UnitPrice), 2)
-                FROM read_csv('{path}') WHERE NOT (Quantity < 0 AND InvoiceNo NOT LIKE 'C%')
+                FROM read_csv('{path}') WHERE Quantity >= 0 AND InvoiceNo NOT LIKE 'C%'
                 AND UnitPrice >= 0 GROUP BY 1"""
         ).fetchall()
     )
     got = {o["order_id"]: float(o["goods_amount"]) for o in rows(uk, "orders")}
     assert len(got) == len(ref)
     assert all(abs(got[k] - v) < 0.005 for k, v in ref.items())
+
+    # Each credit line is one refund of what it credits, on the order retail_ref matches it to
+    # (pandas' merge_asof over the raw file): the customer's own earlier invoice.
+    cr = reference(path).credits
+    refunds = {
+        (r["refund_id"].split("-")[0], r["order_id"], float(r["amount"]))
+        for r in rows(uk, "refunds")
+    }
+    assert len(rows(uk, "refunds")) == len(cr) == 9_288
+    expected = {
+        (c.invoice, c.order if isinstance(c.order, str) else c.invoice, c.amount)
+        for c in cr.itertuples()
+    }
+    assert refunds == expected
 
 
 @pytest.mark.parametrize(

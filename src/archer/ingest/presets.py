@@ -15,7 +15,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from archer.ingest.columns import ColumnMapping
-from archer.ingest.parse import ParseContext, clean
+from archer.ingest.parse import ParseContext, clean, parse
 from archer.ingest.sources import Source
 from archer.ingest.validate import also_reject, typed_rows
 from archer.schema import TABLES
@@ -78,8 +78,11 @@ def _s(v: ir.Value) -> ir.StringValue:
 def _online_retail(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
     """Invoice lines → order items; invoices → orders; StockCodes → products; ids → customers.
 
-    ``C…`` invoices are cancellations (their negative quantities are allowed);
-    lines without a CustomerID are guest orders, kept with an empty customer.
+    ``C…`` invoices are credit notes: each of their lines (a negative quantity) is a refund of
+    the customer's latest earlier order that has the same product, else of the customer's latest
+    earlier order, else (a sale before the file begins, or a guest's credit note) of no order in
+    the file: it is kept under the credit note's own number and counts against no sale.
+    Lines without a CustomerID are guest orders, kept with an empty customer.
     """
     inv = clean(t.InvoiceNo)
     lines = t.mutate(
@@ -87,27 +90,29 @@ def _online_retail(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
         _cust=clean(t.CustomerID).re_replace(r"\.0+$", ""),
         _cancel=inv.startswith("C").fill_null(False),
         _price=t.UnitPrice.strip().try_cast(dt.float64),
+        _qty=t.Quantity.strip().try_cast(dt.float64),
+        _stock=clean(t.StockCode),
     )
     w = ibis.window(group_by=lines._inv, order_by=lines._line)
-    items_text = lines.select(
+    lines = lines.mutate(_lno=_s(ibis.row_number().over(w) + 1))
+    sales = lines.filter(~lines._cancel)
+    items_text = sales.select(
         "_line",
-        "_cancel",
-        order_id=lines._inv,
-        line_no=_s(ibis.row_number().over(w) + 1),
-        product_id=clean(lines.StockCode),
-        quantity=lines.Quantity,
-        unit_price=lines.UnitPrice,
+        order_id=sales._inv,
+        line_no=sales._lno,
+        product_id=sales._stock,
+        quantity=sales.Quantity,
+        unit_price=sales.UnitPrice,
     )
-    items = checked("order_items", items_text, ctx, negative_ok="_cancel")
+    items = checked("order_items", items_text, ctx)
     good = items.filter(items._ok)
     totals = good.group_by(_oid=good.order_id).aggregate(
         _goods=(good.quantity * good.unit_price).sum()
     )
-    heads = lines.group_by(order_id=lines._inv).aggregate(
-        _line=lines._line.min(),
-        created_at=lines.InvoiceDate.min(),
-        customer_id=lines._cust.min(),
-        _cancel=lines._cancel.max(),
+    heads = sales.group_by(order_id=sales._inv).aggregate(
+        _line=sales._line.min(),
+        created_at=sales.InvoiceDate.min(),
+        customer_id=sales._cust.min(),
     )
     heads = heads.left_join(totals, heads.order_id == totals._oid).drop("_oid")
     orders_text = heads.select(
@@ -115,18 +120,18 @@ def _online_retail(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
         "order_id",
         "customer_id",
         "created_at",
-        paid_at=ibis.ifelse(heads._cancel, ibis.null(dt.string), heads.created_at),
-        cancelled_at=ibis.ifelse(heads._cancel, heads.created_at, ibis.null(dt.string)),
-        status=ibis.ifelse(heads._cancel, "cancelled", "completed"),
+        paid_at=heads.created_at,
+        status=ibis.literal("completed"),
         goods_amount=_s(heads._goods),
         discount_amount=ibis.literal("0"),
         shipping_fee=ibis.literal("0"),
-        paid_amount=ibis.ifelse(heads._cancel, ibis.null(dt.string), _s(heads._goods)),
+        paid_amount=_s(heads._goods),
         _empty=heads._goods.isnull(),
     )
     orders = checked("orders", orders_text, ctx)
     # An invoice none of whose lines could be taken is no order; its lines are in quarantine.
     orders = _reject_empty_orders(orders, orders_text)
+    refunds = checked("refunds", _credit_notes(lines, ctx), ctx)
 
     buyers = lines.filter(lines._cust.notnull())
     customers_text = buyers.group_by(customer_id=buyers._cust).aggregate(
@@ -147,7 +152,62 @@ def _online_retail(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
         "_pid", "_p"
     )
     products = checked("products", products_text, ctx)
-    return {"order_items": items, "orders": orders, "customers": customers, "products": products}
+    return {
+        "order_items": items,
+        "orders": orders,
+        "refunds": refunds,
+        "customers": customers,
+        "products": products,
+    }
+
+
+def _credit_notes(lines: ir.Table, ctx: ParseContext) -> ir.Table:
+    """The refunds' text table: one refund per line of a ``C…`` invoice, matched to an order.
+
+    A credit line of customer *c* for product *p* at time *t* refunds the latest invoice of *c*
+    at or before *t* with a line of *p* (a sale line: positive quantity, price not negative),
+    else the latest invoice of *c* at or before *t*; ties in time go to the larger invoice
+    number, so a re-import matches the same way. ``amount`` = −quantity × price.
+    """
+    when = parse(TABLES["orders"].column("created_at"), clean(lines.InvoiceDate), ctx).value
+    lines = lines.mutate(_t=when)
+    credit = lines.filter(lines._cancel)
+    sale = lines.filter(
+        ~lines._cancel & lines._cust.notnull() & (lines._qty > 0) & (lines._price >= 0)
+    )
+    # "time|invoice" sorts by time, then invoice: its max is the latest sale (stable on ties).
+    sale = sale.select(
+        _sc=sale._cust, _sp=sale._stock, _st=sale._t, _key=_s(sale._t) + "|" + sale._inv
+    ).distinct()
+    cr = credit.select("_line", "_cust", "_stock", "_t")
+
+    def latest(on_product: bool) -> ir.Table:
+        cond = [cr._cust == sale._sc, sale._st <= cr._t]
+        if on_product:
+            cond.append(cr._stock == sale._sp)
+        j = cr.join(sale, cond)
+        key = "_kp" if on_product else "_kc"
+        return j.group_by(_ml=j._line).aggregate(**{key: j._key.max()})
+
+    by_product, by_customer = latest(True), latest(False)
+    c = credit.left_join(by_product, credit._line == by_product._ml).drop("_ml")
+    c = c.left_join(by_customer, c._line == by_customer._ml).drop("_ml")
+    matched = c._kp.coalesce(c._kc)
+    order_id = matched.re_extract(r"\|(.*)$", 1).nullif("").coalesce(c._inv)
+    amount = -(c._qty * c._price)
+    how = ibis.cases(
+        (c._kp.notnull(), "same product"),
+        (c._kc.notnull(), "customer's latest order"),
+        else_="no earlier order in the file",
+    )
+    return c.select(
+        "_line",
+        refund_id=c._inv + "-" + c._lno,
+        order_id=order_id,
+        refunded_at=c.InvoiceDate,
+        amount=ibis.ifelse(amount.isnull(), c.Quantity + " × " + c.UnitPrice, _s(amount.round(2))),
+        reason="credit note " + c._inv + " (" + how + ")",
+    )
 
 
 def _reject_empty_orders(orders: ir.Table, text: ir.Table) -> ir.Table:
@@ -165,7 +225,8 @@ def _online_retail_summary(t: ir.Table) -> dict[str, ir.Value]:
     cust = clean(t.CustomerID)
     return {
         "invoices": t.InvoiceNo.nunique(),
-        "cancellation_invoices": t.InvoiceNo.nunique(where=t.InvoiceNo.startswith("C")),
+        "credit_notes": t.InvoiceNo.nunique(where=t.InvoiceNo.startswith("C")),
+        "credit_lines": t.count(where=t.InvoiceNo.startswith("C")),
         "customers": cust.nunique(),
         "lines": t.count(),
         "guest_lines": t.count(where=cust.isnull()),
@@ -254,7 +315,7 @@ PRESETS: dict[str, Preset] = {
         "online-retail",
         "UCI Online Retail invoice lines (InvoiceNo, StockCode, Description, Quantity, "
         "InvoiceDate, UnitPrice, CustomerID, Country)",
-        tables=("orders", "order_items", "customers", "products"),
+        tables=("orders", "order_items", "refunds", "customers", "products"),
         required=(
             "InvoiceNo",
             "StockCode",
