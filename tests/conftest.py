@@ -22,6 +22,42 @@ _CANDIDATES = [
 SHARED_DATA = next((Path(c) for c in _CANDIDATES if c and Path(c).is_dir()), Path(_CANDIDATES[1]))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run where ``--dist loadgroup`` would silently ignore the ``xdist_group`` marks.
+
+    Modules build a shop once in a module-scoped fixture and keep their tests on one worker
+    with ``xdist_group``. pytest 9.2 with pytest-xdist 3.8 drops the groups
+    (pytest-dev/pytest-xdist#1386): every shop is built on both workers and the suite takes
+    nearly twice as long, with nothing failing.
+    """
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    if Version(pytest.__version__) >= Version("9.2") and Version(
+        version("pytest-xdist")
+    ) <= Version("3.8.0"):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} with pytest-xdist {version('pytest-xdist')} does not "
+            "group tests by xdist_group; install the versions pinned in pyproject.toml "
+            "(make test does)"
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each module's tests on one worker unless a test names its own ``xdist_group``.
+
+    Most modules build a shop once in a module-scoped fixture; tests of one module spread
+    over two workers build it twice.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
     return workspace(tmp_path / "shop")
