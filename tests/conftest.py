@@ -63,6 +63,20 @@ def ws(tmp_path: Path) -> Workspace:
     return workspace(tmp_path / "shop")
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (installed on first use: test_web_ui.chromium), for the page tests."""
+    from playwright.sync_api import sync_playwright
+
+    from test_web_ui import ARGS, chromium
+
+    exe = chromium()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=ARGS)
+        yield b
+        b.close()
+
+
 def run_import(ws: Workspace, table: str, path: Path, **kw) -> ImportResult:
     kw.setdefault("now", NOW)
     return import_file(ws, table, path, **kw)

@@ -15,8 +15,8 @@ from archer.audiences import service as audiences
 from archer.campaigns import service as campaigns
 from archer.web import create_app
 from test_i18n_pages import INTERNAL
-from test_web_pages import EVIL_ID, PASSWORD, make_shop
-from test_web_ui import ARGS, Server, chromium, expect
+from test_web_pages import EVIL_ID, make_shop
+from test_web_ui import Server, expect, new_page, sign_in
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -39,26 +39,9 @@ def server(tmp_path_factory):
         yield s
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    exe = chromium()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=ARGS)
-        yield b
-        b.close()
-
-
 def signed_in(browser, server, locale: str):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 860}, locale=locale)
-    ctx.set_default_timeout(30_000)
-    p = ctx.new_page()
-    p.goto(server.url + "/login")
-    p.fill("#username", "alice")
-    p.fill("#password", PASSWORD)
-    p.click("button[type=submit]")
-    p.wait_for_url(server.url + "/")
+    p = new_page(browser, server, lang=None, locale=locale, size=(1280, 860))
+    sign_in(p)
     return p
 
 

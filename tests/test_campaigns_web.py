@@ -666,28 +666,23 @@ async def _tasks() -> list[str]:
     return [repr(t.get_coro()) for t in asyncio.all_tasks()]
 
 
-def test_the_unsubscribe_page_in_a_real_browser(shop, welcome):
+def test_the_unsubscribe_page_in_a_real_browser(shop, welcome, browser):
     """Chromium, with no session, opens the link and presses the button: the app's CSP and
     the form work together, and nothing is left in the browser's cookie jar."""
-    from playwright.sync_api import sync_playwright
+    from test_web_ui import Server, expect
 
-    from test_web_ui import ARGS, Server, chromium, expect
-
-    exe = chromium()
     who = welcome[2]
     token = unsubscribe_token(shop.ws.settings, who, "inbox")
     with Server(create_app(shop.ws, sync_every=None, round_every=None)) as server:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=exe, args=ARGS)
-            try:
-                page = browser.new_page(locale="zh-CN")
-                page.goto(f"{server.url}/u/{token}")
-                expect(page.get_by_role("heading")).to_have_text("退订")
-                page.get_by_role("button", name="确认退订").click()
-                expect(page.get_by_role("status")).to_contain_text("您已退订")
-                assert page.context.cookies() == []
-            finally:
-                browser.close()
+        page = browser.new_page(locale="zh-CN")
+        try:
+            page.goto(f"{server.url}/u/{token}")
+            expect(page.get_by_role("heading")).to_have_text("退订")
+            page.get_by_role("button", name="确认退订").click()
+            expect(page.get_by_role("status")).to_contain_text("您已退订")
+            assert page.context.cookies() == []
+        finally:
+            page.context.close()
     decided = consent.of_customer(shop.ws, who)["consent"]
     assert [(c["channel"], c["granted"], c["source"]) for c in decided] == [
         ("inbox", False, "unsubscribe")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +22,13 @@ from archer.cli.support import load_home
 from archer.clock import ManualClock
 from archer.errors import Invalid
 from archer.measurement.results import compare_variants, results
-from archer.offers import coupons
+from archer.sample import trial
 from archer.sample.simulate import simulate, uniform
 from archer.store.offers import Coupon
 from archer.workspace import Workspace
 from support import sample_shop
 
-END = date(2026, 10, 31)
-SEND = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, the day after the sample
-UNTIL = date(2026, 11, 20)
+END, SEND, UNTIL = trial.END, trial.SEND, trial.UNTIL
 AUDIENCE = 'lifecycle in ("repeat_buyer", "one_time_buyer", "lapsing", "lost")'
 pytestmark = pytest.mark.xdist_group("measure_results")
 
@@ -51,35 +49,18 @@ def copy_of(built: Path, dst: Path) -> tuple[Workspace, ManualClock, Path]:
 
 def broadcast(ws: Workspace, clock: ManualClock, *, salt: str, holdout: float = 0.5) -> str:
     """A coupon and an inbox message to every buyer, sent on the sample's next morning."""
-    coupons.define(ws, "back-20", kind="threshold", threshold=99, amount=20, valid_days=14)
-    raw = _raw(salt=salt, holdout=holdout)
-    service.create(ws, raw, user="t", start=True)
-    for _ in range(4):
-        service.run_round(ws)
-        clock.advance(hours=6)
-    return raw["name"]
+    return trial.send(ws, clock, _raw(salt=salt, holdout=holdout))
 
 
 def _raw(*, salt: str, holdout: float = 0.5) -> dict:
-    raw = service.apply_settings(service.template("newsletter"), [
-        "name=comeback", f"holdout={holdout}", f"salt={salt}", f"trigger.audience='{AUDIENCE}'",
-        "send_at=2026-11-01T10:00:00", "send_until=2026-11-02T10:00:00",
-    ])  # fmt: skip
-    raw["windows"] = []
-    raw["steps"] = [
-        {"id": "give", "type": "coupon", "template": "back-20"},
-        {"id": "news", "type": "message", "channel": "inbox", "subject": "回来看看",
-         "text": "{{ coupon.label }} {{ coupon.code }}"},
-    ]  # fmt: skip
-    return raw
+    return trial.coupon_broadcast("comeback", AUDIENCE, salt=salt, holdout=holdout)
 
 
 @pytest.mark.parametrize("salt", ["a", "b"])
 def test_the_reported_uplift_covers_the_true_effect_the_simulator_wrote(built, tmp_path, salt):
     ws, clock, sample = copy_of(built, tmp_path / "c")
     name = broadcast(ws, clock, salt=salt)
-    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
-    sim = simulate(ws, UNTIL, sample_dir=sample)
+    sim = trial.answer(ws, clock, sample)
     truth = json.loads((sample / "truth_campaigns.json").read_text())["campaigns"][name]
     assert sim.campaigns[name] == truth and truth["persuaded"] > 10
     r = results(ws, name)
@@ -97,8 +78,7 @@ def test_the_reported_uplift_covers_the_true_effect_the_simulator_wrote(built, t
 def test_promotion_cost_is_what_the_store_says_to_the_fen(built, tmp_path):
     ws, clock, sample = copy_of(built, tmp_path / "c")
     name = broadcast(ws, clock, salt="cost")
-    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
-    simulate(ws, UNTIL, sample_dir=sample)
+    trial.answer(ws, clock, sample)
     with ws.session() as s:
         redeemed = s.scalar(
             select(func.count()).where(Coupon.state == "redeemed", Coupon.campaign_id.is_not(None))
@@ -117,8 +97,7 @@ def test_promotion_cost_is_what_the_store_says_to_the_fen(built, tmp_path):
 def test_simulating_again_to_the_same_day_changes_nothing_and_a_later_day_extends(built, tmp_path):
     ws, clock, sample = copy_of(built, tmp_path / "c")
     name = broadcast(ws, clock, salt="again")
-    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
-    first = simulate(ws, date(2026, 11, 10), sample_dir=sample)
+    first = trial.answer(ws, clock, sample, date(2026, 11, 10))
     orders_then = pd.read_csv(ws.home / "simulated" / "orders.csv")
     again = simulate(ws, date(2026, 11, 10), sample_dir=sample)
     assert again.to_dict() == first.to_dict()
@@ -175,8 +154,7 @@ def test_cli_results_and_simulate(built, tmp_path):
 def test_every_figure_per_step_channel_and_arm_adds_up(built, tmp_path):
     ws, clock, sample = copy_of(built, tmp_path / "c")
     name = broadcast(ws, clock, salt="parts")
-    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
-    simulate(ws, UNTIL, sample_dir=sample)
+    trial.answer(ws, clock, sample)
     r = results(ws, name)
     doc = r.to_dict()
     t, h = r.arms["treatment"], r.arms["holdout"]
@@ -199,15 +177,10 @@ def test_every_figure_per_step_channel_and_arm_adds_up(built, tmp_path):
 
 def test_goal_within_is_the_default_window(built, tmp_path):
     ws, clock, sample = copy_of(built, tmp_path / "c")
-    coupons.define(ws, "back-20", kind="threshold", threshold=99, amount=20, valid_days=14)
     raw = _raw(salt="goal")
     raw["goal_within"] = "7d"
-    service.create(ws, raw, user="t", start=True)
-    for _ in range(4):
-        service.run_round(ws)
-        clock.advance(hours=6)
-    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
-    simulate(ws, UNTIL, sample_dir=sample)
+    trial.send(ws, clock, raw)
+    trial.answer(ws, clock, sample)
     r = results(ws, "comeback")
     assert (r.window, r.window_source) == ("7d", "goal_within")
     wide = results(ws, "comeback", window="14d")
@@ -224,16 +197,11 @@ def test_goal_within_is_the_default_window(built, tmp_path):
 
 def test_variants_are_reported_each_and_compared_with_the_first(built, tmp_path):
     ws, clock, sample = copy_of(built, tmp_path / "c")
-    coupons.define(ws, "back-20", kind="threshold", threshold=99, amount=20, valid_days=14)
     raw = _raw(salt="ab")
     raw["variants"] = [{"name": "plain"}, {"name": "warm"}]
     raw["steps"][1]["variants"] = {"warm": {"subject": "好久不见", "text": "{{ coupon.code }}"}}
-    service.create(ws, raw, user="t", start=True)
-    for _ in range(4):
-        service.run_round(ws)
-        clock.advance(hours=6)
-    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
-    simulate(ws, UNTIL, sample_dir=sample)
+    trial.send(ws, clock, raw)
+    trial.answer(ws, clock, sample)
     r = results(ws, "comeback")
     assert list(r.by_variant) == ["plain", "warm"]
     # Each variant's report adds up to the campaign's, arm by arm.

@@ -9,22 +9,17 @@ simulated once for the module, on a manual clock.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from archer.campaigns import service
 from archer.clock import ManualClock
 from archer.measurement import targeting as tg
-from archer.offers import coupons
-from archer.sample.simulate import simulate
+from archer.sample import trial
 from support import sample_shop
 
-END = date(2026, 10, 31)
-SEND = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
-UNTIL = date(2026, 11, 20)
+END, SEND = trial.END, trial.SEND
 BUDGET = 1500.0
 pytestmark = pytest.mark.xdist_group("measure_targeting")
 
@@ -34,23 +29,8 @@ def shop(tmp_path_factory):
     root = tmp_path_factory.mktemp("targeting")
     clock = ManualClock(SEND)
     ws = sample_shop(root, customers=20_000, seed=21, clock=clock, as_of=END, end=END)
-    coupons.define(ws, "back-20", kind="threshold", threshold=99, amount=20, valid_days=14)
-    raw = service.apply_settings(service.template("newsletter"), [
-        "name=past", "holdout=0.5", "salt=t", "trigger.audience='purchase_days > 0'",
-        "send_at=2026-11-01T10:00:00", "send_until=2026-11-02T10:00:00",
-    ])  # fmt: skip
-    raw["windows"] = []
-    raw["steps"] = [
-        {"id": "give", "type": "coupon", "template": "back-20"},
-        {"id": "news", "type": "message", "channel": "inbox", "subject": "回来看看",
-         "text": "{{ coupon.label }} {{ coupon.code }}"},
-    ]  # fmt: skip
-    service.create(ws, raw, user="t", start=True)
-    for _ in range(4):
-        service.run_round(ws)
-        clock.advance(hours=6)
-    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
-    simulate(ws, UNTIL, sample_dir=root / "sample")
+    trial.send(ws, clock, trial.coupon_broadcast("past", "purchase_days > 0", salt="t"))
+    trial.answer(ws, clock, root / "sample")
     return ws, root
 
 

@@ -5,20 +5,17 @@ responds (two variants, a holdout, the simulator's answers): every figure it sho
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from html import unescape
 
 import pytest
 from fastapi.testclient import TestClient
 
-from archer.campaigns import service
 from archer.measurement.results import results
-from archer.offers import coupons
-from archer.sample.simulate import simulate
+from archer.sample import trial
 from archer.store import users, utcnow
 from archer.web import create_app
 from archer.web.ui.render import number, percent
-from test_measure_results import UNTIL, _raw, built, copy_of  # noqa: F401 (the fixture)
+from test_measure_results import _raw, built, copy_of  # noqa: F401 (the fixture)
 from test_web_ui import PASSWORD
 
 pytestmark = pytest.mark.xdist_group("measure_results")
@@ -34,15 +31,10 @@ def shown(html: str) -> dict[str, str]:
 def simulated(built, tmp_path_factory):  # noqa: F811
     """A two-variant campaign with a holdout, answered by the simulator; an operator."""
     ws, clock, sample = copy_of(built, tmp_path_factory.mktemp("page") / "c")
-    coupons.define(ws, "back-20", kind="threshold", threshold=99, amount=20, valid_days=14)
     raw = _raw(salt="page")
     raw["variants"] = [{"name": "plain"}, {"name": "warm"}]
-    service.create(ws, raw, user="t", start=True)
-    for _ in range(4):
-        service.run_round(ws)
-        clock.advance(hours=6)
-    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
-    simulate(ws, UNTIL, sample_dir=sample)
+    trial.send(ws, clock, raw)
+    trial.answer(ws, clock, sample)
     with ws.session(write=True) as s:
         users.create(s, "alice", PASSWORD, now=utcnow())
     return ws
@@ -100,30 +92,23 @@ def test_the_results_page_shows_what_results_reports(simulated):
     assert bad.status_code == 422 and "window" in bad.text
 
 
-def test_the_results_page_in_a_real_browser(simulated):
+def test_the_results_page_in_a_real_browser(simulated, browser):
     """Chromium draws the page (the bars by app.js under the app's CSP, the intervals as
     SVG) and saves a screenshot beside the other pages' (tests/screenshots/)."""
-    from playwright.sync_api import sync_playwright
+    from test_web_ui import SHOTS, Server, expect, new_page, sign_in
 
-    from test_web_ui import ARGS, SHOTS, Server, chromium, expect, new_page, sign_in
-
-    exe = chromium()
     SHOTS.mkdir(exist_ok=True)
     with Server(create_app(simulated, sync_every=None, round_every=None)) as server:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=exe, args=ARGS)
-            try:
-                p = new_page(browser, server)
-                sign_in(p)
-                p.goto(p.base + "/campaigns/comeback")
-                p.click("#results-link")
-                p.wait_for_url(p.base + "/campaigns/comeback/results")
-                expect(p.locator("h1")).to_contain_text("Results")  # the tests' pages: English
-                p.goto(p.base + "/campaigns/comeback/results?lang=zh")
-                expect(p.locator("h1")).to_contain_text("效果")
-                expect(p.locator("#arms-chart svg").first).to_be_visible()
-                assert p.locator("svg.intervals").count() >= 4
-                expect(p.locator("#variants-verdict")).to_contain_text("尚无胜者")
-                p.screenshot(path=str(SHOTS / "app-campaign-results.png"), full_page=True)
-            finally:
-                browser.close()
+        p = new_page(browser, server)
+        sign_in(p)
+        p.goto(p.base + "/campaigns/comeback")
+        p.click("#results-link")
+        p.wait_for_url(p.base + "/campaigns/comeback/results")
+        expect(p.locator("h1")).to_contain_text("Results")  # the tests' pages: English
+        p.goto(p.base + "/campaigns/comeback/results?lang=zh")
+        expect(p.locator("h1")).to_contain_text("效果")
+        expect(p.locator("#arms-chart svg").first).to_be_visible()
+        assert p.locator("svg.intervals").count() >= 4
+        expect(p.locator("#variants-verdict")).to_contain_text("尚无胜者")
+        p.screenshot(path=str(SHOTS / "app-campaign-results.png"), full_page=True)
+        p.context.close()

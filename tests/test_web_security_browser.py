@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from test_web_pages import PAGES, make_shop
-from test_web_ui import Server, chromium, new_page, sign_in
+from test_web_ui import Server, new_page, sign_in
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -50,19 +50,6 @@ def server(tmp_path_factory):
     shop = make_shop(tmp_path_factory.mktemp("framed"), customers=40)
     with Server(create_app(shop, sync_every=None)) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    from test_web_ui import ARGS
-
-    exe = chromium()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_another_page_cannot_frame_the_app(browser, server):

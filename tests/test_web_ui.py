@@ -94,17 +94,6 @@ def server(shop):
         yield s
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    exe = chromium()
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=ARGS)
-        yield b
-        b.close()
-
-
 def expect(locator):
     """Playwright's assertions: they wait without evaluating strings in the page, which the
     app's Content-Security-Policy (no 'unsafe-eval') forbids, unlike wait_for_function."""
@@ -113,13 +102,15 @@ def expect(locator):
     return playwright_expect(locator)
 
 
-def new_page(browser, server):
+def new_page(browser, server, *, lang: str | None = "en", locale: str = "zh-CN", size=(1366, 900)):
+    """A page of its own context. The app is read in `lang` (the switch's cookie); None leaves
+    the language to the app (a CNY shop's pages are in Chinese: test_app_browser_i18n)."""
     ctx = browser.new_context(
-        viewport={"width": 1366, "height": 900}, accept_downloads=True, locale="zh-CN"
+        viewport={"width": size[0], "height": size[1]}, accept_downloads=True, locale=locale
     )
     ctx.set_default_timeout(30_000)
-    # these pages are read in English (a CNY shop's are in Chinese: test_app_browser_i18n)
-    ctx.add_cookies([{"name": "archer_lang", "value": "en", "url": server.url}])
+    if lang:
+        ctx.add_cookies([{"name": "archer_lang", "value": lang, "url": server.url}])
     p = ctx.new_page()
     p.base = server.url
     return p

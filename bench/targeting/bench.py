@@ -18,7 +18,6 @@ import os
 import shutil
 import sys
 import time
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # bench/: the common package
@@ -29,23 +28,17 @@ from common.harness import OUT
 
 FULL = {"customers": 50_000, "budgets": [1_000, 2_500, 5_000, 10_000]}
 QUICK = {"customers": 20_000, "budgets": [500, 1_500]}
-END = date(2026, 10, 31)
-SEND = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
-UNTIL = date(2026, 11, 20)
 SEED = 21
 AUDIENCE = "purchase_days > 0"
 
 
 def run(customers: int, budgets: list[int]) -> dict:
-    from archer.campaigns import service
     from archer.clock import ManualClock
     from archer.config import init_workspace
     from archer.ingest.importer import import_file
     from archer.measurement import targeting as tg
-    from archer.offers import coupons
     from archer.pipeline import build
-    from archer.sample import generate
-    from archer.sample.simulate import simulate
+    from archer.sample import generate, trial
     from archer.schema import LOAD_ORDER
     from archer.workspace import Workspace
 
@@ -53,33 +46,18 @@ def run(customers: int, budgets: list[int]) -> dict:
     shutil.rmtree(root, ignore_errors=True)
     took: dict[str, float] = {}
     t0 = time.perf_counter()
-    generate(root / "sample", customers=customers, seed=SEED, fmt="parquet", end=END)
-    clock = ManualClock(SEND)
+    generate(root / "sample", customers=customers, seed=SEED, fmt="parquet", end=trial.END)
+    clock = ManualClock(trial.SEND)
     ws = Workspace(init_workspace(root / "shop"), clock)
     for t in LOAD_ORDER:
-        import_file(ws, t, root / "sample" / f"{t}.parquet", now=SEND)
-    build(ws, END)
+        import_file(ws, t, root / "sample" / f"{t}.parquet", now=trial.SEND)
+    build(ws, trial.END)
     took["shop"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    coupons.define(ws, "back-20", kind="threshold", threshold=99, amount=20, valid_days=14)
-    raw = service.apply_settings(service.template("newsletter"), [
-        "name=past", "holdout=0.5", "salt=bench", f"trigger.audience='{AUDIENCE}'",
-        "send_at=2026-11-01T10:00:00", "send_until=2026-11-02T10:00:00",
-    ])  # fmt: skip
-    raw["windows"] = []
-    raw["steps"] = [
-        {"id": "give", "type": "coupon", "template": "back-20"},
-        {"id": "news", "type": "message", "channel": "inbox", "subject": "回来看看",
-         "text": "{{ coupon.label }} {{ coupon.code }}"},
-    ]  # fmt: skip
-    service.create(ws, raw, user="bench", start=True)
-    for _ in range(4):
-        service.run_round(ws)
-        clock.advance(hours=6)
+    trial.send(ws, clock, trial.coupon_broadcast("past", AUDIENCE, salt="bench"), user="bench")
     took["campaign"] = time.perf_counter() - t0
-    clock.set(datetime(2026, 11, 21, tzinfo=UTC))
     t0 = time.perf_counter()
-    sim = simulate(ws, UNTIL, sample_dir=root / "sample")
+    sim = trial.answer(ws, clock, root / "sample")
     took["simulate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     t = tg.target(ws, "past", float(budgets[0]))

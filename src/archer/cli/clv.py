@@ -10,14 +10,23 @@ this module parses the options and renders the result.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table as RichTable
 
-from archer.cli.support import ArcherTyper, JsonOpt, app, emit_json, err, fail, load_home, out
+from archer.cli.support import (
+    ArcherTyper,
+    JsonOpt,
+    app,
+    day_option,
+    emit_json,
+    err,
+    fail,
+    load_home,
+    out,
+)
 from archer.models import fit as core
 
 clv_app = ArcherTyper(
@@ -86,16 +95,6 @@ PenalizerOpt = Annotated[
 ]
 
 
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"{option} {value!r}: expected a date as YYYY-MM-DD")
-        raise
-
-
 def _request(
     model: str,
     transactions: Path | None,
@@ -125,8 +124,8 @@ def _request(
         source=source,
         model=model,
         unit=unit,
-        calibration_end=_day(calibration_end, "--calibration-end"),
-        observation_end=_day(observation_end, "--observation-end"),
+        calibration_end=day_option(calibration_end, "--calibration-end"),
+        observation_end=day_option(observation_end, "--observation-end"),
         penalizer=penalizer,
     )
 

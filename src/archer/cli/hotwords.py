@@ -3,24 +3,13 @@ rising against a baseline, and where each leads (:mod:`archer.analytics.hotwords
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from archer.cli.support import HomeOpt, JsonOpt, app, emit_json, fail, load_home, out
-
-
-def day(text: str | None, option: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        fail(f"{option} {text!r}: expected a date as YYYY-MM-DD")
-
+from archer.cli.support import HomeOpt, JsonOpt, app, day_option, emit_json, load_home, out
 
 DayOpt = Annotated[str | None, typer.Option(help="A local day, YYYY-MM-DD.")]
 
@@ -61,12 +50,12 @@ def hotwords(
 
     doc = hotwords_report(
         load_home(home),
-        as_of=day(as_of, "--as-of"),
+        as_of=day_option(as_of, "--as-of"),
         festival=festival,
-        start=day(start, "--from"),
-        end=day(end, "--to"),
-        baseline_start=day(baseline_from, "--baseline-from"),
-        baseline_end=day(baseline_to, "--baseline-to"),
+        start=day_option(start, "--from"),
+        end=day_option(end, "--to"),
+        baseline_start=day_option(baseline_from, "--baseline-from"),
+        baseline_end=day_option(baseline_to, "--baseline-to"),
         top=top,
         min_count=min_count,
     )

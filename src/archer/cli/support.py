@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -86,6 +86,16 @@ def load_home(home: Path | None, *, now: datetime | None = None) -> Workspace:
 def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def day_option(text: str | None, option: str) -> date | None:
+    """A day given to an option as YYYY-MM-DD; a clear error naming the option otherwise."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r}: expected a date as YYYY-MM-DD")
 
 
 def emit_json(doc: Any) -> None:

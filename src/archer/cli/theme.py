@@ -3,14 +3,22 @@ send windows (:mod:`archer.themes.planner`)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from archer.cli.support import ArcherTyper, HomeOpt, JsonOpt, app, emit_json, fail, load_home, out
+from archer.cli.support import (
+    ArcherTyper,
+    HomeOpt,
+    JsonOpt,
+    app,
+    day_option,
+    emit_json,
+    load_home,
+    out,
+)
 
 theme_app = ArcherTyper(help="Theme campaigns for festivals (see docs/themes.md).",
                         no_args_is_help=True)  # fmt: skip
@@ -46,12 +54,7 @@ def plan_cmd(
     """Suggest the target group, products, stock risk and send windows of a festival theme."""
     from archer.themes import plan
 
-    day = None
-    if as_of:
-        try:
-            day = date.fromisoformat(as_of)
-        except ValueError:
-            fail(f"--as-of {as_of!r}: expected a date as YYYY-MM-DD")
+    day = day_option(as_of, "--as-of")
     ws = load_home(home)
     doc = plan(ws, festival, words, as_of=day, top=top)
     if create:

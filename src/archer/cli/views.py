@@ -6,14 +6,13 @@ it as a Rich table, or as one JSON document with ``--json``.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from archer.cli.support import HomeOpt, JsonOpt, app, emit_json, fail, load_home, out
+from archer.cli.support import HomeOpt, JsonOpt, app, day_option, emit_json, fail, load_home, out
 
 AsOfOpt = Annotated[
     str | None,
@@ -22,16 +21,6 @@ AsOfOpt = Annotated[
         "(default: the day of the latest order or event).",
     ),
 ]  # fmt: skip
-
-
-def _as_of(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        fail(f"--as-of {text!r}: expected a date as YYYY-MM-DD")
-        raise
 
 
 def _run(report, *args, **kw) -> dict:
@@ -85,7 +74,7 @@ def funnel(
     from archer.analytics.funnel import DID, STEPS, funnel_steps
     from archer.analytics.reports import funnel_report
 
-    doc = _run(funnel_report, load_home(home), _as_of(as_of), by)
+    doc = _run(funnel_report, load_home(home), day_option(as_of, "--as-of"), by)
     if json_out:
         emit_json(doc)
         return
@@ -151,7 +140,7 @@ def cohorts(
 
     if show not in ("retention", "revenue"):
         fail(f"--show {show!r}: expected retention or revenue")
-    doc = _run(cohorts_report, load_home(home), _as_of(as_of), by, months)
+    doc = _run(cohorts_report, load_home(home), day_option(as_of, "--as-of"), by, months)
     if json_out:
         emit_json(doc)
         return
@@ -215,7 +204,7 @@ def affinities(
     """Basket affinities: pairs bought together with support, confidence and lift."""
     from archer.analytics.reports import affinities_report, recommendations_report
 
-    s, day = load_home(home), _as_of(as_of)
+    s, day = load_home(home), day_option(as_of, "--as-of")
     if recommend:
         doc = _run(
             recommendations_report, s, day, top, scope or "customer", window, min_support, customer,
@@ -269,7 +258,7 @@ def kpis(
     """KPIs over time: registrations, buyers, orders, net sales, repeat rate, AOV, refunds."""
     from archer.analytics.reports import kpis_report
 
-    doc = _run(kpis_report, load_home(home), _as_of(as_of), grain, last or None)
+    doc = _run(kpis_report, load_home(home), day_option(as_of, "--as-of"), grain, last or None)
     if json_out:
         emit_json(doc)
         return
