@@ -31,12 +31,18 @@ def _short_stock(sample):
     p.to_parquet(f, index=False)
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    ws = sample_shop(tmp_path_factory.mktemp("theme-page"), customers=1500, seed=7, start=START,
-                     end=END, edit=_short_stock, as_of=END)  # fmt: skip
+def theme_shop(root):
+    """The sample shop through last 11.11, half its catalogue out of stock, with alice."""
+    ws = sample_shop(root, customers=1500, seed=7, start=START, end=END, edit=_short_stock,
+                     as_of=END)  # fmt: skip
     with ws.session(write=True) as s:
         users.create(s, "alice", PASSWORD, now=utcnow())
+    return ws
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    ws = theme_shop(tmp_path_factory.mktemp("theme-page"))
     yield ws
     ws.close()
 
@@ -75,7 +81,7 @@ def test_the_page_plans_11_11_in_english_and_chinese(client):
 
 
 def test_unticked_words_a_removed_and_an_added_product(client):
-    first = _plan(client)
+    first = _plan(client, start="", end="")  # the browser sends the empty date inputs
     ranked = _products(first)
     gone = ranked[0]
     html = _plan(client, picked="1", basis="11.11", festival="11.11", remove_one=gone)
@@ -109,6 +115,8 @@ def test_a_date_range(client):
     assert "Campaign window" in html and "Dec 20, 2026" in html and "Dec 20, 2024" in html
     too_long = _plan(client, start="2026-01-01", end="2026-12-31")
     assert 'id="plan-error"' in too_long and "at most 92 days" in too_long
+    bad = client.get("/themes", params={"lang": "en", "start": "2026-13-01", "end": "x"})
+    assert bad.status_code == 422 and 'id="plan-error"' in bad.text and "YYYY-MM-DD" in bad.text
 
 
 def _form(html: str, **extra: str) -> dict[str, list[str]]:

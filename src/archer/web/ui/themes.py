@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from archer.audiences import AudienceError
-from archer.errors import ArcherError, Invalid
+from archer.errors import ArcherError, Conflict, Invalid
 from archer.themes import planner
 from archer.themes.broadcast import create_broadcast
 from archer.web.auth import CsrfProtected, CurrentUser
@@ -44,12 +44,26 @@ RISKS = {
     "ok": N_("Enough stock"), "low_stock": N_("Low stock"), "at_risk": N_("May run short"),
     "oversell": N_("Will oversell"), "unknown": N_("Stock unknown"),
 }  # fmt: skip
+OVERSELL = N_(
+    "Not created: the selection may oversell. Remove those products, or tick the "
+    "confirmation to create the broadcast anyway. Products:"
+)
 SOURCES = {"profiles": N_("the group's preferred hours"), "default": N_("the shop's defaults")}
 
 
 def _basis(args: dict[str, Any]) -> str:
     """What a plan is of: its festival or its range (the picks are kept while it stays)."""
     return args["festival"] or f"{args['start']}/{args['end']}"
+
+
+def _day(text: str, what: str) -> date | None:
+    """A day of the form (the browser sends an empty date input as ``""``)."""
+    if not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise Invalid(f"{what} {text!r}: expected a day as YYYY-MM-DD") from None
 
 
 def _inputs(
@@ -83,14 +97,15 @@ def _inputs(
 
 def _render(
     request: Request, user: Any, args: dict[str, Any], *, find: str = "", status_code: int = 200,
-    error: str | None = None, form: dict[str, Any] | None = None,
+    error: str | None = None, form: dict[str, Any] | None = None, plan_error: str | None = None,
 ):  # fmt: skip
     ws = request.app.state.ws
     lang = i18n.lang_of(request)
-    doc, query_error, plan_error, found = None, None, None, []
+    doc, query_error, found = None, None, []
     try:
         try:
-            doc = planner.plan(ws, **args)
+            if plan_error is None:
+                doc = planner.plan(ws, **args)
         except AudienceError as e:  # the operator's query: said at its place, the suggested used
             query_error = placed(args["query"], e)
             doc = planner.plan(ws, **{**args, "query": None})
@@ -122,8 +137,8 @@ def themes_page(
     request: Request,
     user: CurrentUser,
     festival: Annotated[str, Query(max_length=40)] = "",
-    start: Annotated[date | None, Query()] = None,
-    end: Annotated[date | None, Query()] = None,
+    start: Annotated[str, Query(max_length=10)] = "",
+    end: Annotated[str, Query(max_length=10)] = "",
     words: Words = None,
     picked: Annotated[str, Query(max_length=1)] = "",
     query: Text = "",
@@ -137,7 +152,12 @@ def themes_page(
     top: Annotated[int, Query(ge=1, le=planner.MAX_PRODUCTS)] = 10,
 ):
     """The plan of the chosen festival (11.11 at first) or range, as the form asks."""
-    args = _inputs(festival, start, end, words, picked, query, suggested, add, remove, top,
+    try:
+        first, last = _day(start, "from"), _day(end, "to")
+    except Invalid as e:
+        args = _inputs(festival, None, None, None, "", "", "", None, None, top)
+        return _render(request, user, args, status_code=e.status, plan_error=str(e))
+    args = _inputs(festival, first, last, words, picked, query, suggested, add, remove, top,
                    add_one, remove_one, basis)  # fmt: skip
     return _render(request, user, args, find=find if not add_one else "")
 
@@ -148,8 +168,8 @@ def create_theme_broadcast(
     user: CurrentUser,
     _csrf: CsrfProtected,
     festival: Annotated[str, Form(max_length=40)] = "",
-    start: Annotated[date | None, Form()] = None,
-    end: Annotated[date | None, Form()] = None,
+    start: Annotated[str, Form(max_length=10)] = "",
+    end: Annotated[str, Form(max_length=10)] = "",
     words: Annotated[list[str] | None, Form(max_length=planner.MAX_WORDS)] = None,
     picked: Annotated[str, Form(max_length=1)] = "",
     query: Annotated[str, Form(max_length=planner.MAX_QUERY_CHARS)] = "",
@@ -165,7 +185,12 @@ def create_theme_broadcast(
     """Re-plan from the form and create the broadcast as a draft; an oversold selection needs
     the confirmation box (recorded with the broadcast). A refusal comes back on the page."""
     ws = request.app.state.ws
-    args = _inputs(festival, start, end, words, picked, query, suggested, add, remove, top)
+    try:
+        first, last = _day(start, "from"), _day(end, "to")
+    except Invalid as e:
+        args = _inputs(festival, None, None, None, "", "", "", None, None, top)
+        return _render(request, user, args, status_code=e.status, plan_error=str(e))
+    args = _inputs(festival, first, last, words, picked, query, suggested, add, remove, top)
     keep = {"name": name, "channel": channel, "holdout": holdout, "confirm": bool(confirm_oversell)}
     try:
         if not name.strip():
@@ -177,6 +202,11 @@ def create_theme_broadcast(
         if not 0 <= share <= 0.9:
             raise Invalid(f"holdout: expected a percentage from 0 to 90, got {holdout!r}")
         doc = planner.plan(ws, **args)
+        if (
+            doc["oversold"] and not confirm_oversell
+        ):  # the core refuses too; said in the page's words
+            t = i18n.translator(i18n.lang_of(request))
+            raise Conflict(t(OVERSELL) + " " + ", ".join(doc["oversold"]))
         create_broadcast(ws, doc, name.strip(), user=user_name(user), channel=channel,
                          holdout=share, confirm_oversell=bool(confirm_oversell))  # fmt: skip
     except (ArcherError, AudienceError) as e:
