@@ -68,7 +68,7 @@ def client(shop):
 
 PAGES = ["/", "/customers", f"/customers/{EVIL_ID}", "/audiences", "/audiences/win-back",
          "/customers?q=n_orders%20%3E%3D%200", "/campaigns", "/campaigns/unpaid",
-         "/offers", "/o2o", "/data"]  # fmt: skip
+         "/offers", "/o2o", "/data", "/themes"]  # fmt: skip
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])

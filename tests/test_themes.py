@@ -5,6 +5,7 @@ with no search data it falls back to the festival's buyers and says so."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import date, time
 
 import pyarrow.compute as pc
@@ -12,11 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from archer.audiences import members
 from archer.cli import app
 from archer.errors import Invalid
 from archer.festivals import RULES_BY_KEY
 from archer.themes import plan
-from archer.themes.planner import _risk, _words
+from archer.themes.planner import _risk, _words, send_times
 from support import sample_shop
 
 START, END, AS_OF = date(2025, 6, 1), date(2025, 11, 30), date(2025, 11, 30)
@@ -71,15 +73,34 @@ def test_chosen_words_steer_the_categories(shop):
     assert all(p["category"] in doc["categories"] for p in doc["products"])
 
 
-def test_send_windows_keep_out_of_the_sms_quiet_hours(shop):
+def test_send_windows_at_the_groups_preferred_hours_and_sms_inside_the_legal_window(shop):
     doc = plan(shop, "11.11", as_of=AS_OF, top=1)
+    m = members(shop, doc["group"]["query"], fields=["preferred_hour"])
+    hours = Counter(int(h) for h in m.preferred_hour.dropna())
+    assert doc["preferred_hours"]["used"] and doc["preferred_hours"]["known"] == sum(hours.values())
     email = [w["at"] for w in doc["send_windows"] if w["channel"] == "email"]
-    assert email == ["2026-10-31T07:30:00", "2026-10-31T17:00:00",
-                     "2026-11-11T07:30:00", "2026-11-11T17:00:00"]  # fmt: skip
+    first = max(hours, key=lambda h: (hours[h], -h))  # the group's most common hour
+    assert f"2026-10-31T{first:02d}:00:00" in email and len(email) in (2, 4)
+    assert {w["source"] for w in doc["send_windows"]} == {"profiles"}
     for w in doc["send_windows"]:
         if w["channel"] == "sms":
             at = time.fromisoformat(w["at"][11:])
             assert w["quiet_hours"] == "22:00-08:00" and time(8) <= at < time(22)
+
+
+def test_send_times_by_hand():
+    quiet = "22:00-08:00"
+    few = Counter({21: 29})  # under MIN_HOURS: the shop's reading hours
+    assert send_times(few, quiet) == ([time(7, 30), time(17)], time(10), "default")
+    assert send_times(None, None) == ([time(7, 30), time(17)], time(10), "default")
+    # most read at 23:00 (quiet for SMS), then 22:00 (quiet), then 20:00; 9:00 is 10 h away
+    hours = Counter({23: 40, 22: 30, 20: 20, 9: 10})
+    email, sms, source = send_times(hours, quiet)
+    assert email == [time(9), time(23)] and sms == time(20) and source == "profiles"
+    # every preferred hour quiet: SMS falls back to two hours after the quiet hours end
+    assert send_times(Counter({23: 50, 2: 50}), quiet)[1] == time(10)
+    # no hour four hours from the first: one e-mail a day
+    assert send_times(Counter({20: 40, 21: 30}), quiet)[0] == [time(20)]
 
 
 def test_no_search_data_falls_back_to_the_festival_buyers_and_says_so(silent):
@@ -128,7 +149,9 @@ def test_the_plan_becomes_a_draft_broadcast_with_a_holdout(shop):
     assert got["status"] == "draft"
     d = got["definition"]
     assert d["holdout"] == 0.2 and d["trigger"]["audience"] == doc["group"]["query"]
-    assert d["send_at"].startswith("2026-10-31T07:30")
+    first = doc["send_windows"][0]
+    assert first["channel"] == "email" and d["send_at"].startswith(first["at"][:16])
+    assert first["at"].startswith("2026-10-31T")
 
 
 def test_an_oversold_plan_needs_a_confirmation_that_is_recorded(shop):

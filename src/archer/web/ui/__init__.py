@@ -25,6 +25,7 @@ from archer.web.ui import (
     o2o,
     offers,
     overview,
+    themes,
 )
 from archer.web.ui.render import STATIC_DIR
 
@@ -33,6 +34,6 @@ def install(app: FastAPI) -> None:
     """Add the pages, their JSON endpoints and ``/static`` to ``app``."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (overview, customers, audiences, campaigns, campaign_results, offers, o2o,
-                   hotwords, data):  # fmt: skip
+                   hotwords, themes, data):  # fmt: skip
         app.include_router(module.router)
     errors.install(app)  # the core's errors as pages (after the API's handlers: it defers)

@@ -33,6 +33,7 @@ NAV = (
     ("offers", "/offers", N_("Offers")),
     ("o2o", "/o2o", N_("Group-buys")),
     ("hotwords", "/hotwords", N_("Hot words")),
+    ("themes", "/themes", N_("Theme planner")),
     ("data", "/data", N_("Data")),
 )
 
