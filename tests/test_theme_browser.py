@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from archer.web import create_app
-from test_app_browser_i18n import DOCS_IMG, browser, no_internal_names, signed_in  # noqa: F401
+from test_app_browser_i18n import DOCS_IMG, no_internal_names, signed_in
 from test_theme_page import theme_shop
 from test_web_ui import Server, expect
 
@@ -34,7 +34,7 @@ def shot(p, section: str, name: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lang", ["zh", "en"])
-def test_planning_11_11_in_the_browser(browser, server, lang):  # noqa: F811
+def test_planning_11_11_in_the_browser(browser, server, lang):
     w = WORDS[lang]
     p = signed_in(browser, server, "zh-CN" if lang == "zh" else "en-US")
     p.context.set_default_timeout(120_000)  # each step re-plans on a machine shared with others
