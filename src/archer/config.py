@@ -371,6 +371,11 @@ class Settings(BaseSettings):
         return out
 
     @property
+    def app_language(self) -> str:
+        """The operator's app language: ``language``, else zh for a shop selling in CNY."""
+        return self.language or ("zh" if self.currency == "CNY" else "en")
+
+    @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
