@@ -121,6 +121,7 @@ def check_custom_fields(fields: dict[str, CustomField]) -> dict[str, CustomField
     fields, and at most :data:`MAX_CUSTOM_FIELDS` of them."""
     if len(fields) > MAX_CUSTOM_FIELDS:
         raise ValueError(f"at most {MAX_CUSTOM_FIELDS} fields, got {len(fields)}")
+    from archer.audiences.catalog import ALIASES
     from archer.customers.profile import PROFILE_COLUMNS
 
     for name in fields:
@@ -129,7 +130,7 @@ def check_custom_fields(fields: dict[str, CustomField]) -> dict[str, CustomField
                 f"field name {name[:60]!r}: lower-case letters, digits and _, starting with a "
                 "letter, up to 40 characters"
             )
-        if name in PROFILE_COLUMNS or name in _CUSTOMER_COLUMNS:
+        if name in PROFILE_COLUMNS or name in _CUSTOMER_COLUMNS or name in ALIASES:
             raise ValueError(f"field name {name!r} is one of Archer's own fields: choose another")
     return fields
 
@@ -369,6 +370,11 @@ class Settings(BaseSettings):
         if self.wecom.configured:
             out.append("wecom")
         return out
+
+    @property
+    def app_language(self) -> str:
+        """The operator's app language: ``language``, else zh for a shop selling in CNY."""
+        return self.language or ("zh" if self.currency == "CNY" else "en")
 
     @property
     def tz(self) -> ZoneInfo:

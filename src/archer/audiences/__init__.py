@@ -1,6 +1,6 @@
 """Audiences: who a campaign is for, in one line of text.
 
-    total_spent >= 500 and province in ("Jiangsu", "Zhejiang", "Shanghai")
+    net_spent >= 500 and province in ("Jiangsu", "Zhejiang", "Shanghai")
 
 Text → parser (:mod:`.grammar`) → typed tree (:mod:`.tree`) → Ibis (:mod:`.compile`,
 :mod:`.behaviour`) → count, members, explain (:mod:`.evaluate`). The language reference is

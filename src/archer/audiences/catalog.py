@@ -31,6 +31,19 @@ DAY_FIELDS = {
 ALIASES = {
     "lapse_threshold": "lapse_threshold_days",
     "unpaid_order_age": "unpaid_order_age_days",
+    # The documented name of the spend before refunds; `total_spent` (the profile's column) is
+    # kept for the queries written with it.
+    "gross_spent": "total_spent",
+}
+# What the money fields mean, for the field reference: spend before and after refunds are easy
+# to take for each other, and an audience of "big spenders" wants the net.
+FIELD_DOCS = {
+    "net_spent": "spent after refunds: paid orders' amounts less the money refunded on them",
+    "gross_spent": "spent before refunds: paid orders' amounts, money refunded on them not "
+    "taken off (see net_spent)",
+    "total_spent": "the same as gross_spent (its former name): spent before refunds",
+    "total_refunded": "money refunded on paid orders (at most each order's amount)",
+    "largest_order": "the largest paid order's amount, before refunds",
 }
 # Columns of `customers` an audience may use besides the profile's, with their types.
 CUSTOMER_FIELD_TYPES = {

@@ -2,8 +2,8 @@
 so a query that names an unknown field, compares text with a number or refers to itself is
 refused before anything runs.
 
-Every leaf compiles to a boolean with NULL taken as false: ``not total_spent >= 500`` keeps the
-customers whose total is unknown. Behaviour predicates aggregate their rows per customer and
+Every leaf compiles to a boolean with NULL taken as false: ``not net_spent >= 500`` keeps the
+customers whose spend is unknown. Behaviour predicates aggregate their rows per customer and
 keep the customers whose measures pass (``count >= 1`` unless said otherwise); a predicate that
 zero passes (``viewed(count < 3)``) keeps every customer who is not among those that fail, so
 customers without any such rows are in. Values go into the expression as bound literals, never

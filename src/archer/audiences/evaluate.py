@@ -157,9 +157,11 @@ REFERENCE_VALUES = 200  # known values per field in the editor's reference and a
 
 
 def reference(ws: Workspace) -> dict[str, Any]:
-    """What a query may name, for the editor: each field with its type and (for a field with a
-    known set) up to :data:`REFERENCE_VALUES` of its values, each behaviour predicate with what
-    it counts, an example and its arguments."""
+    """What a query may name, for the editor: each field with its type, what it means where the
+    name alone may mislead (:data:`~archer.audiences.catalog.FIELD_DOCS`, the shop's own fields'
+    ``doc``) and (for a field with a known set) up to :data:`REFERENCE_VALUES` of its values,
+    each behaviour predicate with what it counts, an example and its arguments."""
+    docs = {**cat.FIELD_DOCS, **{n: f.doc for n, f in ws.settings.fields.items() if f.doc}}
 
     def work(c: Compiler):
         fields = []
@@ -169,7 +171,7 @@ def reference(ws: Workspace) -> dict[str, Any]:
             if name in cat.FIXED_VALUES or (name in cat.DATA_VALUES and name in c.base.columns):
                 known = c.known_values(name)
                 values = list(known[:REFERENCE_VALUES]) if known is not None else None
-            fields.append({"name": name, "type": kind, "values": values})
+            fields.append({"name": name, "type": kind, "values": values, "doc": docs.get(name, "")})
         return fields, c.snap.as_of
 
     fields, as_of = _evaluate(ws, None, work)

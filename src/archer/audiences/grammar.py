@@ -1,7 +1,7 @@
 """Text → typed tree: the audience language's grammar (Lark, LALR) and the errors a person
 can act on.
 
-    total_spent >= 500 and province in ("Jiangsu", "Zhejiang", "Shanghai")
+    net_spent >= 500 and province in ("Jiangsu", "Zhejiang", "Shanghai")
     bought(category = "tea", within = 90d) and not bought(category = "tea", within = 14d)
 
 Keywords (``and or not in between is null within true false``) are case-insensitive; field
@@ -398,7 +398,7 @@ def parse(text: str) -> t.Node:
             f"the query is too long ({len(text):,} characters; at most {MAX_LENGTH:,})"
         )
     if not text.strip():
-        raise AudienceError("the query is empty: write who, e.g. total_spent >= 500")
+        raise AudienceError("the query is empty: write who, e.g. net_spent >= 500")
     if "\x00" in text:
         at = text.index("\x00")
         line = text.count("\n", 0, at) + 1

@@ -44,7 +44,7 @@ app.add_typer(audience_app, name="audience")
 T = TypeVar("T")
 NameArg = Annotated[str, typer.Argument(help="The saved audience's name.")]
 QueryArg = Annotated[
-    str, typer.Argument(help="The query, e.g. 'total_spent >= 500 and province = \"Jiangsu\"'.")
+    str, typer.Argument(help="The query, e.g. 'net_spent >= 500 and province = \"Jiangsu\"'.")
 ]
 FieldsOpt = Annotated[
     str | None,
@@ -170,7 +170,7 @@ def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
         emit_json(docs)
         return
     if not docs:
-        out.print('No saved audiences yet: try `archer audience save vip "total_spent >= 500"`.')
+        out.print('No saved audiences yet: try `archer audience save vip "net_spent >= 500"`.')
         return
     t = RichTable(show_edge=False)
     for col in ("name", "query", "updated by", "updated at (UTC)"):

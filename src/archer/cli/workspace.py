@@ -21,7 +21,7 @@ from archer.cli.support import (
     out,
     progress_bar,
 )
-from archer.config import init_workspace
+from archer.config import CONFIG_FILE, default_home, init_workspace
 
 
 @app.command()
@@ -35,6 +35,8 @@ def init(
     """Create the workspace folder with its archer.toml and an empty warehouse."""
     from archer.workspace import Workspace
 
+    cfg = (home or default_home()) / CONFIG_FILE
+    kept = cfg.exists()
     try:
         s = init_workspace(home, shop_name=shop_name, timezone=timezone, currency=currency)
     except ValueError as e:
@@ -46,11 +48,55 @@ def init(
         "warehouse": s.warehouse_url,
         "timezone": s.timezone,
         "currency": s.currency,
+        "language": s.app_language,
+        "settings_file": str(cfg.resolve()),
+        "settings_file_kept": kept,
     }
     if json_out:
         emit_json(doc)
-    else:
-        out.print(f"Workspace ready at [bold]{doc['home']}[/] ({s.timezone}, {s.currency}).")
+        return
+    out.print(f"Workspace ready at [bold]{doc['home']}[/].", highlight=False)
+    for line in _chosen(s, kept, str(cfg.resolve()), timezone=timezone, currency=currency):
+        out.print(line, highlight=False, markup=False)
+
+
+def _chosen(s, kept: bool, cfg: str, *, timezone: str, currency: str) -> list[str]:
+    """What ``archer init`` chose for currency, time zone and language, and how to change them."""
+
+    def how(flag: str, given: str, default: str, example: str) -> str:
+        if kept:
+            return "from the settings file"
+        if given != default:
+            return f"--{flag} {given}"
+        return f"the default; another with --{flag}, e.g. --{flag} {example}"
+
+    lang = "the language setting" if s.language else "the default: zh for a shop in CNY, else en"
+    name = {"zh": "Simplified Chinese", "en": "English"}[s.app_language]
+    lines = [
+        f"  currency   {s.currency:<14} ({how('currency', currency, 'CNY', 'GBP')})",
+        f"  time zone  {s.timezone:<14} "
+        f"({how('timezone', timezone, 'Asia/Shanghai', 'Europe/London')}): "
+        "the dates of imported files are read as its clock times",
+        f"  language   {s.app_language:<14} ({name}; {lang})",
+    ]
+    if kept:
+        lines.insert(0, f"Its settings file {cfg} was there already and is kept as it is:")
+        ignored = [
+            f"--{flag} {given}"
+            for flag, given, has in (
+                ("currency", currency, s.currency),
+                ("timezone", timezone, s.timezone),
+            )
+            if given.upper() != has.upper()
+        ]
+        if ignored:
+            lines.append(f"Not applied, as the file says otherwise: {', '.join(ignored)}.")
+    lines.append(
+        f'To change them, set currency = "…", timezone = "…" or language = "zh" / "en" in {cfg}'
+        + ("" if kept else " (the time zone before the first import)")
+        + "."
+    )
+    return lines
 
 
 @app.command("import")

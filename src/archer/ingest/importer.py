@@ -8,6 +8,7 @@ to a quarantine CSV with their line, reason and original cells.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -199,6 +200,9 @@ def import_file(
                     result.summary = {k: int(v) for k, v in row.items()}
                 if pre is not None and pre.notes is not None:
                     result.notes = pre.notes(list(src.headers))
+                if pre is not None:
+                    where = _settings_place(settings, hide_paths=name is not None)
+                    result.notes += pre.locale_notes(settings.currency, settings.timezone, where)
                 result.seconds = round(time.perf_counter() - started, 3)
                 wh.log_import(_log_record(result, started_at, naive_utc(ws.now())))
             result.counts = wh.counts()
@@ -351,6 +355,20 @@ def _slips_message(label: str, table: str, slips: dict[str, list[str]]) -> str:
         f"was imported. Map it (--map {h}={cols[0]}) or, if it is not meant for {table}, "
         "pass --ignore-unknown-columns to import without it"
     )
+
+
+def _settings_place(settings: Settings, *, hide_paths: bool) -> str:
+    """Where the workspace's currency and time zone are set: its archer.toml (by path unless
+    the caller hides paths: an upload), and the ``ARCHER_*`` variables that win over it."""
+    from archer.config import CONFIG_FILE
+
+    place = f"the workspace's {CONFIG_FILE}" if hide_paths else str(settings.home / CONFIG_FILE)
+    env = [v for v in ("ARCHER_CURRENCY", "ARCHER_TIMEZONE") if os.environ.get(v)]
+    if len(env) == 1:
+        place += f" and in the variable {env[0]}, which is set and wins over the file"
+    elif env:
+        place += f" and in the variables {' and '.join(env)}, which are set and win over the file"
+    return place
 
 
 def shown_name(settings: Settings, path: Path) -> str:

@@ -39,6 +39,38 @@ class Preset:
     # Tables the preset fills only in part: the columns it really has; the others keep what is
     # stored (the order report's buyers do not erase what the member list said of them).
     provides: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The currency and time zone of the shops whose exports these are, when the format knows
+    # them (Online Retail: a UK shop): an import into a workspace set otherwise warns.
+    currency: str | None = None
+    timezone: str | None = None
+
+    def locale_notes(self, currency: str, timezone: str, where: str = "archer.toml") -> list[str]:
+        """A warning when the workspace's currency or time zone is not the data's, naming both
+        and the setting to change (``where``: the file or variables that hold it)."""
+        wrong = []
+        if self.currency and self.currency != currency:
+            wrong.append(("currency", self.currency, currency))
+        if self.timezone and self.timezone != timezone:
+            wrong.append(("timezone", self.timezone, timezone))
+        if not wrong:
+            return []
+        data = " and ".join(theirs for _, theirs, _ in wrong)
+        said = " and ".join(ours for _, _, ours in wrong)
+        setting = " and ".join(f'{k} = "{theirs}"' for k, theirs, _ in wrong)
+        effect = [
+            f"its amounts are shown as {currency}"
+            if k == "currency"
+            else f"its times were read as {timezone} clock times"
+            for k, _, _ in wrong
+        ]
+        again = ""
+        if any(k == "timezone" for k, _, _ in wrong):
+            again = ", then import the file again and run `archer build`"
+        return [
+            f"{_a(self.name)} {self.name} file comes from a shop in {data}, but the workspace "
+            f"is set to {said}: {' and '.join(effect)}. To change it, set {setting} in "
+            f"{where}{again}"
+        ]
 
     def read_options(self) -> dict:
         # Presets group and number rows, so their files are staged unless they say otherwise.
@@ -328,6 +360,8 @@ PRESETS: dict[str, Preset] = {
         ),
         shape=_online_retail,
         summary=_online_retail_summary,
+        currency="GBP",
+        timezone="Europe/London",
     ),
     "cdnow": Preset(
         "cdnow",

@@ -331,6 +331,8 @@ PRESET = register(
         # The buyers' contact and place from their latest order; their attributes (the Alipay
         # account) fill in only where the member list left none.
         provides={"customers": ("customer_id", "name", "phone", "province", "city")},
+        currency="CNY",
+        timezone="Asia/Shanghai",
     )
 )
 
@@ -400,6 +402,8 @@ ITEMS = register(
         reader={"encoding": None, "materialise": True},
         shape=_taobao_items,
         notes=lambda headers: _missing(headers, ITEMS_OPTIONAL),
+        currency="CNY",
+        timezone="Asia/Shanghai",
     )
 )
 
@@ -470,5 +474,7 @@ MEMBERS = register(
                 '会员等级 is kept: the field member_level (e.g. member_level in ("VIP2", "VIP3"))'
             ]
         ),  # fmt: skip
+        currency="CNY",
+        timezone="Asia/Shanghai",
     )
 )

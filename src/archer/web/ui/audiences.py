@@ -20,6 +20,7 @@ from archer.errors import ArcherError
 from archer.web.auth import CsrfProtected, CurrentUser
 from archer.web.ui import charts, i18n
 from archer.web.ui.errors import placed
+from archer.web.ui.i18n import N_
 from archer.web.ui.overview import translated
 from archer.web.ui.render import page, urlpart, user_name
 
@@ -30,6 +31,19 @@ EXAMPLES = (
     'bought(category = "tea", within = 90d) and not bought(within = 14d)',
     "has_open_cart and not has_unpaid_order",
 )
+
+# What the money fields mean (archer.audiences.catalog.FIELD_DOCS, the same texts, marked here for
+# the catalogue): the field reference shows each beside its name, in the page's language.
+# fmt: off
+FIELD_DOCS = {
+    "net_spent": N_("spent after refunds: paid orders' amounts less the money refunded on them"),
+    "gross_spent": N_("spent before refunds: paid orders' amounts, money refunded on them not "
+                      "taken off (see net_spent)"),
+    "total_spent": N_("the same as gross_spent (its former name): spent before refunds"),
+    "total_refunded": N_("money refunded on paid orders (at most each order's amount)"),
+    "largest_order": N_("the largest paid order's amount, before refunds"),
+}
+# fmt: on
 
 
 def _listing(ws) -> list[dict[str, Any]]:
