@@ -85,6 +85,7 @@ EVENT_TYPES = (
     "coupon_claim",
     "message_open",
     "message_click",
+    "purchase",  # a buy in a behaviour log (Tianchi UserBehavior's ``buy``), not an order
 )
 
 C = Column

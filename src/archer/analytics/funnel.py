@@ -21,10 +21,16 @@ counts the people who did the action itself — for the three steps where the tw
 * **paid** — registered customers with at least one paid order (``Snapshot.order_facts``).
 * **repeated** — registered customers with paid orders on two or more local days.
 
+A shop that imported no orders but ``purchase`` events (a behaviour log's buys, such as
+Tianchi UserBehavior's ``buy``) has its bought steps from them: **ordered** and **paid** are
+the registered customers with a ``purchase`` event, **repeated** those with purchases on two
+or more local days; net sales stay 0 (a purchase event carries no amount). With orders
+imported, the orders alone count (a purchase event is not also an order).
+
 A step the imported data cannot tell is **null**, not a guess: with no ``visit`` events at
 all, the visitors (without them, "every customer visited" would be a made-up 100% step);
-with no ``view`` or ``cart_add`` events, the viewed or carted step; with no orders at all,
-the ordered, paid and repeated steps. :func:`notes` says which, in words.
+with no ``view`` or ``cart_add`` events, the viewed or carted step; with neither orders nor
+purchase events, the ordered, paid and repeated steps. :func:`notes` says which, in words.
 
 ``net_sales`` is the net (paid − refunded) of the registered customers' paid orders and
 ``per_capita`` = net_sales ÷ registered. Step conversion is a step over the nearest known
@@ -51,21 +57,33 @@ NEEDS = {
     "visitors": ("visit", "no visit events were imported: the funnel starts at registration"),
     "viewed": ("view", "no product views were imported: the viewed step is unknown"),
     "carted": ("cart_add", "no cart events were imported: the carted step is unknown"),
-    "ordered": ("orders", "no orders were imported: ordered, paid and repeated are unknown"),
+    "ordered": (
+        "orders",
+        "no orders were imported (nor purchase events): ordered, paid and repeated are unknown",
+    ),
 }
+PURCHASE = "purchase"  # the event type of a buy in a behaviour log (schema.EVENT_TYPES)
 NOTES = {step: text for step, (_, text) in NEEDS.items()}
 BY = {"channel": "acquisition_channel", "month": "registration_month"}
 NOT_REGISTERED = "(not registered)"
 UNKNOWN = "(unknown)"
 
 
+def _seen_types(snap: Snapshot) -> set[str]:
+    e = snap.events
+    kinds = [*(v for v, _ in NEEDS.values() if v != "orders"), PURCHASE]
+    return set(e.filter(e.type.isin(kinds)).select("type").distinct().execute()["type"])
+
+
+def _has_orders(snap: Snapshot) -> bool:
+    return int(snap.orders.limit(1).count().execute()) > 0
+
+
 def unknown_steps(snap: Snapshot) -> set[str]:
     """The steps the imported data cannot tell (see the module's docstring)."""
-    e = snap.events
-    kinds = [v for v, _ in NEEDS.values() if v != "orders"]
-    seen = set(e.filter(e.type.isin(kinds)).select("type").distinct().execute()["type"])
+    seen = _seen_types(snap)
     out = {step for step, (kind, _) in NEEDS.items() if kind != "orders" and kind not in seen}
-    if int(snap.orders.limit(1).count().execute()) == 0:
+    if not _has_orders(snap) and PURCHASE not in seen:
         out |= {"ordered", "paid", "repeated"}
     return out
 
@@ -78,14 +96,7 @@ def _member_flags(snap: Snapshot) -> ir.Table:
     acts = e.group_by(_cid=e.person).aggregate(
         _view=(e.type == "view").any(), _cart=(e.type == "cart_add").any()
     )
-    f = snap.order_facts()
-    f = f.filter(f.customer_id.notnull())
-    orders = f.group_by(_oid=f.customer_id).aggregate(
-        _orders=f.count(),
-        _paid=f.count(where=f.is_paid),
-        _days=f.pay_day.nunique(where=f.is_paid),
-        _net=f.net.sum(where=f.is_paid),
-    )
+    orders = _orders_by_customer(snap) if _has_orders(snap) else _purchases_by_customer(snap)
     j = c.left_join(acts, c.customer_id == acts._cid).left_join(
         orders, c.customer_id == orders._oid
     )
@@ -106,6 +117,31 @@ def _member_flags(snap: Snapshot) -> ir.Table:
         did_view=did_view.cast("int64"),
         did_cart=did_cart.cast("int64"),
         net=j._net.fill_null(0.0),
+    )
+
+
+def _orders_by_customer(snap: Snapshot) -> ir.Table:
+    """Per customer (``_oid``): orders, paid orders, local days with a payment, net paid."""
+    f = snap.order_facts()
+    f = f.filter(f.customer_id.notnull())
+    return f.group_by(_oid=f.customer_id).aggregate(
+        _orders=f.count(),
+        _paid=f.count(where=f.is_paid),
+        _days=f.pay_day.nunique(where=f.is_paid),
+        _net=f.net.sum(where=f.is_paid),
+    )
+
+
+def _purchases_by_customer(snap: Snapshot) -> ir.Table:
+    """The same from ``purchase`` events, for a shop without orders: each purchase is an
+    order and its payment, on the event's local day; no amount is known (net 0)."""
+    e = people(snap, snap.events)
+    e = e.filter((e.type == PURCHASE) & e.person.notnull())
+    return e.group_by(_oid=e.person).aggregate(
+        _orders=e.count(),
+        _paid=e.count(),
+        _days=snap.local_day(e.occurred_at).nunique(),
+        _net=ibis.literal(0.0, type="float64"),
     )
 
 

@@ -108,7 +108,10 @@ def import_(
         Path, typer.Argument(help="CSV (any delimiter, UTF-8 or GBK, .gz ok), .xlsx or .parquet.")
     ],
     preset: Annotated[
-        str | None, typer.Option(help="A known export format: online-retail, cdnow, taobao-orders.")
+        str | None,
+        typer.Option(
+            help="A known export format: online-retail, cdnow, taobao-orders, taobao-userbehavior …"
+        ),
     ] = None,
     map_: Annotated[
         list[str] | None, typer.Option("--map", help="SOURCE_HEADER=column; repeat as needed.")
@@ -124,6 +127,28 @@ def import_(
     ignore_unknown_columns: Annotated[
         bool, typer.Option(help="Import even if a header looks like a misspelt column.")
     ] = False,
+    map_values: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map-values",
+            help="COLUMN:VALUE=stored,VALUE=stored, e.g. type:pv=view,buy=purchase; other "
+            "values of the column are refused.",
+        ),
+    ] = None,
+    header: Annotated[
+        bool,
+        typer.Option(
+            "--header/--no-header", help="Whether the CSV file's first line names its columns."
+        ),
+    ] = True,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="The CSV file's column names, comma-separated (with --no-header)."),
+    ] = None,
+    sheet: Annotated[
+        str | None,
+        typer.Option(help="An Excel workbook's sheet: its name or number from 1 (default 1)."),
+    ] = None,
     home: HomeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -145,6 +170,10 @@ def import_(
                 encoding=encoding,
                 date_format=date_format,
                 ignore_unknown_columns=ignore_unknown_columns,
+                map_values=map_values,
+                header=header,
+                columns=columns,
+                sheet=sheet,
                 progress=report,
             )
     except (ValueError, SourceError, WarehouseError) as e:

@@ -232,6 +232,8 @@ class ColumnMapping:
 
     columns: dict[str, str]
     extra: list[str] = field(default_factory=list)
+    # ``--map-values``: canonical column → {value as written, lower case: value stored}
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def missing(self, table: Table) -> list[str]:
         return [c for c in table.required if c not in self.columns]
@@ -248,10 +250,79 @@ def parse_map_options(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
+MAX_COLUMNS = 1_000  # names --columns may give
+
+
+def parse_column_list(text: str) -> list[str]:
+    """``--columns a,b,c``: the names of a CSV file's columns, in order (unique, not empty)."""
+    names = [n.strip() for n in text.split(",")]
+    if len(names) > MAX_COLUMNS:
+        raise ValueError(f"--columns: {len(names):,} names, more than {MAX_COLUMNS:,}")
+    if not all(names):
+        raise ValueError(f"--columns {text!r}: an empty name; expected NAME,NAME,…")
+    long = [n for n in names if len(n) > MAX_VALUE_CHARS]
+    if long:
+        raise ValueError(f"--columns: a name longer than {MAX_VALUE_CHARS} characters")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"--columns: {', '.join(twice)} given more than once")
+    return names
+
+
+# ``--map-values`` bounds: a vocabulary, not a lookup table.
+MAX_VALUE_PAIRS = 1_000
+MAX_VALUE_CHARS = 200
+
+
+def parse_map_values(specs: list[str] | None) -> dict[str, dict[str, str]]:
+    """``["type:pv=view,cart=cart_add"]`` → ``{"type": {"pv": "view", "cart": "cart_add"}}``.
+
+    The column is a canonical column (or the header mapped to one); values are matched without
+    regard to case and blanks around them. A clear error for anything else.
+    """
+    out: dict[str, dict[str, str]] = {}
+    example = "e.g. type:pv=view,buy=purchase"
+    for spec in specs or []:
+        col, sep, rest = spec.partition(":")
+        col = col.strip()
+        if not sep or not col or not rest.strip():
+            raise ValueError(
+                f"--map-values {spec!r}: expected COLUMN:VALUE=stored,VALUE=stored ({example})"
+            )
+        words = out.setdefault(col, {})
+        for pair in rest.split(","):
+            src, eq, dst = pair.partition("=")
+            src, dst = src.strip(), dst.strip()
+            if not eq or not src or not dst:
+                raise ValueError(
+                    f"--map-values {col}: {pair.strip()!r} is not VALUE=stored ({example})"
+                )
+            if max(len(src), len(dst)) > MAX_VALUE_CHARS:
+                raise ValueError(
+                    f"--map-values {col}: a value longer than {MAX_VALUE_CHARS} characters"
+                )
+            key = src.lower()
+            if words.get(key, dst) != dst:
+                raise ValueError(
+                    f"--map-values {col}: {src!r} is mapped to both {words[key]!r} and {dst!r}"
+                )
+            words[key] = dst
+        if len(words) > MAX_VALUE_PAIRS:
+            raise ValueError(
+                f"--map-values {col}: {len(words):,} values, more than the "
+                f"{MAX_VALUE_PAIRS:,} a mapping may list"
+            )
+    return out
+
+
 def resolve(
-    table: Table, headers: list[str], explicit: dict[str, str] | None = None
+    table: Table,
+    headers: list[str],
+    explicit: dict[str, str] | None = None,
+    values: dict[str, dict[str, str]] | None = None,
 ) -> ColumnMapping:
-    """Match the file's headers to the table's columns."""
+    """Match the file's headers to the table's columns; ``values`` (``--map-values``) is
+    checked against the result: each names a column the file fills."""
     explicit = explicit or {}
     by_norm = {normalise_header(h): h for h in headers}
     columns: dict[str, str] = {}
@@ -280,7 +351,32 @@ def resolve(
                 used.add(h)
                 break
     extra = [h for h in headers if h not in used]
-    return ColumnMapping(columns, extra)
+    return ColumnMapping(columns, extra, _value_columns(table, columns, values or {}))
+
+
+def _value_columns(
+    table: Table, columns: dict[str, str], values: dict[str, dict[str, str]]
+) -> dict[str, dict[str, str]]:
+    """``--map-values`` keyed by canonical column (a header mapped to one names it too)."""
+    by_header = {h: c for c, h in columns.items()}
+    by_norm = {normalise_header(h): c for h, c in by_header.items()}
+    out: dict[str, dict[str, str]] = {}
+    for name, words in values.items():
+        col = name if name in table.names else by_header.get(name)
+        col = col or by_norm.get(normalise_header(name))
+        if col is None or col not in columns:
+            known = name in table.names
+            raise ValueError(
+                f"--map-values {name}: "
+                + (
+                    f"the file fills no column {name!r} of {table.name}"
+                    if known
+                    else f"{table.name} has no column {name!r} and the file no header mapped "
+                    f"to one; its columns are {', '.join(table.names)}"
+                )
+            )
+        out[col] = words
+    return out
 
 
 # A leftover header this close to a column the file does not fill is taken for a slip of

@@ -5,9 +5,9 @@ A workbook is a zip of XML parts, and its cells say where they are: two cells, `
 allocates in full. So, before it runs:
 
 1. the zip is checked: how many parts, and how large they say they inflate to;
-2. the first sheet's XML is streamed (bounded) for its declared ``<dimension>`` and the
-   place of every cell; a sheet larger than ``Limits.sheet_cells`` (rows × columns) is
-   refused with its size;
+2. the sheet's XML (the first sheet, or the one ``--sheet`` names) is streamed (bounded) for
+   its declared ``<dimension>`` and the place of every cell; a sheet larger than
+   ``Limits.sheet_cells`` (rows × columns) is refused with its size;
 3. the native reader then runs in a child process with a memory limit, so whatever it
    does with a file these checks let through ends as an error here, not as the end of
    the server. The child hands the sheet back as text columns in an Arrow file.
@@ -15,6 +15,7 @@ allocates in full. So, before it runs:
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import re
@@ -46,6 +47,7 @@ class SheetSize:
     rows: int = 0  # the last row with a cell (1-based)
     cols: int = 0  # the last column with a cell (1-based)
     cells: int = 0  # cells written in the sheet's XML
+    index: int = 0  # its place among the workbook's sheets (0 = first)
 
     @property
     def area(self) -> int:
@@ -73,11 +75,51 @@ def _col_number(letters: str) -> int:
     return n
 
 
-def check_workbook(path: Path, limits: Limits) -> SheetSize | None:
-    """Refuse a workbook whose zip or first sheet is beyond ``limits``; its sheet's size.
+MAX_SHEET_NAME = 200  # a --sheet longer than this names no sheet (Excel's limit is 31)
+
+
+def pick_sheet(names: list[str], spec: str | None) -> int:
+    """The index (0-based) of the sheet ``spec`` names: its name (exactly, else without
+    letter case and surrounding blanks), or its number counted from 1; the first sheet when
+    ``spec`` is None. An ``ExcelError`` listing the sheets otherwise."""
+    if spec is None or not names:
+        return 0
+    if spec in names:
+        return names.index(spec)
+    folded = [n.strip().casefold() for n in names]
+    if spec.strip().casefold() in folded:
+        return folded.index(spec.strip().casefold())
+    if spec.strip().isdigit() and 1 <= int(spec) <= len(names):
+        return int(spec) - 1
+    raise ExcelError(
+        f"--sheet {spec[:MAX_SHEET_NAME]!r}: no such sheet; the workbook's sheets are "
+        f"{sheet_list(names)}"
+    )
+
+
+def sheet_list(names: list[str]) -> str:
+    """The sheets as a message lists them: ``1 说明, 2 订单``."""
+    return ", ".join(f"{i} {n}" for i, n in enumerate(names, start=1))
+
+
+def sheet_names(path: Path) -> list[str]:
+    """The names of a workbook's sheets in order, from its ``xl/workbook.xml`` (an empty
+    list for a workbook that is not a zip or has no readable list)."""
+    if not zipfile.is_zipfile(path):
+        return []
+    try:
+        with zipfile.ZipFile(path) as z:
+            return [title for _, title in _sheets(z)]
+    except (zipfile.BadZipFile, ExcelError):
+        return []
+
+
+def check_workbook(path: Path, limits: Limits, sheet: str | None = None) -> SheetSize | None:
+    """Refuse a workbook whose zip or chosen sheet (``sheet``: see ``pick_sheet``) is beyond
+    ``limits``; that sheet's size and place.
 
     An ``.xls`` (not a zip) cannot be looked into; None then, and only the child's memory
-    limit guards its reading.
+    limit guards its reading (the child finds the sheet itself).
     """
     if not zipfile.is_zipfile(path):
         return None
@@ -95,8 +137,11 @@ def check_workbook(path: Path, limits: Limits) -> SheetSize | None:
                     f"the workbook inflates to {inflated:,} bytes, more than the "
                     f"{limits.inflated_bytes:,} an import reads; save the sheet as CSV"
                 )
-            member, name = _first_sheet(z)
+            sheets = _sheets(z)
+            index = pick_sheet([title for _, title in sheets], sheet)
+            member, name = sheets[index]
             size = _scan_sheet(z, member, name, limits)
+            size.index = index
     except zipfile.BadZipFile as e:
         raise ExcelError(f"not a readable Excel workbook ({e})") from None
     if size.rows > MAX_ROWS or size.cols > MAX_COLS or size.area > limits.sheet_cells:
@@ -121,31 +166,41 @@ def _attr(tag: str, name: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _first_sheet(z: zipfile.ZipFile) -> tuple[str, str]:
-    """The zip member and the name of the workbook's first sheet (the one imported)."""
+def _sheets(z: zipfile.ZipFile) -> list[tuple[str, str]]:
+    """The zip member and the name of each of the workbook's sheets, in the workbook's order
+    (the order Excel shows their tabs in, and the native reader numbers them in)."""
     names = set(z.namelist())
     try:
         book = _read_small(z, "xl/workbook.xml")
-        sheet = re.search(r"<(?:[\w.-]+:)?sheet\s([^>]*)>", book)
         rels = _read_small(z, "xl/_rels/workbook.xml.rels")
     except KeyError:
-        sheet, rels = None, ""
-    if sheet:
-        rid, title = _attr(sheet.group(1), "id"), _attr(sheet.group(1), "name") or "Sheet1"
-        for rel in re.finditer(r"<(?:[\w.-]+:)?Relationship\s([^>]*)>", rels):
-            if _attr(rel.group(1), "Id") == rid:
-                target = _attr(rel.group(1), "Target") or ""
-                member = (
-                    target.lstrip("/")
-                    if target.startswith("/")
-                    else posixpath.normpath(posixpath.join("xl", target))
-                )
-                if member in names:
-                    return member, title
+        book, rels = "", ""
+    targets = {}
+    for rel in re.finditer(r"<(?:[\w.-]+:)?Relationship\s([^>]*)>", rels):
+        target = _attr(rel.group(1), "Target") or ""
+        targets[_attr(rel.group(1), "Id")] = (
+            target.lstrip("/")
+            if target.startswith("/")
+            else posixpath.normpath(posixpath.join("xl", target))
+        )
+    out = []
+    for i, sheet in enumerate(re.finditer(r"<(?:[\w.-]+:)?sheet\s([^>]*)>", book), start=1):
+        member = targets.get(_attr(sheet.group(1), "id"))
+        if member in names:
+            out.append((member, _xml_text(_attr(sheet.group(1), "name") or f"Sheet{i}")))
+    if out:
+        return out
     sheets = sorted(n for n in names if re.fullmatch(r"xl/worksheets/[^/]+\.xml", n))
     if not sheets:
         raise ExcelError("the workbook has no sheet")
-    return sheets[0], Path(sheets[0]).stem
+    return [(m, Path(m).stem) for m in sheets]
+
+
+def _xml_text(s: str) -> str:
+    """An attribute's text with XML's five entities and character references resolved."""
+    import html
+
+    return html.unescape(s)
 
 
 def _scan_sheet(z: zipfile.ZipFile, member: str, name: str, limits: Limits) -> SheetSize:
@@ -200,12 +255,14 @@ def _split_ref(ref: str) -> tuple[str, str]:
 
 
 # -- the native read, in a child process ------------------------------------------------------
-def read_sheet(path: Path, out: Path, limits: Limits) -> None:
-    """Read the first sheet of ``path`` into the Arrow file ``out`` (``_line`` and one text
-    column per header) in a child process whose memory is limited; errors as ExcelError."""
+def read_sheet(path: Path, out: Path, limits: Limits, sheet: str | None = None) -> list[str]:
+    """Read a sheet of ``path`` (``sheet``: see ``pick_sheet``; the first by default) into the
+    Arrow file ``out`` (``_line`` and one text column per header) in a child process whose
+    memory is limited; the workbook's sheet names. Errors as ExcelError."""
     env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system"}  # no large reservations
     cmd = [sys.executable, "-m", "archer.ingest.excel", str(path), str(out)]
     cmd.append(str(limits.excel_memory_bytes))
+    cmd.append("" if sheet is None else "=" + sheet)
     try:
         done = subprocess.run(
             cmd, env=env, capture_output=True, timeout=limits.excel_seconds, check=False
@@ -215,12 +272,20 @@ def read_sheet(path: Path, out: Path, limits: Limits) -> None:
             f"reading the sheet took more than {limits.excel_seconds} s; save it as CSV"
         ) from None
     said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    try:
+        names = json.loads(done.stdout.decode("utf-8", "replace") or "[]")
+    except ValueError:
+        names = []
     if done.returncode == 0:
-        return
-    if done.returncode == _EXIT_UNREADABLE and said:
+        return names
+    if done.returncode in (_EXIT_UNREADABLE, _EXIT_NO_SHEET) and said:
+        if done.returncode == _EXIT_NO_SHEET:
+            raise ExcelError(said[-1])
         raise ExcelError(f"cannot be read as an Excel workbook ({said[-1]})")
     if done.returncode == _EXIT_EMPTY:
-        raise ExcelError("the first sheet is empty")
+        which = "the first sheet" if sheet is None else f"sheet {sheet!r}"
+        others = f"; the workbook's sheets are {sheet_list(names)}" if len(names) > 1 else ""
+        raise ExcelError(f"{which} is empty{others}")
     if done.returncode < 0:
         how = signal.Signals(-done.returncode).name
     else:
@@ -235,7 +300,7 @@ def read_sheet(path: Path, out: Path, limits: Limits) -> None:
     )
 
 
-_EXIT_UNREADABLE, _EXIT_EMPTY, _EXIT_MEMORY = 2, 3, 4
+_EXIT_UNREADABLE, _EXIT_EMPTY, _EXIT_MEMORY, _EXIT_NO_SHEET = 2, 3, 4, 5
 
 
 def excel_text(v: object) -> str | None:
@@ -259,7 +324,7 @@ def unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _child(path: str, out: str, memory: int) -> int:
+def _child(path: str, out: str, memory: int, spec: str = "") -> int:
     import pyarrow as pa
     from python_calamine import CalamineWorkbook
 
@@ -267,7 +332,14 @@ def _child(path: str, out: str, memory: int) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     try:
         wb = CalamineWorkbook.from_path(path)
-        sheet = wb.get_sheet_by_index(0).to_python(skip_empty_area=False)
+        names = list(wb.sheet_names)
+        print(json.dumps(names[:1000]))  # for the messages of the parent
+        try:
+            index = pick_sheet(names, spec[1:] if spec else None)
+        except ExcelError as e:
+            print(e, file=sys.stderr)
+            return _EXIT_NO_SHEET
+        sheet = wb.get_sheet_by_index(index).to_python(skip_empty_area=False)
         if not sheet:
             return _EXIT_EMPTY
         rows = iter(sheet)
@@ -302,4 +374,4 @@ def _child(path: str, out: str, memory: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    sys.exit(_child(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:5]))

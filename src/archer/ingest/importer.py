@@ -29,12 +29,14 @@ from archer.ingest.columns import (
     CATCH_ALL,
     ColumnMapping,
     near_misses,
+    parse_column_list,
     parse_map_options,
+    parse_map_values,
     resolve,
 )
 from archer.ingest.limits import DEFAULT_LIMITS, Limits
 from archer.ingest.load import TableResult, load_table
-from archer.ingest.parse import ParseContext, check_date_format, clean, parse
+from archer.ingest.parse import ParseContext, check_date_format, clean, content_id, parse
 from archer.ingest.presets import Preset, get_preset
 from archer.ingest.quarantine import quarantine_path, write_quarantine
 from archer.ingest.scratch import scratch_dir
@@ -135,6 +137,10 @@ def import_file(
     encoding: str | None = None,
     date_format: str | None = None,
     ignore_unknown_columns: bool = False,
+    map_values: dict[str, dict[str, str]] | list[str] | None = None,
+    header: bool = True,
+    columns: list[str] | str | None = None,
+    sheet: str | None = None,
     name: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     now: datetime | None = None,
@@ -145,14 +151,26 @@ def import_file(
     ``name`` is what messages call the file; by default its path, or only its name when it
     lies inside the workspace (an upload: the workspace's folders are nobody's business).
     A leftover header that looks like a misspelt column stops the import unless
-    ``ignore_unknown_columns``.
+    ``ignore_unknown_columns``. ``map_values`` (``--map-values``) turns the values a file
+    writes into those stored; ``columns`` names a CSV file's columns (``header=False``: the
+    file has no header line; with a header line, these names replace it). ``sheet`` chooses
+    a workbook's sheet by name or number from 1.
     """
     spec = get_table(table)
     ws.require()
     settings = ws.settings
     now = now or naive_utc(ws.now())
     explicit = parse_map_options(mapping) if isinstance(mapping, list) else (mapping or {})
+    values = parse_map_values(map_values) if isinstance(map_values, list) else map_values or {}
+    names = parse_column_list(columns) if isinstance(columns, str) else columns
+    if not header and not names:
+        raise ImportError_("--no-header needs --columns: the names of the file's columns")
     pre = _preset_for(preset, table)
+    if pre is not None and (values or names or not header):
+        raise ImportError_(
+            f"preset {preset!r} knows its file's columns and values: --map-values, --columns "
+            "and --no-header are for files without a preset"
+        )
     path = Path(path)
     label = name or shown_name(settings, path)
     started = time.perf_counter()
@@ -174,15 +192,22 @@ def import_file(
                     path,
                     delimiter=delimiter or opts.get("delimiter"),
                     encoding=encoding or opts.get("encoding"),
-                    header=opts.get("header", True),
-                    columns=opts.get("columns"),
+                    header=opts.get("header", header),
+                    columns=opts.get("columns", names),
                     materialise=opts.get("materialise", False),
                     workdir=workdir,
                     progress=report,
                     name=label,
                     limits=limits,
+                    sheet=sheet,
                 )
-            plan = _plan(spec, pre, src, explicit, ctx, label, ignore_unknown_columns)
+            try:
+                plan = _plan(spec, pre, src, explicit, values, ctx, label, ignore_unknown_columns)
+            except ValueError as e:
+                # A workbook whose sheet has not the columns (a notes sheet first): its sheets.
+                if src.sheet_hint() and "headers found" in str(e):
+                    raise type(e)(f"{e}{src.sheet_hint()}") from None
+                raise
             if plan.place_columns:
                 with engine_progress(reader, report, "places"):
                     ctx.place_map = _place_map(reader, src.scan("fast"), plan.place_columns, ctx)
@@ -200,6 +225,7 @@ def import_file(
                     result.summary = {k: int(v) for k, v in row.items()}
                 if pre is not None and pre.notes is not None:
                     result.notes = pre.notes(list(src.headers))
+                result.notes += plan.notes
                 if pre is not None:
                     where = _settings_place(settings, hide_paths=name is not None)
                     result.notes += pre.locale_notes(settings.currency, settings.timezone, where)
@@ -238,6 +264,7 @@ class _Plan:
     ignored: list[str] = field(default_factory=list)
     suggestions: dict[str, list[str]] = field(default_factory=dict)
     place_columns: ColumnMapping | None = None  # the places to look up first, if any
+    notes: list[str] = field(default_factory=list)  # what the result says of the mapping
 
 
 def _plan(
@@ -245,6 +272,7 @@ def _plan(
     pre: Preset | None,
     src: Source,
     explicit: dict[str, str],
+    values: dict[str, dict[str, str]],
     ctx: ParseContext,
     label: str,
     ignore_unknown_columns: bool,
@@ -254,7 +282,8 @@ def _plan(
         pre.check(src)
         provides = {t: list(cols) for t, cols in pre.provides.items()}
         return _Plan(lambda scan: pre.build(scan, ctx), provided_by_table=provides)
-    cm = resolve(spec, src.headers, explicit)
+    cm = resolve(spec, src.headers, explicit, values)
+    made = _made_ids(spec, cm)
     missing = cm.missing(spec)
     if missing:
         raise ImportError_(
@@ -269,21 +298,55 @@ def _plan(
 
     def key_cells(scan: ir.Table) -> dict[str, ir.Value]:
         # Keys typed as stored: line_no "01" is 1.
+        own = made(scan)
         return {
-            k: parse(spec.column(k), clean(scan[cm.columns[k]].cast("string")), ctx).value
+            k: parse(
+                spec.column(k), clean((own[h] if h in own else scan[h]).cast("string")), ctx
+            ).value
             for k in spec.key
+            for h in [cm.columns[k]]
         }
 
     places = "province" in spec.names and {"province", "city"} & set(cm.columns)
     return _Plan(
-        build=lambda scan: {table: typed_rows(scan, spec, cm, ctx)},
+        build=lambda scan: {table: typed_rows(scan.mutate(**made(scan)), spec, cm, ctx)},
         key_cells=key_cells,
         provided=provided_columns(table, cm),
         mapping=cm.columns,
         ignored=[] if table in CATCH_ALL else cm.extra,
         suggestions=slips,
         place_columns=cm if places else None,
+        notes=[MADE_ID_NOTE] if made(None) else [],
     )
+
+
+# The stand-in header of an event id made from the row (``_made_ids``).
+MADE_EVENT_ID = "(made from the row)"
+MADE_ID_NOTE = (
+    "the file has no event_id: each event's id is made from its row's content, so importing "
+    "the file again changes nothing (and a row given twice is one event)"
+)
+
+
+def _made_ids(spec: Table, cm: ColumnMapping) -> Callable[[ir.Table | None], dict]:
+    """For an events file without ``event_id``: the id made from each row's cells (see
+    ``content_id``), as the stand-in column ``MADE_EVENT_ID`` that ``cm`` now maps.
+
+    The returned function gives, for a scan, ``{MADE_EVENT_ID: expression}`` (empty when the
+    file has its own ids); called with None it only tells whether ids are made.
+    """
+    if spec.name != "events" or "event_id" in cm.columns:
+        return lambda scan: {}
+    named = dict(cm.columns) | {"+" + h: h for h in cm.extra}
+    cm.columns["event_id"] = MADE_EVENT_ID
+
+    def cells(scan: ir.Table | None) -> dict:
+        if scan is None:
+            return {MADE_EVENT_ID: None}
+        own = {k: scan[h] for k, h in named.items()}
+        return {MADE_EVENT_ID: content_id("ev-", own)}
+
+    return cells
 
 
 def _load(

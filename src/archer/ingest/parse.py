@@ -108,7 +108,7 @@ _EPOCH_MS_RANGE = (-1e13, 1e14)
 def check_date_format(fmt: str, con: ibis.BaseBackend, option: str = "--date-format") -> str:
     """``fmt`` as the importer uses it; a format the engine cannot read is a one-line error."""
     fmt = fmt.strip()
-    if fmt.lower() in EPOCH_UNITS:
+    if fmt in EPOCH_UNITS or fmt.lower() in ("epoch", "epoch_ms"):  # not %S: seconds
         return fmt.lower()
     try:
         con.con.execute("SELECT try_strptime('', ?)", [fmt])
@@ -129,6 +129,9 @@ def epoch_time(s: ir.StringValue, ms_per_unit: int) -> ir.TimestampValue:
 
 
 NULL_STR = ibis.null(dt.string)
+# Made ids: a prefix and 20 hex digits (80 bits) of the MD5 of the row's content; among
+# a billion rows the chance that two differ and share an id is below one in a million.
+ID_DIGITS = 20
 
 
 @ibis.udf.scalar.builtin(name="trim")
@@ -146,6 +149,19 @@ def clean(s: ir.StringValue) -> ir.StringValue:
     # it is removed, so a fixed quarantine file imports as it was written.
     odd = t.contains("\t") | t.contains("\r") | t.contains("\n") | (t.left(1) == GUARD)
     return ibis.ifelse(odd, unguard(t).strip(), t).nullif("")
+
+
+def content_id(prefix: str, cells: dict[str, ir.Value]) -> ir.StringValue:
+    """A deterministic id for a row that has none: a hash of its cells as written (without
+    surrounding blanks), each named (by canonical column or header), in name order. Nothing
+    else enters it (not the line, the file or the moment), so the same row gives the same id
+    in any file and any order of columns, and importing a file again finds its rows there."""
+    parts = []
+    for name in sorted(cells):
+        # Separators no cell of a text file holds; an empty cell joins as nothing.
+        text = _trim_spaces(cells[name].cast(dt.string)).fill_null("")
+        parts.append(ibis.literal(name + "\x1e") + text)
+    return prefix + ibis.literal("\x1f").join(parts).hexdigest("md5").left(ID_DIGITS)
 
 
 def reason_if(cond: ir.BooleanValue, message: ir.StringValue | str) -> ir.StringValue:

@@ -8,14 +8,14 @@ as any other import, so its rows are checked, quarantined and upserted alike.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from archer.ingest.columns import ColumnMapping
-from archer.ingest.parse import ParseContext, clean, parse
+from archer.ingest.parse import ParseContext, clean, content_id, parse
 from archer.ingest.sources import Source
 from archer.ingest.validate import also_reject, typed_rows
 from archer.schema import TABLES
@@ -342,6 +342,63 @@ def _cdnow_summary(t: ir.Table) -> dict[str, ir.Value]:
     return {"purchases": t.count(where=data), "customers": first.nunique(where=data)}
 
 
+# -- Tianchi UserBehavior ----------------------------------------------------------------
+# Alibaba's public Taobao behaviour log (tianchi.aliyun.com, dataset 649): one line per action,
+# ``user_id,item_id,category_id,behavior_type,timestamp``, no header, Unix seconds.
+USERBEHAVIOR_COLUMNS = ["user_id", "item_id", "category_id", "behavior_type", "timestamp"]
+# The log's behaviour words → the event types stored (a ``buy`` is a purchase event).
+USERBEHAVIOR_TYPES = {"pv": "view", "cart": "cart_add", "fav": "favorite", "buy": "purchase"}
+# Event column ← log column: what ``--map`` would say for the same file.
+_USERBEHAVIOR_EVENTS = {
+    "customer_id": "user_id",
+    "product_id": "item_id",
+    "category": "category_id",
+    "type": "behavior_type",
+    "occurred_at": "timestamp",
+}
+
+
+def _userbehavior(t: ir.Table, ctx: ParseContext) -> dict[str, ir.Table]:
+    """Each line → one event; each user id → a customer; each item → a product in its category.
+
+    The log has no event id: it is made from the line's five cells (``content_id``, the same
+    id a plain import of the file with ``--columns customer_id,product_id,category,type,
+    occurred_at`` makes), so importing the file again changes nothing, and a line given twice
+    is one event. A time is a Unix time in seconds (UTC, whatever the shop's zone). A
+    behaviour other than pv, cart, fav or buy is refused with the line.
+    """
+    cm = ColumnMapping(dict(_USERBEHAVIOR_EVENTS), values={"type": USERBEHAVIOR_TYPES})
+    ids = content_id("ev-", {c: t[h] for c, h in _USERBEHAVIOR_EVENTS.items()})
+    cm.columns["event_id"] = "_event_id"
+    events = typed_rows(
+        t.mutate(_event_id=ids), TABLES["events"], cm, replace(ctx, date_format="epoch")
+    )
+    user, item = clean(t.user_id), clean(t.item_id)
+    known = t.filter(user.notnull())
+    customers_text = known.group_by(customer_id=clean(known.user_id)).aggregate(
+        _line=known._line.min()
+    )
+    seen = t.filter(item.notnull())
+    products_text = seen.group_by(product_id=clean(seen.item_id)).aggregate(
+        _line=seen._line.min(), category=clean(seen.category_id).max()
+    )
+    return {
+        "events": events,
+        "customers": checked("customers", customers_text, ctx),
+        "products": checked("products", products_text, ctx),
+    }
+
+
+def _userbehavior_summary(t: ir.Table) -> dict[str, ir.Value]:
+    word = clean(t.behavior_type).lower()
+    return {
+        "lines": t.count(),
+        "users": clean(t.user_id).nunique(),
+        "items": clean(t.item_id).nunique(),
+        **{w: t.count(where=word == w) for w in USERBEHAVIOR_TYPES},
+    }
+
+
 PRESETS: dict[str, Preset] = {
     "online-retail": Preset(
         "online-retail",
@@ -370,6 +427,17 @@ PRESETS: dict[str, Preset] = {
         reader={"delimiter": "\x1f", "header": False, "columns": ["line"]},
         shape=_cdnow,
         summary=_cdnow_summary,
+    ),
+    "taobao-userbehavior": Preset(
+        "taobao-userbehavior",
+        "Tianchi UserBehavior log (user_id, item_id, category_id, behavior_type, timestamp; "
+        "no header, Unix seconds)",
+        tables=("events", "customers", "products"),
+        reader={"delimiter": ",", "header": False, "columns": USERBEHAVIOR_COLUMNS},
+        shape=_userbehavior,
+        summary=_userbehavior_summary,
+        # Members and products known only by id: what other files said of them is kept.
+        provides={"customers": ("customer_id",), "products": ("product_id", "category")},
     ),
 }
 

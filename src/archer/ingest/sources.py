@@ -27,7 +27,15 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot as sg
 
-from archer.ingest.excel import ExcelError, check_workbook, read_sheet, unique_names
+from archer.ingest.excel import (
+    ExcelError,
+    check_workbook,
+    pick_sheet,
+    read_sheet,
+    sheet_list,
+    sheet_names,
+    unique_names,
+)
 from archer.ingest.limits import DEFAULT_LIMITS, Limits
 
 SAMPLE_BYTES = 1 << 20
@@ -69,6 +77,17 @@ class Source:
     _rejects: str = ""
     _first_line: int = 2
     _read_fn: str = ""  # the read_csv(...) call that skips malformed rows
+    sheets: list[str] = field(default_factory=list)  # a workbook's sheets, in order
+    sheet: str = ""  # the sheet read
+
+    def sheet_hint(self) -> str:
+        """For a message about a workbook's columns: the sheet read and the others."""
+        if len(self.sheets) < 2:
+            return ""
+        return (
+            f" (read from sheet {self.sheet!r}; the workbook's sheets are "
+            f"{sheet_list(self.sheets)}: choose one with --sheet NAME or --sheet N)"
+        )
 
     @property
     def materialised(self) -> bool:
@@ -114,8 +133,11 @@ def open_source(
     progress: Progress | None = None,
     name: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    sheet: str | None = None,
 ) -> Source:
     """Open ``path`` in the DuckDB connection ``con`` and describe it.
+
+    ``sheet`` chooses a workbook's sheet, by name or number from 1 (default: the first).
 
     CSV is streamed from the file on each scan unless ``materialise`` asks for
     it to be staged once (a preset that groups rows needs that). ``name`` is
@@ -139,10 +161,17 @@ def open_source(
         raise SourceError(f"{label}: the file is empty")
     suffixes = [s.lower() for s in path.suffixes]
     last = suffixes[-1] if suffixes else ""
+    if (columns is not None or not header) and last in PARQUET_SUFFIXES | EXCEL_SUFFIXES:
+        raise SourceError(
+            f"{label}: --columns and --no-header are for CSV text files; a workbook's or "
+            "Parquet file's columns are named in the file"
+        )
+    if sheet is not None and last not in EXCEL_SUFFIXES:
+        raise SourceError(f"{label}: --sheet is for Excel workbooks (.xlsx, .xlsm, .xls)")
     if last in PARQUET_SUFFIXES:
         return _open_parquet(con, path, label)
     if last in EXCEL_SUFFIXES:
-        return _open_excel(con, path, label, workdir, limits)
+        return _open_excel(con, path, label, workdir, limits, sheet)
     # Anything else is tried as CSV text; binary content is recognised and refused.
     read_path = path
     if last == ".gz":
@@ -301,6 +330,8 @@ def _open_csv(
         utf8 = workdir / f"transcoded_{uuid.uuid4().hex}.csv"
         _transcode(read_path, label, enc, utf8, progress)
         read_path = utf8
+    if columns is not None:
+        _check_column_count(text, delim, columns, header, label)
     if columns is None and header:
         first = next(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delim), [])
         if not any(h.strip() for h in first):
@@ -359,6 +390,28 @@ def _open_csv(
     if materialise:
         _materialise_csv(src, check)
     return src
+
+
+def _check_column_count(
+    text: str, delim: str, columns: list[str], header: bool, label: str
+) -> None:
+    """A file whose first line does not split into the named columns is refused at once (a
+    line further on that does not is quarantined, as any malformed row)."""
+    rows = csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delim)
+    try:
+        for n, row in enumerate(rows, start=1):
+            if not any(c.strip() for c in row):
+                continue
+            if len(row) != len(columns):
+                what = "its header" if header and n == 1 else f"line {n}"
+                raise SourceError(
+                    f"{label}: {what} has {len(row)} field{'s' if len(row) != 1 else ''} "
+                    f"(split at {delim!r}) but {len(columns)} columns are named: "
+                    f"{', '.join(columns)}"
+                )
+            return
+    except csv.Error:
+        return  # a line the sample cuts or cannot split: the reader judges it
 
 
 def _with_lines(numbered: str, rejects: str, first_line: int) -> str:
@@ -430,14 +483,21 @@ def _open_parquet(con: ibis.BaseBackend, path: Path, label: str) -> Source:
 
 
 def _open_excel(
-    con: ibis.BaseBackend, path: Path, label: str, workdir: Path, limits: Limits
+    con: ibis.BaseBackend,
+    path: Path,
+    label: str,
+    workdir: Path,
+    limits: Limits,
+    sheet: str | None = None,
 ) -> Source:
     out = workdir / f"sheet_{uuid.uuid4().hex}.arrow"
     try:
-        check_workbook(path, limits)
-        read_sheet(path, out, limits)
+        size = check_workbook(path, limits, sheet)
+        names = read_sheet(path, out, limits, sheet) or sheet_names(path)
     except ExcelError as e:
         raise SourceError(f"{label}: {str(e).replace(str(path), label)}") from None
+    # An .xls is not looked into before the child: its names come from the child.
+    index = size.index if size is not None else pick_sheet(names, sheet)
     try:
         with pa.memory_map(str(out)) as f:
             arrow = pa.ipc.open_file(f).read_all()
@@ -446,7 +506,17 @@ def _open_excel(
     finally:
         out.unlink(missing_ok=True)
     headers = [c for c in arrow.column_names if c != "_line"]
-    return Source(path, "excel", con, headers, rows=arrow.num_rows, table=table, cleanup=[stage])
+    return Source(
+        path,
+        "excel",
+        con,
+        headers,
+        rows=arrow.num_rows,
+        table=table,
+        cleanup=[stage],
+        sheets=names,
+        sheet=names[index] if index < len(names) else "",
+    )
 
 
 def close_source(src: Source) -> None:

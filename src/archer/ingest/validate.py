@@ -36,6 +36,9 @@ def typed_rows(
     keep = [c for c in ("_line", negative_ok) if c and c in src.columns]
     mapped = [c for c in table.columns if c.name in mapping.columns]
     cells = {_text(c.name): _cell(src[mapping.columns[c.name]], c) for c in mapped}
+    for name in mapping.values:  # --map-values: the cell as written, and what it stands for
+        cells[_raw(name)] = cells[_text(name)]
+        cells[_text(name)] = mapped_value(cells[_raw(name)], mapping.values[name])
     catch_all = CATCH_ALL.get(table.name)
     if catch_all and catch_all not in mapping.columns and mapping.extra:
         cells[_text(catch_all)] = _json_of(src, mapping.extra)
@@ -62,6 +65,16 @@ def typed_rows(
             oks.append(s.isnull() | good)
         reason = p.reason(v)
         reasons.append(reason)
+        if col.name in mapping.values:  # a value the mapping does not list is refused
+            raw = typed[_raw(col.name)]
+            unlisted = raw.notnull() & s.isnull()
+            oks.append(~unlisted)
+            expected = ", ".join(mapping.values[col.name])
+            reason = reason_if(
+                unlisted,
+                f"{col.name}: " + raw.left(60) + f" is not one of {expected} (--map-values)",
+            ).coalesce(reason)
+            reasons[-1] = reason
         if col.required:
             reasons.append(reason_if(v.isnull() & reason.isnull(), f"{col.name} is missing"))
     cols = {c: typed[c] for c in table.names}
@@ -86,6 +99,16 @@ def _cell(raw: ir.Value, col: Column) -> ir.StringValue:
 
 def _text(name: str) -> str:
     return f"_text_{name}"
+
+
+def _raw(name: str) -> str:
+    return f"_raw_{name}"
+
+
+def mapped_value(s: ir.StringValue, words: dict[str, str]) -> ir.StringValue:
+    """The stored value of a cleaned cell under a ``--map-values`` mapping (keys in lower
+    case); NULL for a value the mapping does not list."""
+    return s.lower().substitute(words, else_=NULL_STR)
 
 
 def _join_reasons(reasons: list[ir.StringValue]) -> ir.StringValue:
