@@ -48,13 +48,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep each module's tests on one worker unless a test names its own ``xdist_group``.
-
-    Most modules build a shop once in a module-scoped fixture; tests of one module spread
-    over two workers build it twice.
-    """
+    """Keep a module's tests on one worker when they share a module-scoped fixture (a shop
+    built once), unless a test names its own ``xdist_group``; spread over two workers, each
+    would build it. Modules without one stay spread test by test."""
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info is not None else ()
+        if any(d.scope in ("module", "package") for ds in defs for d in ds):
             item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
