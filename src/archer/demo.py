@@ -145,7 +145,7 @@ def measure(ws: Workspace, say: Callable[[str], None] = lambda m: None) -> dict:
             f"{_pct(h['conversion'])} of {h['runs']:,} held out: "
             + ("no holdout to compare with" if c is None or c["diff"] is None else
                f"{c['diff'] * 100:+.1f} pts (95% {c['low'] * 100:+.1f} to {c['high'] * 100:+.1f})"
-               f" — {c['verdict']}"))  # fmt: skip
+               f" — {c['verdict']}" + _below_mde(c)))  # fmt: skip
         if truth and c is not None and c["low"] is not None:
             true = truth["true_uplift"]
             covers = c["low"] <= true <= c["high"]
@@ -226,6 +226,16 @@ def run_campaigns(ws: Workspace, say: Callable[[str], None] = lambda m: None) ->
     say("    unpaid ladder, sent per step: " + ", ".join(f"{k} {v:,}" for k, v in ladder.items()))
     say(f"    the local mail server received {out['received']:,} messages: {out['mailbox']}")
     return out
+
+
+def _below_mde(c: dict) -> str:
+    """Why a difference whose interval leaves out 0 is still not called: it is smaller than
+    what a test of this size can detect (measurement.stats.verdict)."""
+    if c["low"] is None or c["low"] <= 0.0 <= c["high"] or c["mde"] is None:
+        return ""
+    if abs(c["diff"]) >= c["mde"]:
+        return ""
+    return f": below the {c['mde'] * 100:.1f} pts this size can detect"
 
 
 def _pct(v: float | None) -> str:
