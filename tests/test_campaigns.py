@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from archer.campaigns import engine, service
 from archer.clock import ManualClock
 from archer.config import SmtpSettings
+from archer.ingest.importer import import_file
 from archer.messaging import consent
 from archer.messaging.dispatch import Dispatcher
 from archer.messaging.sink import MailSink
@@ -27,6 +28,7 @@ from support import sample_shop
 START = datetime(2026, 9, 15, 0, 0, tzinfo=UTC)
 DAYS = 40
 WINDOW = "07:30-21:00"  # the campaign's send window, shop time (Asia/Shanghai)
+LOW_STOCK = 3  # under the reminders' threshold of 10 (the abandoned cart's)
 
 pytestmark = pytest.mark.xdist_group("campaign-shop")
 
@@ -39,9 +41,26 @@ def shop(tmp_path_factory):
     return ws, clock
 
 
+def _run_low(ws: Workspace, folder) -> None:
+    """Every other product of the orders of the scenario's days runs low (stock 3, an import
+    of the catalogue), so some reminders have a product to name as running low, some not."""
+    with ws.warehouse() as wh:
+        o = wh.table("orders").execute()
+        items = wh.table("order_items").execute()
+        products = wh.table("products").execute()
+    created = _utc(o.created_at)
+    mine = o.order_id[(created >= START - timedelta(days=2)) & (created <= START + timedelta(DAYS))]
+    pids = sorted(set(items.product_id[items.order_id.isin(mine)]))[::2]
+    path = folder / "products.csv"
+    products[products.product_id.isin(pids)].assign(stock=LOW_STOCK).to_csv(path, index=False)
+    r = import_file(ws, "products", path, now=ws.now().replace(tzinfo=None))
+    assert r.rejected == 0 and r.updated + r.unchanged == len(pids), r
+
+
 @pytest.fixture(scope="module")
 def scenario(shop, tmp_path_factory):
     ws, clock = shop
+    _run_low(ws, tmp_path_factory.mktemp("stock"))
     with MailSink(tmp_path_factory.mktemp("mail")) as sink:
         settings = ws.settings.model_copy(update={
             "smtp": SmtpSettings(host=sink.host, port=sink.port, security="none",
@@ -174,6 +193,33 @@ def test_the_smtp_server_received_exactly_what_the_ledger_says_was_sent(scenario
     assert len(got) == len(set(got)) == len(sent)
     assert {g.strip("<>").split("@")[0] for g in got} == set(sent.uid)
     assert all(m["List-Unsubscribe"] is None for m in mails if "未付款" in str(m["Subject"]))
+
+
+def _plain_text(m) -> str:
+    part = next(p for p in m.walk() if p.get_content_type() == "text/plain")
+    return part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+
+
+def test_a_reminder_names_a_product_of_the_order_running_low(scenario):
+    ws, _, _, mails = scenario
+    runs, msgs = _ledger(ws)
+    sent = msgs[(msgs.state == "sent") & (msgs.step == "remind-1d")]
+    sent = sent.merge(runs[["id", "key"]], left_on="enrollment_id", right_on="id")
+    with ws.warehouse() as wh:
+        items = wh.table("order_items").execute()
+        products = wh.table("products").execute().set_index("product_id")
+    low = products[(products.stock > 0) & (products.stock < 10)]  # the cart flow's threshold
+    by_uid = {str(m["Message-ID"]).strip("<>").split("@")[0]: m for m in mails}
+    named = plain = 0
+    for r in sent.itertuples():
+        text = _plain_text(by_uid[r.uid])
+        lines = items[items.order_id == r.key].sort_values("line_no")
+        lows = [pid for pid in lines.product_id if pid in low.index]
+        for pid in lows:
+            assert f"{low.name[pid]}库存仅剩 {int(low.stock[pid])} 件" in text, text
+        assert ("库存仅剩" in text) == bool(lows), text
+        named, plain = named + bool(lows), plain + (not lows)
+    assert named and plain, (named, plain)  # both kinds were sent
 
 
 def test_a_second_round_at_the_same_moment_adds_nothing(scenario):

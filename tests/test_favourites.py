@@ -128,6 +128,7 @@ def test_a_drop_notes_each_customer_once_and_a_further_drop_again(shop, clock, s
     for _, subject, text in sent:
         assert "降价 15%" in subject and "龙井绿茶" in subject
         assert "现价 85.00 元" in text and "收藏时 100.00 元" in text
+        assert "库存仅剩" not in text  # 50 in stock: not running low
 
     # the same round again, and the same file again: nothing
     assert service.run_round(ws, clock.now())["enrolled"] == 0
@@ -190,6 +191,20 @@ def test_low_stock_gets_its_own_wording_once_per_spell(shop, clock, smtp_sink, t
     clock.advance(days=1)
     products(tmp_path, ws, "p5", {"P1": (100, 50), "P2": (200, 30), "P3": (60, 0)})
     assert service.run_round(ws, clock.now())["enrolled"] == 0
+
+
+def test_a_drop_of_a_product_running_low_says_how_few_are_left(shop, clock, smtp_sink, tmp_path):
+    ws = shop
+    clock.set(T0)
+    start(ws)
+    clock.advance(hours=1)
+    products(tmp_path, ws, "p1", {"P1": (85, 4), "P2": (200, 30), "P3": (60, 40)})
+    got = service.run_round(ws, clock.now())
+    smtp_sink.wait_for(got["sent"])
+    price = sorted(m for m in mails(smtp_sink) if "降价" in m[1])
+    assert [to for to, _, _ in price] == ["c1@example.com", "c2@example.com"]
+    for _, _, text in price:  # the drop, and the low stock the cart flow's threshold sees
+        assert "现价 85.00 元" in text and "库存仅剩 4 件，喜欢就别错过" in text
 
 
 def test_buying_the_product_ends_the_run_and_buying_another_does_not(shop, clock, tmp_path):

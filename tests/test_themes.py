@@ -18,7 +18,7 @@ from archer.cli import app
 from archer.errors import Invalid
 from archer.festivals import RULES_BY_KEY
 from archer.themes import plan
-from archer.themes.planner import _risk, _words, send_times
+from archer.themes.planner import _risk, _words, find_products, send_times
 from support import sample_shop
 
 START, END, AS_OF = date(2025, 6, 1), date(2025, 11, 30), date(2025, 11, 30)
@@ -187,3 +187,152 @@ def test_the_api_answers_the_plan(shop):
     bad = c.get("/api/themes/plan", params={"festival": "nope"}, headers=auth)
     assert bad.status_code == 422 and "unknown" in bad.text
     assert c.get("/api/themes/plan", params={"festival": "11.11"}).status_code == 401
+
+
+# -- the operator's inputs on the command line and over REST ---------------------------------------
+RANGE = {"start": date(2026, 10, 31), "end": date(2026, 11, 11)}
+
+
+@pytest.fixture(scope="module")
+def picks(shop):
+    """A range plan, one of its products to remove, a catalogue product outside it to add and an
+    edited group: the inputs the CLI and the API are checked against the core with."""
+    base = plan(shop, **RANGE, as_of=AS_OF, top=3)
+    chosen = {p["product_id"] for p in base["products"]}
+    extra = next(p["product_id"] for p in find_products(shop, "p0", limit=50)
+                 if p["product_id"] not in chosen)  # fmt: skip
+    return {"add": [extra], "remove": [base["products"][0]["product_id"]],
+            "query": "festival_buyer and email_reachable"}  # fmt: skip
+
+
+def _same(doc):
+    return json.loads(json.dumps(doc, ensure_ascii=False, default=str))
+
+
+def test_the_cli_plans_a_range_with_products_and_group_by_hand_as_the_core_does(shop, picks):
+    home = str(shop.settings.home)
+    r = CliRunner().invoke(app, [
+        "theme", "plan", "--home", home, "--from", "2026-10-31", "--to", "2026-11-11",
+        "--as-of", "2025-11-30", "--top", "3", "--add", picks["add"][0], "--remove",
+        picks["remove"][0], "--query", picks["query"], "--json",
+    ])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert got == _same(plan(shop, **RANGE, as_of=AS_OF, top=3, **picks))
+    ids = [p["product_id"] for p in got["products"]]
+    assert picks["add"][0] in ids and picks["remove"][0] not in ids
+    assert got["group"]["edited"] and got["group"]["query"] == picks["query"]
+    assert got["range"] == {"start": "2026-10-31", "end": "2026-11-11"}
+    words = CliRunner().invoke(app, [
+        "theme", "plan", "--home", home, "--from", "2026-10-31", "--to", "2026-11-11",
+        "--as-of", "2025-11-30", "--top", "3", "--remove", picks["remove"][0],
+    ])  # fmt: skip
+    assert words.exit_code == 0, words.output
+    assert "Theme 2026-10-31 – 2026-11-11" in words.stdout and "Removed: " in words.stdout
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--festival", "11.11", "--from", "2026-10-31", "--to", "2026-11-11"], "not both"),
+    (["--from", "2026-10-31"], "both --from and --to"),
+    ([], "choose a festival"),
+    (["--from", "31.10.2026", "--to", "2026-11-11"], "--from '31.10.2026': expected a date"),
+    (["--festival", "11.11", "--add", "NO-SUCH"], "no product NO-SUCH"),
+])  # fmt: skip
+def test_the_cli_refuses_bad_plan_inputs_in_one_line(shop, args, says):
+    r = CliRunner().invoke(app, ["theme", "plan", "--home", str(shop.settings.home), *args])
+    assert r.exit_code == 1 and says in r.stderr and "Traceback" not in r.output, r.output
+
+
+def test_a_bad_group_on_the_cli_is_placed_like_the_audience_language_places_it(shop):
+    r = CliRunner().invoke(app, [
+        "theme", "plan", "--home", str(shop.settings.home), "--festival", "11.11", "--as-of",
+        "2025-11-30", "--top", "1", "--query", "festival_buyer and fstival_buyer",
+    ])  # fmt: skip
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    lines = r.stderr.splitlines()
+    assert "fstival_buyer" in lines[0] and "festival_buyer" in lines[0]  # with the suggestion
+    caret = next(i for i, line in enumerate(lines) if line.strip().startswith("^"))
+    text = lines[caret - 1]
+    assert text.strip() == "festival_buyer and fstival_buyer"
+    assert text[lines[caret].index("^") :].startswith("fstival_buyer")
+
+
+def test_the_cli_searches_products_and_creates_the_plan_it_was_given(shop, picks):
+    from archer.campaigns import service
+
+    home = str(shop.settings.home)
+    r = CliRunner().invoke(app, ["theme", "products", "--home", home, picks["add"][0], "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == find_products(shop, picks["add"][0])
+    assert json.loads(r.stdout)[0]["product_id"] == picks["add"][0]
+    table = CliRunner().invoke(app, ["theme", "products", "--home", home, picks["add"][0]])
+    assert table.exit_code == 0 and picks["add"][0] in table.stdout
+    none = CliRunner().invoke(app, ["theme", "products", "--home", home, "zzz-nothing"])
+    assert none.exit_code == 0 and "No product" in none.stdout
+    made = CliRunner().invoke(app, [
+        "theme", "plan", "--home", home, "--from", "2026-10-31", "--to", "2026-11-11",
+        "--as-of", "2025-11-30", "--top", "3", "--add", picks["add"][0], "--query",
+        picks["query"], "--create", "theme-range", "--confirm-oversell", "--json",
+    ])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    d = service.get(shop, "theme-range")["definition"]
+    assert d["trigger"]["audience"] == picks["query"]
+    assert picks["add"][0] in json.dumps(d, ensure_ascii=False)  # the message names it
+
+
+@pytest.fixture(scope="module")
+def api(shop):
+    """An API client with a key (one per module: key names are unique)."""
+    from fastapi.testclient import TestClient
+
+    from archer.store import apikeys, utcnow
+    from archer.web import create_app
+
+    with shop.session(write=True) as s:
+        _, key = apikeys.create(s, "plan-inputs", created_by="test", now=utcnow())
+    c = TestClient(create_app(shop, sync_every=None, round_every=None))
+    c.headers["Authorization"] = f"Bearer {key}"
+    yield c
+    c.close()
+
+
+def test_the_api_plans_a_range_by_hand_exactly_as_the_core(shop, api, picks):
+    c = api
+    params = {"start": "2026-10-31", "end": "2026-11-11", "as_of": "2025-11-30", "top": 3,
+              **picks}  # fmt: skip
+    r = c.get("/api/themes/plan", params=params)
+    assert r.status_code == 200, r.text
+    assert r.json() == _same(plan(shop, **RANGE, as_of=AS_OF, top=3, **picks))
+    body = c.post("/api/themes/plan", json=params)
+    assert body.status_code == 200, body.text
+    assert body.json() == r.json()
+    found = c.get("/api/themes/products", params={"search": picks["add"][0]})
+    assert found.status_code == 200
+    assert found.json()["items"] == _same(find_products(shop, picks["add"][0]))
+
+
+@pytest.mark.parametrize(("params", "status", "field"), [
+    ({"festival": "11.11", "start": "2026-10-31", "end": "2026-11-11"}, 422, "festival"),
+    ({"start": "2026-10-31"}, 422, "end"),
+    ({}, 422, "start"),
+    ({"festival": "11.11", "add": [f"P{i}" for i in range(51)]}, 422, "add"),
+    ({"festival": "11.11", "remove": ["x" * 101]}, 422, "remove"),
+    ({"festival": "11.11", "words": ["w"] * 11}, 422, "words"),
+    ({"festival": "11.11", "query": "x" * 20_001}, 422, "query"),
+    ({"festival": "11.11", "as_of": "2025-11-30", "query": "festival_buyer and ("}, 400, "column"),
+])  # fmt: skip
+def test_the_api_bounds_the_plan_inputs_and_names_the_field(api, params, status, field):
+    c = api
+    r = c.post("/api/themes/plan", json=params)
+    assert r.status_code == status and field in r.text, r.text
+    assert "Traceback" not in r.text
+    if "query" in params and len(params["query"]) < 100:
+        assert r.json()["line"] == 1 and r.json()["column"] >= 19
+
+
+def test_the_api_products_search_is_bounded(api):
+    c = api
+    assert c.get("/api/themes/products", params={"search": "x" * 201}).status_code == 422
+    assert c.get("/api/themes/products", params={"search": "p", "limit": 51}).status_code == 422
+    assert c.get("/api/themes/products", params={"search": "zzz-nothing"}).json()["items"] == []
+    many = c.get("/api/themes/plan", params={"festival": "11.11", "add": ["P1"] * 51})
+    assert many.status_code == 422 and many.json()["errors"][0]["field"] == "query.add"

@@ -146,6 +146,8 @@ ROUTES = [
     ("POST", "/api/o2o/payments"),
     ("GET", "/api/hotwords"),
     ("GET", "/api/themes/plan"),
+    ("POST", "/api/themes/plan"),
+    ("GET", "/api/themes/products"),
     ("GET", "/docs"),
     ("GET", "/openapi.json"),
 ]

@@ -32,6 +32,7 @@ KNOWN = tuple(
 )
 RECOMMENDED = 3  # products a message may show
 CART_ITEMS = 20  # carted products a message may show
+ORDER_LINES = 20  # lines of an order a message may show
 CHUNK = 5000
 WECOM_ID = "wecom_id"  # the customer's WeCom external_userid, read from their attributes
 CUSTOMER_CHUNK = 50_000  # customers per query: joined, not listed
@@ -220,7 +221,9 @@ def product_context(snap: Snapshot, runs: list[tuple[str, str]]) -> dict[tuple[s
 
 
 def order_context(wh: Warehouse, order_ids: list[str]) -> dict[str, dict]:
-    """Per order id: its id, time, amount and number of items."""
+    """Per order id: its id, time, amount, number of items and ``lines`` — its first
+    :data:`ORDER_LINES` lines with the catalogue's name and stock now (None when the catalogue
+    does not say), so a reminder can name a product running low."""
     o = wh.table("orders")
     i = wh.table("order_items")
     out: dict[str, dict] = {}
@@ -238,6 +241,28 @@ def order_context(wh: Warehouse, order_ids: list[str]) -> dict[str, dict]:
             goods_amount=j.goods_amount.cast("float64"),
             items=j["items"].fill_null(0),
         ).execute()
+        lines = _order_lines(wh, items)
         for rec in frame.to_dict("records"):
-            out[str(rec["order_id"])] = {k2: _plain(v) for k2, v in rec.items()}
+            oid = str(rec["order_id"])
+            out[oid] = {k2: _plain(v) for k2, v in rec.items()}
+            out[oid]["lines"] = lines.get(oid, [])
+    return out
+
+
+def _order_lines(wh: Warehouse, items) -> dict[str, list[dict]]:
+    """Per order: its lines (by line number) with product id, name, quantity and stock."""
+    if wh.has_table("products"):
+        p = wh.table("products").select(_pid="product_id", name="name", stock="stock")
+        j = items.left_join(p, items.product_id == p._pid)
+        df = j.select("order_id", "line_no", "product_id", "quantity", "name", "stock").execute()
+    else:
+        df = items.select("order_id", "line_no", "product_id", "quantity").execute()
+        df["name"], df["stock"] = None, None
+    out: dict[str, list[dict]] = {}
+    for r in df.sort_values(["order_id", "line_no"]).itertuples(index=False):
+        got = out.setdefault(str(r.order_id), [])
+        if len(got) < ORDER_LINES:
+            got.append({"product_id": _plain(r.product_id),
+                        "name": _plain(r.name) or _plain(r.product_id),
+                        "quantity": _plain(r.quantity), "stock": _stock(r.stock)})  # fmt: skip
     return out

@@ -22,7 +22,8 @@ from archer.errors import Invalid, suggest
 
 VARIABLES = ("customer", "order", "shop", "campaign", "unsubscribe_url", "coupon", "points",
              "product")  # fmt: skip
-ORDER_FIELDS = ("order_id", "created_at", "amount", "goods_amount", "items")
+# ``lines``: the order's lines, each with product_id, name, quantity and stock
+ORDER_FIELDS = ("order_id", "created_at", "amount", "goods_amount", "items", "lines")
 SHOP_FIELDS = ("name", "currency", "url")
 CAMPAIGN_FIELDS = ("name", "step")
 COUPON_FIELDS = ("code", "label", "value", "threshold", "expires")
