@@ -294,7 +294,8 @@ def test_the_choice_is_drawn_only_from_an_audience(operated):
     assert "rfm" in text.stdout and "random" in text.stdout and "Cut-off" in text.stdout
     bad = run(app, ["measure", "target", "--campaign", "past", "--budget", "5", "--audience",
                     "net_spent >=", "--home", home])  # fmt: skip
-    assert bad.exit_code != 0 and "line 1" in bad.output.lower() or "column" in bad.output
+    assert bad.exit_code == 1 and "the query ends too early" in bad.output, bad.output
+    assert "net_spent >=\n" in bad.output and "^" in bad.output  # the place, marked
 
 
 def _signed_in(ws):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from archer.cli.audience import default_user
+from archer.cli.audience import default_user, run
 from archer.cli.measure import measure_app
 from archer.cli.support import HomeOpt, JsonOpt, emit_json, load_home, out
 
@@ -55,8 +55,9 @@ def target_cmd(
     from archer.measurement.targeting import target
 
     ws = load_home(home)
-    got = target(ws, campaign, budget, coupon=coupon, window=window, audience=save_audience,
-                 among=audience, user=user or default_user())  # fmt: skip
+    got = run(lambda: target(ws, campaign, budget, coupon=coupon, window=window,
+                             audience=save_audience, among=audience,
+                             user=user or default_user()), audience)  # fmt: skip
     doc = got.to_dict()
     if as_json:
         emit_json(doc)

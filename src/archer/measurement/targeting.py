@@ -116,6 +116,9 @@ def features(ws: Workspace, as_of: date) -> pd.DataFrame:
         j = j.left_join(p, j.customer_id == p._pc).drop("_pc")
         df = j.execute()
     df = df.set_index("customer_id").astype("float64")  # money may come back as Decimal
+    # The warehouse sums in parallel: the last bits of a sum vary from query to query, and a
+    # tree's bins (cut between distinct values) with them. Rounded, the features are the same.
+    df = df.round(6)
     for col in ("paid_orders", "purchase_days", "net_spent", "total_refunded", "visits",
                 "views", "searches", "cart_adds", "favorites", "discounted_orders"):  # fmt: skip
         df[col] = df[col].fillna(0)
@@ -284,7 +287,17 @@ class Targeting:
         return d
 
 
-def target(
+def target(ws: Workspace, campaign: str, budget: float, **options: Any) -> Targeting:
+    """:func:`choose_by_uplift` with the trees fitted on one thread, so that their sums add
+    up in one order: with the features rounded (:func:`features`), the same workspace gives
+    the same choice every time — the CLI, REST and the page agree to the fen."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return choose_by_uplift(ws, campaign, budget, **options)
+
+
+def choose_by_uplift(
     ws: Workspace,
     campaign: str,
     budget: float,
@@ -758,7 +771,7 @@ def _rfm_order(ws: Workspace, ids: pd.Index) -> pd.Series:
 
 __all__ = [
     "FEATURES", "UPLIFT_SCORES", "Policy", "Targeting", "Training", "TransformedOutcome",
-    "TwoModel", "among_ids", "auuc", "choose", "compare", "curve", "cutoffs",
+    "TwoModel", "among_ids", "auuc", "choose", "choose_by_uplift", "compare", "curve", "cutoffs",
     "evaluate_on_simulator", "features", "policies", "qini", "qini_curve", "simulator_truth",
     "target", "training",
 ]  # fmt: skip

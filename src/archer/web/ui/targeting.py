@@ -87,7 +87,7 @@ def curve_svg(c: dict[str, Any], t) -> str:
         f'<text x="{(left + width - right) / 2}" y="{height - 26}" text-anchor="middle" '
         f'fill="#52606d">{x_label}</text>',
     ]
-    if lo + pad < 0:
+    if lo + pad < 0 and y(lo + pad) - y(0) > 14:  # the lowest value, clear of the 0
         out.append(f'<text x="{left - 6}" y="{y(lo + pad) + 4}" text-anchor="end" '
                    f'fill="#52606d">{lo + pad:,.0f}</text>')  # fmt: skip
     k = c["chosen"]
