@@ -72,7 +72,7 @@ def test_uplift_targeting_beats_rfm_and_random_at_the_same_budget(shop):
                                                                       "oracle"))  # fmt: skip
     assert up > rfm and up > rnd, {k: v.to_dict() for k, v in ev.items()}
     assert oracle >= up
-    assert up / oracle > 0.4  # the share of the oracle measured on these seeds: about 51%
+    assert up / oracle > 0.4  # the share of the oracle measured on these seeds: 51.5%
 
 
 def test_the_choice_is_an_audience(shop, tmp_path):
