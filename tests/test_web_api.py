@@ -122,6 +122,8 @@ ROUTES = [
     ("POST", "/api/campaigns/x/end"),
     ("GET", "/api/campaigns/x/ledger"),
     ("GET", "/api/campaigns/x/results"),
+    ("GET", "/api/campaigns/x/targeting"),
+    ("POST", "/api/campaigns/x/targeting"),
     ("GET", "/api/campaigns/x/preview"),
     ("GET", "/api/consent/C0000001"),
     ("PUT", "/api/consent/C0000001"),

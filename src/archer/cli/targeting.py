@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from archer.cli.audience import default_user
+from archer.cli.audience import default_user, run
 from archer.cli.measure import measure_app
 from archer.cli.support import HomeOpt, JsonOpt, emit_json, load_home, out
 
@@ -24,6 +24,13 @@ def target_cmd(
     coupon: Annotated[
         str | None,
         typer.Option("--coupon", help="The coupon template to give (default: the campaign's)."),
+    ] = None,
+    audience: Annotated[
+        str | None,
+        typer.Option(
+            "--audience",
+            help="Choose only among this audience's members (a saved audience's name or a query).",
+        ),
     ] = None,
     save_audience: Annotated[
         str | None,
@@ -48,8 +55,9 @@ def target_cmd(
     from archer.measurement.targeting import target
 
     ws = load_home(home)
-    got = target(ws, campaign, budget, coupon=coupon, window=window, audience=save_audience,
-                 user=user or default_user())  # fmt: skip
+    got = run(lambda: target(ws, campaign, budget, coupon=coupon, window=window,
+                             audience=save_audience, among=audience,
+                             user=user or default_user()), audience)  # fmt: skip
     doc = got.to_dict()
     if as_json:
         emit_json(doc)
@@ -65,6 +73,20 @@ def target_cmd(
         f"¥{doc['budget']:,.2f}: {doc['chosen']:,} of {doc['scored']:,} buyers chosen, expected "
         f"cost ¥{doc['expected_cost']:,.2f}, expected incremental gross profit "
         f"¥{doc['expected_incremental_profit']:,.2f}.")  # fmt: skip
+    if doc["among"] is not None:
+        say(f"Chosen only among the {doc['among_members']:,} members of {escape(doc['among'])}.")
+    say("The same budget by the model's expectation — customers, cost, incremental buyers, "
+        "sales, gross profit:")  # fmt: skip
+    for name, c in doc["compared"].items():
+        say(f"  {name:<8} {c['customers']:>8,}  ¥{c['expected_cost']:>12,.2f}  "
+            f"{c['expected_incremental_buyers']:>10,.2f}  "
+            f"¥{c['expected_incremental_sales']:>12,.2f}  "
+            f"¥{c['expected_incremental_profit']:>12,.2f}")  # fmt: skip
+    cut = doc["cutoffs"]
+    if cut["last_profit_per_yuan"] is not None:
+        say(f"Cut-off: the last chosen earns ¥{cut['last_profit_per_yuan']:,.2f} per yuan; the "
+            f"expected profit peaks at {cut['peak_customers']:,} customers (cost "
+            f"¥{cut['peak_expected_cost']:,.2f}).")  # fmt: skip
     say(
         f"Audience: {doc['audience']}"
         + (f" (saved as {escape(doc['saved_audience'])})" if doc["saved_audience"] else "")

@@ -116,6 +116,9 @@ def features(ws: Workspace, as_of: date) -> pd.DataFrame:
         j = j.left_join(p, j.customer_id == p._pc).drop("_pc")
         df = j.execute()
     df = df.set_index("customer_id").astype("float64")  # money may come back as Decimal
+    # The warehouse sums in parallel: the last bits of a sum vary from query to query, and a
+    # tree's bins (cut between distinct values) with them. Rounded, the features are the same.
+    df = df.round(6)
     for col in ("paid_orders", "purchase_days", "net_spent", "total_refunded", "visits",
                 "views", "searches", "cart_adds", "favorites", "discounted_orders"):  # fmt: skip
         df[col] = df[col].fillna(0)
@@ -136,7 +139,7 @@ class Training:
     campaign: str
     features_as_of: date
     window: str
-    rows: pd.DataFrame  # FEATURES + treated, y (gross profit), redeemed, customer_id index
+    rows: pd.DataFrame  # FEATURES + treated, y (gross profit), sales, buyer, redeemed; by id
     sampled_from: int  # runs before the cap
     coupon_template: str | None
 
@@ -171,7 +174,8 @@ def training(ws: Workspace, campaign: str, *, window: str | None = None) -> Trai
     rows["buyer"] = out.set_index("customer_id").buyer.reindex(rows.index).astype("int64")
     steps = meta["definition"].get("steps", [])
     template = next((st.get("template") for st in steps if st.get("type") == "coupon"), None)
-    cols = [*FEATURES, "treated", "y", "buyer", "redeemed"]
+    rows["sales"] = out.set_index("customer_id").sales.reindex(rows.index).astype("float64")
+    cols = [*FEATURES, "treated", "y", "sales", "buyer", "redeemed"]
     return Training(campaign, as_of, meta["window"], rows[cols], total, template)
 
 
@@ -268,6 +272,13 @@ class Targeting:
     audience: str  # the audience query of the chosen group
     saved_audience: str | None = None
     notes: list[str] = field(default_factory=list)
+    among: str | None = None  # the audience (a name or a query) the candidates were drawn from
+    among_members: int | None = None  # its size
+    expected_incremental_buyers: float = 0.0
+    expected_incremental_sales: float = 0.0
+    compared: dict[str, dict[str, float]] = field(default_factory=dict)  # see :func:`compare`
+    cutoffs: dict[str, Any] = field(default_factory=dict)  # see :func:`cutoffs`
+    curve: dict[str, Any] = field(default_factory=dict)  # see :func:`curve`
     scores: pd.DataFrame | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -276,7 +287,17 @@ class Targeting:
         return d
 
 
-def target(
+def target(ws: Workspace, campaign: str, budget: float, **options: Any) -> Targeting:
+    """:func:`choose_by_uplift` with the trees fitted on one thread, so that their sums add
+    up in one order: with the features rounded (:func:`features`), the same workspace gives
+    the same choice every time — the CLI, REST and the page agree to the fen."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return choose_by_uplift(ws, campaign, budget, **options)
+
+
+def choose_by_uplift(
     ws: Workspace,
     campaign: str,
     budget: float,
@@ -285,13 +306,18 @@ def target(
     window: str | None = None,
     save: bool = True,
     audience: str | None = None,
+    among: str | None = None,
     user: str = "targeting",
 ) -> Targeting:
     """Learn from ``campaign`` (with a holdout) who a coupon persuades; choose whom a coupon
     of ``coupon`` (a template; by default the campaign's own) should go to within ``budget``
-    yuan of expected promotion cost; with ``save``, write ``uplift_scores`` — and with
-    ``audience``, save an audience of that name, ``uplift_rank <= N``, the chosen group (it
-    follows the last targeting: targeting again changes who is in it)."""
+    yuan of expected promotion cost — among the members of ``among`` (a saved audience's name
+    or an audience query) when given, else among every buyer; with ``save``, write
+    ``uplift_scores`` — and with ``audience``, save an audience of that name,
+    ``uplift_rank <= N``, the chosen group (it follows the last targeting: targeting again
+    changes who is in it). The answer also holds what the same budget buys by RFM value tier
+    and at random by the same model (:func:`compare`), the cut-offs (:func:`cutoffs`) and the
+    expected uplift curve (:func:`curve`)."""
     if audience is not None:  # its name checked before any work
         from archer.store.audiences import check_name
 
@@ -302,6 +328,11 @@ def target(
         raise Invalid(f"budget: a number of yuan above 0 and at most {MAX_BUDGET:,}, got {budget}")
     from archer.audiences.evaluate import profile_as_of
 
+    if among is not None:
+        among = among.strip()
+        if not among or len(among) > MAX_AMONG:
+            raise Invalid(f"audience: a saved audience's name or a query of 1 to {MAX_AMONG:,} "
+                          f"characters, got {len(among):,}")  # fmt: skip
     tr = training(ws, campaign, window=window)
     name = coupon or tr.coupon_template
     if name is None:
@@ -325,11 +356,15 @@ def target(
         judged[lname] = judge(held)
     judged["random"] = judge(_hash01("random-order", rows.index.astype(str)))
     best = max(LEARNERS, key=lambda k: judged[k]["qini"])
-    model = Profit(learner(best).fit(x, b, w), _order_profit_model(rows), _redeem_model(rows))
+    model = Profit(learner(best).fit(x, b, w), _order_profit_model(rows), _redeem_model(rows),
+                   _order_profit_model(rows, "sales"))  # fmt: skip
     with ws.warehouse() as wh:
         scored_as_of = profile_as_of(wh)
+    members = None if among is None else among_ids(ws, among)
     cand = features(ws, scored_as_of)
     cand = cand[cand.purchase_days > 0]
+    if members is not None:
+        cand = cand[cand.index.isin(members)]
     notes = []
     if len(cand) > MAX_CANDIDATES:
         notes.append(f"scored the first {MAX_CANDIDATES:,} of {len(cand):,} buyers (by id)")
@@ -345,8 +380,17 @@ def target(
         {k: {m: round(v, 4) for m, v in d.items()} for k, d in judged.items()}, best,
         len(scores), n, round(float(scores.expected_cost[picked.index].sum()), 2),
         round(float(scores.uplift[picked.index].sum()), 2), f"uplift_rank <= {n}",
-        notes=notes, scores=scores,
+        notes=notes, among=among, among_members=None if members is None else len(members),
+        expected_incremental_buyers=round(float(scores.buy_uplift[picked.index].sum()), 2),
+        expected_incremental_sales=round(float(scores.sales[picked.index].sum()), 2),
+        scores=scores,
     )  # fmt: skip
+    if members is not None and not len(cand):
+        out.notes.append("nobody in the audience has bought yet: there is no one to score")
+    rfm_key = _rfm_order(ws, scores.index)
+    out.compared = compare(scores, picked, rfm_key, budget)
+    out.cutoffs = cutoffs(scores, n)
+    out.curve = curve(scores, rfm_key, n, peak=out.cutoffs["peak_customers"])
     if judged[best]["qini"] <= judged["random"]["qini"]:
         out.notes.append("the learner does no better than a random order on the held-out "
                          "customers: the campaign may be too small to learn from")  # fmt: skip
@@ -391,33 +435,37 @@ class Profit:
     uplift: Any  # the learner of Δbuy
     order_profit: Any  # x → gross profit of a treated buyer in the window
     redeem: Any  # x → chance of redemption
+    order_sales: Any = None  # x → sales (net of refunds) of a treated buyer in the window
 
     def score(self, cand: pd.DataFrame, value: float) -> pd.DataFrame:
         """Per candidate: the conversion uplift, the expected incremental gross profit
-        (``uplift``), the chance of redemption, the expected cost, and profit per yuan."""
+        (``uplift``), the chance of redemption, the expected cost, profit per yuan, and the
+        expected incremental sales (``sales``: the extra buyers × a treated buyer's sales)."""
         x = cand[list(FEATURES)].to_numpy()
         if not len(x):
             return pd.DataFrame(columns=["buy_uplift", "uplift", "p_redeem", "expected_cost",
-                                         "ratio"], index=cand.index, dtype="float64")  # fmt: skip
+                                         "ratio", "sales"], index=cand.index,
+                                dtype="float64")  # fmt: skip
         d = np.clip(self.uplift.predict(x), -1.0, 1.0)
         p = np.clip(self.redeem(x), MIN_REDEEM, 1.0)
         up = d * self.order_profit(x) - value * np.clip(p - np.clip(d, 0, None), 0, None)
         cost = value * p
+        sales = d * self.order_sales(x) if self.order_sales is not None else np.zeros(len(x))
         return pd.DataFrame(
             {"buy_uplift": d, "uplift": up, "p_redeem": p, "expected_cost": cost,
-             "ratio": up / cost},
+             "ratio": up / cost, "sales": sales},
             index=cand.index,
         )  # fmt: skip
 
 
-def _order_profit_model(rows: pd.DataFrame):
-    """The gross profit a treated buyer brings in the window, from the treated buyers (their
-    mean when fewer than :data:`MIN_ARM`)."""
+def _order_profit_model(rows: pd.DataFrame, outcome: str = "y"):
+    """The gross profit (or, with ``outcome="sales"``, the sales) a treated buyer brings in the
+    window, from the treated buyers (their mean when fewer than :data:`MIN_ARM`)."""
     t = rows[(rows.treated == 1) & (rows.buyer == 1)]
     if len(t) < MIN_ARM:
-        mean = float(t.y.mean()) if len(t) else 0.0
+        mean = float(t[outcome].mean()) if len(t) else 0.0
         return lambda x: np.full(len(x), mean)
-    m = _regressor().fit(t[list(FEATURES)].to_numpy(), t.y.to_numpy())
+    m = _regressor().fit(t[list(FEATURES)].to_numpy(), t[outcome].to_numpy())
     return lambda x: np.clip(m.predict(x), 0, None)
 
 
@@ -430,6 +478,99 @@ def choose(order_key: pd.Series, cost: pd.Series, budget: float, *, positive=Non
     k = k.sort_index().sort_values("key", ascending=False, kind="stable")
     within = k.cost.cumsum() <= budget
     return k.cost[within]
+
+
+MAX_AMONG = 20_000  # characters of the audience the candidates are drawn from
+CURVE_POINTS = 60  # points of each policy's expected curve
+
+
+def among_ids(ws: Workspace, among: str) -> set[str]:
+    """The members of ``among``: a saved audience when one has that name, else an audience
+    query (its mistakes are the language's, with their place)."""
+    from archer.audiences import service as aud
+    from archer.audiences.evaluate import members
+    from archer.store.audiences import get as get_audience
+
+    with ws.session() as s:
+        saved = get_audience(s, among)
+        query = saved.query if saved is not None else among
+    got = members(ws, query, resolve=aud.resolver(ws))
+    return set(got.customer_id.astype(str))
+
+
+def _ordered(key: pd.Series) -> pd.Index:
+    """The ids by descending ``key``, ties by id (the order :func:`choose` takes them in)."""
+    return key.sort_index().sort_values(ascending=False, kind="stable").index
+
+
+def _random_key(index: pd.Index) -> pd.Series:
+    return pd.Series(_hash01("random-policy", index.astype(str)), index=index)
+
+
+def compare(
+    scores: pd.DataFrame, picked: pd.Series, rfm_key: pd.Series, budget: float
+) -> dict[str, dict[str, float]]:
+    """What the same budget buys, by the model's expectation, when the coupon goes by uplift
+    (``picked``), by RFM value tier (top first) and at random (a hashed order): per policy the
+    customers, expected cost, incremental buyers, sales and gross profit. The model judges all
+    three, so they differ only by whom they choose (the simulator measures them against the
+    truth: :func:`evaluate_on_simulator`)."""
+    cost = scores.expected_cost
+    chosen = {
+        "uplift": picked,
+        "rfm": choose(rfm_key, cost, budget),
+        "random": choose(_random_key(scores.index), cost, budget),
+    }
+    return {
+        k: {
+            "customers": len(p),
+            "expected_cost": round(float(p.sum()), 2),
+            "expected_incremental_buyers": round(float(scores.buy_uplift[p.index].sum()), 2),
+            "expected_incremental_sales": round(float(scores.sales[p.index].sum()), 2),
+            "expected_incremental_profit": round(float(scores.uplift[p.index].sum()), 2),
+        }
+        for k, p in chosen.items()
+    }
+
+
+def cutoffs(scores: pd.DataFrame, chosen: int) -> dict[str, Any]:
+    """Where the choice stops: the last chosen customer's expected profit per yuan and
+    incremental profit, the first left out's profit per yuan, and the audience size (and its
+    expected cost) at which the expected incremental profit of the uplift order peaks — past
+    it, a bigger budget loses money."""
+    order = _ordered(scores.ratio)
+    s = scores.loc[order]
+    cum = s.uplift.cumsum().to_numpy()
+    peak = int(np.argmax(cum)) + 1 if len(cum) and cum.max() > 0 else 0
+    last = s.iloc[chosen - 1] if chosen else None
+    after = s.iloc[chosen] if chosen < len(s) else None
+    r4 = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
+    return {
+        "rank": chosen,
+        "last_profit_per_yuan": r4(None if last is None else last.ratio),
+        "last_expected_incremental_profit": r4(None if last is None else last.uplift),
+        "next_profit_per_yuan": r4(None if after is None else after.ratio),
+        "peak_customers": peak,
+        "peak_expected_cost": round(float(s.expected_cost.iloc[:peak].sum()), 2),
+        "peak_expected_incremental_profit": round(float(cum[peak - 1]) if peak else 0.0, 2),
+    }
+
+
+def curve(
+    scores: pd.DataFrame, rfm_key: pd.Series, chosen: int, *, peak: int = 0
+) -> dict[str, Any]:
+    """The expected incremental gross profit (by the model) of giving the coupon to the first
+    k customers of each order — uplift, RFM, random — at up to :data:`CURVE_POINTS` sizes k
+    from 0 to every scored customer, and at the chosen size and the uplift order's ``peak``."""
+    n = len(scores)
+    even = np.linspace(0, n, CURVE_POINTS).round().astype(int).tolist()
+    sizes = sorted({0, n, chosen, peak, *even})
+    keys = {"uplift": scores.ratio, "rfm": rfm_key, "random": _random_key(scores.index)}
+    out: dict[str, Any] = {"sizes": sizes, "chosen": chosen, "peak": peak}
+    for name, key in keys.items():
+        cum = np.concatenate([[0.0], scores.uplift.loc[_ordered(key)].cumsum().to_numpy()])
+        out[name] = [round(float(cum[k]), 2) for k in sizes]
+    return out
 
 
 def _redeem_model(rows: pd.DataFrame):
@@ -577,7 +718,7 @@ def policies(t: Targeting, truth: pd.DataFrame, budget: float | None = None) -> 
     :func:`simulator_truth`)."""
     scores, budget = t.scores, t.budget if budget is None else budget
     cost = scores.expected_cost
-    rnd = pd.Series(_hash01("random-policy", scores.index.astype(str)), index=scores.index)
+    rnd = _random_key(scores.index)
     orders = {
         "uplift": choose(scores.ratio, cost, budget, positive=scores.uplift > 0),
         "rfm": choose(truth.rfm_key, cost, budget),
@@ -630,6 +771,7 @@ def _rfm_order(ws: Workspace, ids: pd.Index) -> pd.Series:
 
 __all__ = [
     "FEATURES", "UPLIFT_SCORES", "Policy", "Targeting", "Training", "TransformedOutcome",
-    "TwoModel", "auuc", "choose", "evaluate_on_simulator", "features", "policies", "qini",
-    "qini_curve", "simulator_truth", "target", "training",
+    "TwoModel", "among_ids", "auuc", "choose", "choose_by_uplift", "compare", "curve", "cutoffs",
+    "evaluate_on_simulator", "features", "policies", "qini", "qini_curve", "simulator_truth",
+    "target", "training",
 ]  # fmt: skip

@@ -26,12 +26,13 @@ def install(app: FastAPI) -> None:
         o2o,
         offers,
         reference,
+        targeting,
         views,
     )
     from archer.web.auth import require_api
 
     modules = (account, customers, audiences, views, imports, builds, campaigns, consent, offers)
-    modules += (o2o, hotwords)
+    modules += (o2o, hotwords, targeting)
     for module in modules:
         app.include_router(module.router, prefix="/api", dependencies=[Depends(require_api)])
     reference.install(app)

@@ -36,4 +36,7 @@ def install(app: FastAPI) -> None:
     for module in (overview, customers, audiences, campaigns, campaign_results, offers, o2o,
                    hotwords, themes, data):  # fmt: skip
         app.include_router(module.router)
+    from archer.web.ui import targeting  # coupons targeted by uplift
+
+    app.include_router(targeting.router)
     errors.install(app)  # the core's errors as pages (after the API's handlers: it defers)
