@@ -345,42 +345,35 @@ def test_the_targeting_page_shows_what_the_core_answers(operated):
     assert aud.get(ws, "page-persuadable")["created_by"] == "alice"
 
 
-def test_the_targeting_page_in_a_real_browser(operated):
+def test_the_targeting_page_in_a_real_browser(operated, browser):
     """Chromium draws the page in English and in Chinese and saves the Chinese one as
     docs/img/targeting_zh.png (docs/measure.md shows it)."""
     from pathlib import Path
 
-    from playwright.sync_api import sync_playwright
-
     from archer.web import create_app
-    from test_web_ui import ARGS, Server, chromium, expect, new_page, sign_in
+    from test_web_ui import Server, expect, new_page, sign_in
 
     ws, _, core = operated
     img = Path(__file__).resolve().parents[1] / "docs" / "img"
-    exe = chromium()
     with Server(create_app(ws, sync_every=None, round_every=None)) as server:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=exe, args=ARGS)
-            try:
-                p = new_page(browser, server)  # in English
-                sign_in(p)
-                p.goto(p.base + "/campaigns/past/results")
-                p.click("#targeting-link")
-                p.wait_for_url(p.base + "/campaigns/past/targeting")
-                expect(p.locator("h1")).to_contain_text("Coupons targeted by uplift")
-                p.fill("#budget", "800")
-                p.click("#choose")
-                expect(p.locator('[data-figure="chosen"]')).to_have_text(f"{core['chosen']:,}")
-                expect(p.locator("svg.uplift-curve")).to_be_visible()
-                expect(p.locator("#policy-rfm")).to_contain_text("By RFM value tier")
-                p.goto(p.base + "/campaigns/past/targeting?budget=800&lang=zh")
-                expect(p.locator("h1")).to_contain_text("按增量定向发券")
-                expect(p.locator("svg.uplift-curve")).to_be_visible()
-                expect(p.locator("#policy-random")).to_contain_text("随机")
-                p.screenshot(path=str(img / "targeting_zh.png"), full_page=True)
-                p.fill("#save_as", "浏览器选中")
-                p.click("#save-audience")
-                p.wait_for_url("**/audiences/*")
-                expect(p.locator("h1")).to_contain_text("浏览器选中")
-            finally:
-                browser.close()
+        p = new_page(browser, server)  # in English
+        sign_in(p)
+        p.goto(p.base + "/campaigns/past/results")
+        p.click("#targeting-link")
+        p.wait_for_url(p.base + "/campaigns/past/targeting")
+        expect(p.locator("h1")).to_contain_text("Coupons targeted by uplift")
+        p.fill("#budget", "800")
+        p.click("#choose")
+        expect(p.locator('[data-figure="chosen"]')).to_have_text(f"{core['chosen']:,}")
+        expect(p.locator("svg.uplift-curve")).to_be_visible()
+        expect(p.locator("#policy-rfm")).to_contain_text("By RFM value tier")
+        p.goto(p.base + "/campaigns/past/targeting?budget=800&lang=zh")
+        expect(p.locator("h1")).to_contain_text("按增量定向发券")
+        expect(p.locator("svg.uplift-curve")).to_be_visible()
+        expect(p.locator("#policy-random")).to_contain_text("随机")
+        p.screenshot(path=str(img / "targeting_zh.png"), full_page=True)
+        p.fill("#save_as", "浏览器选中")
+        p.click("#save-audience")
+        p.wait_for_url("**/audiences/*")
+        expect(p.locator("h1")).to_contain_text("浏览器选中")
+        p.context.close()
