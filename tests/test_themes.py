@@ -18,7 +18,7 @@ from archer.cli import app
 from archer.errors import Invalid
 from archer.festivals import RULES_BY_KEY
 from archer.themes import plan
-from archer.themes.planner import _risk, _words, find_products, send_times
+from archer.themes.planner import _rank, _risk, _words, find_products, send_times
 from support import sample_shop
 
 START, END, AS_OF = date(2025, 6, 1), date(2025, 11, 30), date(2025, 11, 30)
@@ -117,6 +117,27 @@ def test_stock_risk_by_hand():
     risks = [_risk([{**p, "stock": s}], 1000, 1000)[0] for s in (10, 120, 150, 300, None)]
     assert [r["risk"] for r in risks] == ["oversell", "at_risk", "low_stock", "ok", "unknown"]
     assert risks[0]["expected_units"] == 100.0 and risks[0]["units_interval"] == [74.0, 128.0]
+
+
+def test_products_out_of_stock_come_after_those_in_stock():
+    import pandas as pd
+
+    rows = [  # the best converter has none left; a weaker one has stock
+        ("P1", 0, 50, 40),
+        ("P2", 25, 50, 10),
+        ("P3", None, 50, 5),
+        ("P4", 0, 50, 30),
+    ]
+    df = pd.DataFrame([
+        {"product_id": pid, "name": pid, "category": "home", "list_price": 100.0,
+         "unit_cost": 50.0, "stock": stock, "viewers": viewers, "buyers": buyers,
+         "fest_buyers": 0, "fest_units": 0, "depth": 0.1}
+        for pid, stock, viewers, buyers in rows
+    ])  # fmt: skip
+    assert [p["product_id"] for p in _rank(df, 2, [], [])] == ["P2", "P3"]  # unknown stock: kept
+    assert [p["product_id"] for p in _rank(df, 3, [], [])] == ["P2", "P3", "P1"]
+    # Added by hand, a product with none left stays in the selection (and is flagged later).
+    assert [p["product_id"] for p in _rank(df, 1, ["P4"], [])] == ["P2", "P4"]
 
 
 def test_words_are_bounded_and_cleaned():

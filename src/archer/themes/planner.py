@@ -290,7 +290,8 @@ def find_products(ws: Workspace, text: str, *, limit: int = 20) -> list[dict[str
 
 
 def _rank(df, top: int, add: list[str], remove: list[str]) -> list[dict[str, Any]]:
-    """The ``top`` best-scored products not removed, then the added ones not among them."""
+    """The ``top`` best-scored products not removed, those in stock first, then the added ones
+    not among them."""
     if df is None or df.empty:
         return []
     df = df[~df.product_id.isin(remove) | df.product_id.isin(add)].copy()
@@ -305,7 +306,10 @@ def _rank(df, top: int, add: list[str], remove: list[str]) -> list[dict[str, Any
     fit = (df.price_band == main).astype(float)
     df["score"] = (0.5 * df.conversion.rank(pct=True) + 0.3 * df.margin.rank(pct=True)
                    + 0.2 * fit)  # fmt: skip
-    df = df.sort_values(["score", "product_id"], ascending=[False, True])
+    # Products with none left come last: a theme cannot sell what the shop cannot ship (an
+    # operator may still add one by hand, and it is flagged).
+    df["in_stock"] = ~(df.stock.astype(float) <= 0)
+    df = df.sort_values(["in_stock", "score", "product_id"], ascending=[False, False, True])
     best = df[~df.product_id.isin(add)].head(top)
     df = pd.concat([best, df[df.product_id.isin(add)]]) if add else best
     out = []
