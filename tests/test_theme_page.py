@@ -129,8 +129,13 @@ def _form(html: str, **extra: str) -> dict[str, list[str]]:
 
 
 def test_creating_needs_the_token_and_a_confirmation_when_it_may_oversell(client, shop):
-    html = _plan(client)
-    assert 'id="oversell"' in html, "the half of the catalogue without stock should oversell"
+    # The planner ranks what is in stock first; an operator adds a product with none left.
+    with shop.warehouse() as wh:
+        p = wh.table("products")
+        none_left = sorted(p.filter(p.stock == 0).product_id.to_pyarrow().to_pylist())[0]
+    assert 'id="oversell"' not in _plan(client)
+    html = _plan(client, picked="1", basis="11.11", festival="11.11", add_one=none_left)
+    assert 'id="oversell"' in html, f"{none_left} has no stock: it should oversell"
     data = _form(html, name="theme-1111", channel="email", holdout="20")
     nocsrf = {k: v for k, v in data.items() if k != "csrf"}
     assert client.post("/themes/broadcast", data=nocsrf).status_code == 403
