@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from archer.analytics.funnel import NOTES
 from archer.analytics.reports import funnel_report
 from archer.cli import app
+from archer.schema import PROFILE
 from conftest import rows, run_import, write
 from support import workspace
 
@@ -124,6 +125,26 @@ def test_the_funnel_counts_who_viewed_carted_and_bought_as_the_file_does(importe
     assert row["carted"] == len(did["cart"] | did["buy"])  # reached: carted or later
     assert row["viewed"] == len(did["pv"] | did["cart"] | did["buy"])
     assert doc["notes"] == [NOTES["visitors"]]  # only the visits are unknown
+
+
+def test_the_profile_counts_the_logs_buyers_and_forecasts_nothing_from_nine_days(imported):
+    """Each buy is a paid order of the profile (no orders imported): the buyers of the file
+    are the buyers of the lifecycle, and the repeat buyers those who bought on two days or
+    more; nine days of buying are too few for the customer-base models, which say so."""
+    ws, _, _ = imported
+    n = plain_count(LOG)
+    doc = archer("build", "--home", str(ws.home))
+    assert any("need at least 28 days" in note for note in doc["models"]["notes"])
+    profile = {p["customer_id"]: p for p in rows(ws, PROFILE)}
+    assert set(profile) == n["users"]
+    buyers = {c for c, p in profile.items() if p["paid_orders"]}
+    assert buyers == n["did"]["buy"]
+    repeat = {c for c, p in profile.items() if (p["purchase_days"] or 0) >= 2}
+    assert repeat == n["repeat_buyers"]
+    states = {p["lifecycle"] for c, p in profile.items() if c in buyers}
+    assert states <= {"one_time_buyer", "repeat_buyer", "lapsing", "lost"}, states
+    assert all(profile[c]["lifecycle"] != "one_time_buyer" for c in repeat)
+    assert all(p["p_alive"] is None for p in profile.values())
 
 
 def test_a_plain_import_with_the_general_options_makes_the_same_events(imported, tmp_path):

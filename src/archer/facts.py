@@ -30,7 +30,7 @@ import ibis
 import ibis.expr.types as ir
 
 from archer.errors import Invalid
-from archer.schema import CUSTOMERS
+from archer.schema import CUSTOMERS, ORDER_ITEMS, ORDERS
 from archer.warehouse import Warehouse
 
 PAID_STATUSES = ("paid", "shipped", "completed", "refunded")
@@ -70,6 +70,16 @@ def events_only(wh: Warehouse) -> bool:
     return int(e.filter(e.customer_id.notnull()).limit(1).count().execute()) > 0
 
 
+def purchases_only(wh: Warehouse) -> bool:
+    """Whether the shop imported no orders but ``purchase`` events of known members (a
+    behaviour log's buys): each such event is then an order (see ``Snapshot.orders``)."""
+    if int(wh.table("orders").count().execute()) > 0:
+        return False
+    e = wh.table("events")
+    buys = e.filter((e.type == "purchase") & e.customer_id.notnull())
+    return int(buys.limit(1).count().execute()) > 0
+
+
 def due_amount(o: ir.Table) -> ir.FloatingValue:
     """What an order asks the customer to pay: goods − discount + shipping."""
     return (
@@ -102,6 +112,10 @@ class Snapshot:
     # A shop that imported events but no members: its members are the user ids of its
     # identified events (see ``customers``).
     members_from_events: bool = False
+    # A shop that imported no orders but purchase events: each purchase is a paid order of
+    # one unit with no amount known (see ``orders``), so lifecycle, RFM frequency and
+    # recency, repeat purchase and preferences count the buyers the log names.
+    orders_from_events: bool = False
 
     @classmethod
     def at(
@@ -118,7 +132,8 @@ class Snapshot:
         except OverflowError:
             raise Invalid(f"as-of day {as_of} is out of range") from None
         return cls(wh, as_of, tz, cutoff, utc_offset_seconds(as_of, tz),
-                   members_from_events=events_only(wh))  # fmt: skip
+                   members_from_events=events_only(wh),
+                   orders_from_events=purchases_only(wh))  # fmt: skip
 
     @classmethod
     def instant(cls, wh: Warehouse, moment: datetime, tz: ZoneInfo) -> Snapshot:
@@ -127,7 +142,8 @@ class Snapshot:
         local = moment.astimezone(tz)
         cutoff = moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
         return cls(wh, local.date(), tz, cutoff, utc_offset_seconds(local.date(), tz),
-                   members_from_events=events_only(wh))  # fmt: skip
+                   members_from_events=events_only(wh),
+                   orders_from_events=purchases_only(wh))  # fmt: skip
 
     # -- helpers -----------------------------------------------------------------------------
     @property
@@ -181,8 +197,39 @@ class Snapshot:
 
     @property
     def orders(self) -> ir.Table:
+        if self.orders_from_events:
+            e = self._purchase_events()
+            return e.select(**{
+                name: (
+                    e.event_id if name == "order_id"
+                    else e.customer_id if name == "customer_id"
+                    else e.occurred_at if name in ("created_at", "paid_at")
+                    else ibis.literal("paid") if name == "status"
+                    else ibis.null().cast(dtype)
+                )
+                for name, dtype in ORDERS.ibis_schema().items()
+            })  # fmt: skip
         o = self.wh.table("orders")
         return o.filter(o.created_at < self.cut)
+
+    @property
+    def order_items(self) -> ir.Table:
+        """Lines of orders (all of them: join to ``orders`` for the cut-off); a purchase
+        event's order has one line of one unit of its product, price unknown."""
+        if self.orders_from_events:
+            e = self._purchase_events()
+            e = e.filter(e.product_id.notnull())
+            known = {"order_id": e.event_id, "line_no": ibis.literal(1),
+                     "product_id": e.product_id, "quantity": ibis.literal(1)}  # fmt: skip
+            return e.select(**{
+                name: known[name].cast(dtype) if name in known else ibis.null().cast(dtype)
+                for name, dtype in ORDER_ITEMS.ibis_schema().items()
+            })  # fmt: skip
+        return self.wh.table("order_items")
+
+    def _purchase_events(self) -> ir.Table:
+        e = self.events
+        return e.filter((e.type == "purchase") & e.customer_id.notnull())
 
     @property
     def events(self) -> ir.Table:
@@ -291,7 +338,7 @@ class Snapshot:
         """Lines of paid orders with the order's customer, channel, payment time (``pay_time``)
         and local pay ``day``, and the product's category and brand."""
         f = self.paid_orders()
-        i = self.wh.table("order_items")
+        i = self.order_items
         p = self.products.select(
             _pid="product_id", category="category", brand="brand", list_price="list_price"
         )

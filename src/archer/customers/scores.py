@@ -64,6 +64,11 @@ class ModelReport:
         }
 
 
+# A forecast of a year from a few days of buying is noise (and a fit on it can be degenerate:
+# a 9-day behaviour log gave parameters whose series took minutes to fail).
+MIN_HISTORY_DAYS = 28
+
+
 def _purchases(s: Snapshot) -> ir.Table:
     return s.purchases()
 
@@ -165,6 +170,13 @@ def clv_scores(s: Snapshot, rules: ProfileRules) -> tuple[ir.Table | None, Model
         amount_col="amount",
     )
     pats = patterns(summary).execute().sort_values(KEY, kind="stable").reset_index(drop=True)
+    span = int(pats["T"].max()) if len(pats) else 0
+    if span < MIN_HISTORY_DAYS:
+        report.notes.append(
+            f"the purchases span {span} days; the customer-base models need at least "
+            f"{MIN_HISTORY_DAYS} days of history before they forecast a year (no p_alive or CLV)"
+        )
+        return None, report
     scored = None
     for name in ranked:  # the best model whose scores are all finite numbers
         model = _fit(name, pats, report)
