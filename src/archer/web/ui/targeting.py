@@ -15,7 +15,6 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 
-from archer.audiences import AudienceError
 from archer.errors import ArcherError, NotFound
 from archer.measurement.targeting import MAX_AMONG, MAX_BUDGET
 from archer.web.auth import CsrfProtected, CurrentUser
@@ -139,11 +138,9 @@ def _choose(request, user, name, budget, coupon, audience, *, save_as=None):
                               status_code=404, title=t("Not found"), message=str(e),
                               back="/campaigns")  # fmt: skip
         return None, _show(request, user, name, lang, t, form, error=str(e), status_code=404)
-    except AudienceError as e:
-        return None, _show(request, user, name, lang, t, form, error=str(e), status_code=422)
     except ArcherError as e:
         return None, _show(request, user, name, lang, t, form, error=str(e), status_code=e.status)
-    except (ValueError, LookupError) as e:
+    except (ValueError, LookupError) as e:  # a query the language refuses is a ValueError
         return None, _show(request, user, name, lang, t, form, error=str(e), status_code=422)
     return got.to_dict(), _show(request, user, name, lang, t, form, doc=got.to_dict())
 
