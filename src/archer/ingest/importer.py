@@ -12,9 +12,9 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,7 +41,7 @@ from archer.ingest.presets import Preset, get_preset
 from archer.ingest.quarantine import quarantine_path, write_quarantine
 from archer.ingest.scratch import scratch_dir
 from archer.ingest.sources import Progress, Source, SourceError, close_source, open_source
-from archer.ingest.validate import place_map, typed_rows
+from archer.ingest.validate import place_map, places, typed_rows
 from archer.places import sole_cities
 from archer.progress import engine_progress
 from archer.schema import LOAD_ORDER, Table, get_table
@@ -208,9 +208,13 @@ def import_file(
                 if src.sheet_hint() and "headers found" in str(e):
                     raise type(e)(f"{e}{src.sheet_hint()}") from None
                 raise
-            if plan.place_columns:
+            if plan.place_columns and src.materialised:
                 with engine_progress(reader, report, "places"):
                     ctx.place_map = _place_map(reader, src.scan("fast"), plan.place_columns, ctx)
+            elif plan.key_cells is not None:  # read once: places are looked up afterwards
+                if plan.place_columns:
+                    plan.finish = partial(_finish_places, reader, ctx, spec)
+                plan.build = partial(plan.build, ctx=replace(ctx, places=None))
             with wh.transaction():
                 result, quarantine = _load(
                     settings, spec.name, path, plan, src, wh, reader, report, started_at
@@ -264,6 +268,8 @@ class _Plan:
     ignored: list[str] = field(default_factory=list)
     suggestions: dict[str, list[str]] = field(default_factory=dict)
     place_columns: ColumnMapping | None = None  # the places to look up first, if any
+    # What completes the typed rows of a file read once (its places, looked up afterwards)
+    finish: Callable[[ir.Table], ir.Table] | None = None
     notes: list[str] = field(default_factory=list)  # what the result says of the mapping
 
 
@@ -309,7 +315,7 @@ def _plan(
 
     places = "province" in spec.names and {"province", "city"} & set(cm.columns)
     return _Plan(
-        build=lambda scan: {table: typed_rows(scan.mutate(**made(scan)), spec, cm, ctx)},
+        build=lambda scan, ctx=ctx: {table: typed_rows(scan.mutate(**made(scan)), spec, cm, ctx)},
         key_cells=key_cells,
         provided=provided_columns(table, cm),
         mapping=cm.columns,
@@ -367,7 +373,7 @@ def _load(
     for name in names:
         provided = plan.provided_by_table.get(name, plan.provided)
         loaded, bad = load_table(
-            name, plan.build, plan.key_cells, provided, src, wh, reader, report
+            name, plan.build, plan.key_cells, provided, src, wh, reader, report, plan.finish
         )
         results[name] = loaded
         if bad is not None:
@@ -454,6 +460,17 @@ def _place_map(
     names = scan.select(province=cell("province"), city=cell("city"))
     m = place_map(names, ctx)
     return reader.create_table(f"_place_map_{uuid.uuid4().hex[:8]}", m, temp=True)
+
+
+def _finish_places(
+    reader: ibis.BaseBackend, ctx: ParseContext, spec: Table, rows: ir.Table
+) -> ir.Table:
+    """Canonical provinces and cities for typed rows: each written pair looked up once."""
+    names = rows.select("province", "city")
+    ctx.place_map = reader.create_table(
+        f"_place_map_{uuid.uuid4().hex[:8]}", place_map(names, ctx), temp=True
+    )
+    return places(rows, spec, ctx)
 
 
 def provided_columns(table: str, cm: ColumnMapping) -> list[str]:

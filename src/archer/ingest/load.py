@@ -19,7 +19,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from archer.ingest.sources import Source
+from archer.ingest.sources import Source, _with_lines
 from archer.progress import engine_progress
 from archer.schema import get_table
 from archer.warehouse import Warehouse
@@ -43,8 +43,12 @@ def load_table(
     wh: Warehouse,
     reader: ibis.BaseBackend,
     report: Callable,
+    finish: Callable[[ir.Table], ir.Table] | None = None,
 ) -> tuple[TableResult, ir.Table | None]:
     """Check, upsert and collect the rejects of one canonical table: three scans at most.
+
+    A CSV file read as a stream, into one table, is read once (``_load_in_one_scan``);
+    ``finish`` then completes its typed rows (the places, looked up once per name).
 
     1. one scan counts the rows and finds keys the file gives more than once
        (on the key cells alone, so it is cheap);
@@ -55,6 +59,8 @@ def load_table(
     exports repeat rows); copies that differ are ambiguous and all rejected.
     """
     key = list(get_table(name).key)
+    if not src.materialised and key_cells is not None:
+        return _load_in_one_scan(name, build, provided, src, wh, reader, report, finish)
     if src.materialised:
         # A staged source is small enough to type once and read three times.
         with engine_progress(reader, report, f"typing {name}"):
@@ -119,6 +125,120 @@ def load_table(
         # Kept small and staged: the quarantine reads it several times.
         found = _stage(reader, found, f"rejected_{name}")
     return result, found
+
+
+def _load_in_one_scan(
+    name: str,
+    build: Callable[[ir.Table], dict[str, ir.Table]],
+    provided: list[str] | None,
+    src: Source,
+    wh: Warehouse,
+    reader: ibis.BaseBackend,
+    report: Callable,
+    finish: Callable[[ir.Table], ir.Table] | None,
+) -> tuple[TableResult, ir.Table | None]:
+    """One parallel scan of the file types and checks every row into a staged table, in
+    the file's order (so a row's place in it gives its line); everything after reads that
+    table: repeated keys, the good rows into the warehouse, the refused rows with their
+    lines and reasons. The file is read a second time only for the cells of refused rows
+    (found by the hash of their cells, in a parallel scan)."""
+    key = list(get_table(name).key)
+    with engine_progress(reader, report, f"checking {name}"):
+        scan = src.scan("check")
+        typed = build(scan.mutate(_hash=raw_hash(scan, src.headers)))[name]
+        staged = _stage_in_order(reader, typed, f"typed_{name}")
+    src.checked(int(staged.count().execute()))
+    stats = _key_stats(reader, staged.select(*key, "_hash"), staged, key)
+    with engine_progress(reader, report, f"writing {name}"):
+        good = staged.filter(staged._ok).drop(*_private(staged))
+        if finish is not None:
+            good = finish(good)
+        if stats.conflicts is not None:
+            good = good.anti_join(stats.conflicts, key)
+        if stats.repeats is not None:
+            once = _stage(reader, good.semi_join(stats.repeats, key).distinct(), f"once_{name}")
+            good = good.anti_join(stats.repeats, key).union(once.cast(good.schema()))
+        up = wh.upsert(name, wh.adopt(good, reader), provided)
+    taken = up.inserted + up.updated + up.unchanged
+    bad = stats.rows - stats.conflict_rows - stats.repeated_rows - taken
+    result = TableResult(up.inserted, up.updated, up.unchanged, bad + stats.conflict_rows)
+    result.repeats = stats.repeated_rows
+    if not result.rejected:
+        # Only malformed lines, if any, whose cells could not be read: no second scan.
+        scan = src.scan("fast")
+        src.rejected_cells = scan.select(_line=ibis.literal(0, "int64"), *src.headers).limit(0)
+        return result, None
+    with engine_progress(reader, report, f"finding rejected {name}"):
+        lined = _lines_of_staged(src, staged)
+        failed = lined.filter(~lined._ok)
+        parts = [
+            failed.select(
+                "_hash", line=failed._line, reason=ibis.literal(f"{name}: ") + failed._reason
+            )
+        ]
+        if stats.conflicts is not None:
+            copies = lined.semi_join(stats.conflicts, key)
+            dup = _duplicate_reasons(copies.select("_line", *key), stats.conflicts, key, name)
+            hashes = copies.select(_l=copies._line, _hash=copies._hash)
+            dup = dup.join(hashes, dup.line == hashes._l).select("_hash", "line", "reason")
+            parts.append(dup)
+        found = _stage(reader, ibis.union(*parts), f"rejected_{name}")
+        src.rejected_cells = _cells_by_hash(reader, src, found)
+    return result, found.select("line", "reason")
+
+
+def _stage_in_order(reader: ibis.BaseBackend, expr: ir.Table, hint: str) -> ir.Table:
+    """``expr`` staged with its rows in the order the scan read them (consecutive row ids).
+
+    The engine keeps the order only through operators that keep it: a join does not, and
+    its optimiser turns ``x IN (a, b, …)`` into one, so that rewrite is off here (it is
+    also slower for the few words of a cell check). A plan with a join all the same is
+    refused (``OrderLost``) rather than staged out of order.
+    """
+    raw = reader.con
+    raw.execute("SET preserve_insertion_order = true")
+    raw.execute("SET disabled_optimizers = 'in_clause'")
+    try:
+        reader._run_pre_execute_hooks(expr)
+        plan = raw.execute(f"EXPLAIN {reader.compile(expr)}").fetchall()
+        if any("JOIN" in str(row[-1]) for row in plan):
+            raise OrderLost(f"the typing of {hint} joins, so its rows would lose their order")
+        return _stage(reader, expr, hint)
+    finally:
+        raw.execute("RESET disabled_optimizers")
+        raw.execute("SET preserve_insertion_order = false")
+
+
+class OrderLost(RuntimeError):
+    """A query meant to keep the file's order of rows would not (a bug, not bad input)."""
+
+
+def _lines_of_staged(src: Source, staged: ir.Table) -> ir.Table:
+    """The staged rows with ``_line``: the k-th row read is the k-th line that was not
+    malformed (the reader's row ids follow the file, see ``_stage_in_order``; inside a
+    transaction they start from a large number, not 0)."""
+    name = staged.op().name
+    first, last, n = src.con.con.execute(
+        f'SELECT min(rowid), max(rowid), count(*) FROM "{name}"'
+    ).fetchone()
+    if n and last - first + 1 == n:  # row ids run on without a gap (as DuckDB gives them)
+        numbered = f'SELECT rowid - {first} + 1 AS ordinality, * FROM "{name}"'
+    else:  # never seen; numbered in row id order all the same
+        numbered = f'SELECT row_number() OVER (ORDER BY rowid) AS ordinality, * FROM "{name}"'
+    return src.con.sql(_with_lines(numbered, src._rejects, src._first_line))
+
+
+def _cells_by_hash(reader: ibis.BaseBackend, src: Source, found: ir.Table) -> ir.Table:
+    """The cells, as read, of the refused rows in ``found`` (with ``_line`` and ``_hash``),
+    from a parallel scan that keeps the rows whose cells hash to one of theirs."""
+    scan = src.scan("fast")
+    rows = scan.mutate(_hash=raw_hash(scan, src.headers))
+    wanted = found.select("_hash").distinct()
+    rows = rows.semi_join(wanted, "_hash").distinct()  # identical copies are one
+    cells = _stage(reader, rows, "cells")
+    lines = found.select(_l=found.line, _h=found._hash).distinct()
+    j = lines.join(cells, lines._h == cells._hash)
+    return j.select(_line=j._l, **{h: j[h] for h in src.headers})
 
 
 @contextlib.contextmanager

@@ -18,6 +18,10 @@ from archer.ingest.parse import NULL_STR, ParseContext, clean, parse, place_key,
 from archer.schema import ORDERS, Column, Table
 
 
+# Columns of the source a typed row keeps: where it came from, and its raw cells' hash.
+PASSED = ("_line", "_hash")
+
+
 def typed_rows(
     src: ir.Table,
     table: Table,
@@ -26,14 +30,15 @@ def typed_rows(
     *,
     negative_ok: str | None = None,
 ) -> ir.Table:
-    """Canonical rows of ``table`` from the text table ``src`` (which has ``_line``).
+    """Canonical rows of ``table`` from the text table ``src``, keeping its ``_line`` and
+    ``_hash`` columns when it has them.
 
     ``negative_ok`` names a boolean column of ``src`` that allows negative
     quantities on its rows (the lines of a cancellation).
     """
     # Three projections, so that every expression is computed once per row:
     # the cleaned text of each cell, then the typed values, then the checks.
-    keep = [c for c in ("_line", negative_ok) if c and c in src.columns]
+    keep = [c for c in (*PASSED, negative_ok) if c and c in src.columns]
     mapped = [c for c in table.columns if c.name in mapping.columns]
     cells = {_text(c.name): _cell(src[mapping.columns[c.name]], c) for c in mapped}
     for name in mapping.values:  # --map-values: the cell as written, and what it stands for
@@ -81,14 +86,14 @@ def typed_rows(
     for ok, reason in _row_rules(table, cols, typed[negative_ok] if negative_ok else None):
         oks.append(ok)
         reasons.append(reason_if(~ok, reason))
-    lines = ["_line"] if "_line" in src.columns else []
+    lines = [c for c in PASSED if c in src.columns]
     out = typed.select(
         *lines,
         *table.names,
         _ok=ibis.and_(*oks) if oks else ibis.literal(True),
         _reason=_join_reasons(reasons),
     )
-    out = _places(out, table, ctx)
+    out = places(out, table, ctx)
     return _defaults(out, table)
 
 
@@ -154,7 +159,7 @@ def _row_rules(
     return rules
 
 
-def _places(t: ir.Table, table: Table, ctx: ParseContext) -> ir.Table:
+def places(t: ir.Table, table: Table, ctx: ParseContext) -> ir.Table:
     """Provinces and cities in canonical form.
 
     A known city also tells a missing province; a city that belongs to another
@@ -211,5 +216,5 @@ def place_map(names: ir.Table, ctx: ParseContext) -> ir.Table:
     written costs one hash lookup per row instead of normalising every cell.
     """
     pairs = names.distinct()
-    canon = _places(pairs.mutate(_pn=pairs.province, _cn=pairs.city), ORDERS, ctx)
+    canon = places(pairs.mutate(_pn=pairs.province, _cn=pairs.city), ORDERS, ctx)
     return canon.select("_pn", "_cn", _p=canon.province, _c=canon.city)
