@@ -166,7 +166,7 @@ def _load_in_one_scan(
     if not result.rejected:
         # Only malformed lines, if any, whose cells could not be read: no second scan.
         scan = src.scan("fast")
-        src.rejected_cells = scan.select(_line=ibis.literal(0, "int64"), *src.headers).limit(0)
+        src.rejected_cells = scan.select(*src.headers, _line=ibis.literal(0, "int64")).limit(0)
         return result, None
     with engine_progress(reader, report, f"finding rejected {name}"):
         lined = _lines_of_staged(src, staged)

@@ -17,7 +17,6 @@ from archer.ingest.columns import CATCH_ALL, ColumnMapping
 from archer.ingest.parse import NULL_STR, ParseContext, clean, parse, place_key, reason_if
 from archer.schema import ORDERS, Column, Table
 
-
 # Columns of the source a typed row keeps: where it came from, and its raw cells' hash.
 PASSED = ("_line", "_hash")
 
