@@ -260,6 +260,7 @@ class _Plan:
     result reports about the file's columns."""
 
     build: Callable[[ir.Table], dict[str, ir.Table]]
+    tables: list[str] = field(default_factory=list)  # what ``build`` makes, when known
     key_cells: Callable[[ir.Table], dict[str, ir.Value]] | None = None
     provided: list[str] | None = None  # None: whole rows (a preset)
     # A preset's tables whose rows it fills only in part (the rest keep what is stored)
@@ -316,6 +317,7 @@ def _plan(
     places = "province" in spec.names and {"province", "city"} & set(cm.columns)
     return _Plan(
         build=lambda scan, ctx=ctx: {table: typed_rows(scan.mutate(**made(scan)), spec, cm, ctx)},
+        tables=[table],
         key_cells=key_cells,
         provided=provided_columns(table, cm),
         mapping=cm.columns,
@@ -369,7 +371,8 @@ def _load(
     """Load every table the plan fills and write the quarantine, in the caller's transaction."""
     results: dict[str, TableResult] = {}
     bad_parts: list[ir.Table] = []
-    names = [n for n in LOAD_ORDER if n in plan.build(src.scan("fast"))]
+    made = plan.tables or plan.build(src.scan("fast"))  # a preset's tables: what it builds
+    names = [n for n in LOAD_ORDER if n in made]
     for name in names:
         provided = plan.provided_by_table.get(name, plan.provided)
         loaded, bad = load_table(

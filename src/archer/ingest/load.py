@@ -19,7 +19,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from archer.ingest.sources import Source, _with_lines
+from archer.ingest.sources import Source, with_lines
 from archer.progress import engine_progress
 from archer.schema import get_table
 from archer.warehouse import Warehouse
@@ -147,44 +147,69 @@ def _load_in_one_scan(
         scan = src.scan("check")
         typed = build(scan.mutate(_hash=raw_hash(scan, src.headers)))[name]
         staged = _stage_in_order(reader, typed, f"typed_{name}")
-    src.checked(int(staged.count().execute()))
-    stats = _key_stats(reader, staged.select(*key, "_hash"), staged, key)
+        table = staged.op().name
+        rows, failing = reader.con.execute(
+            f'SELECT count(*), count(*) FILTER (WHERE NOT _ok) FROM "{table}"'
+        ).fetchone()
+        src.checked(rows)
+        stats = _key_stats(reader, staged.select(*key, "_hash"), staged, key)
+    found = None
+    if failing or stats.conflicts is not None:
+        with engine_progress(reader, report, f"finding rejected {name}"):
+            found = _refused(reader, src, staged, stats, key, name)
+            src.rejected_cells = _cells_by_hash(reader, src, found)
+    else:  # only malformed lines, if any, whose cells could not be read: no second scan
+        scan = src.scan("fast")
+        src.rejected_cells = scan.select(*src.headers, _line=ibis.literal(0, "int64")).limit(0)
     with engine_progress(reader, report, f"writing {name}"):
+        _drop_copies(reader, table, key, stats.conflicts, keep_one=False)
+        _drop_copies(reader, table, key, stats.repeats, keep_one=True)
         good = staged.filter(staged._ok).drop(*_private(staged))
         if finish is not None:
             good = finish(good)
-        if stats.conflicts is not None:
-            good = good.anti_join(stats.conflicts, key)
-        if stats.repeats is not None:
-            once = _stage(reader, good.semi_join(stats.repeats, key).distinct(), f"once_{name}")
-            good = good.anti_join(stats.repeats, key).union(once.cast(good.schema()))
         up = wh.upsert(name, wh.adopt(good, reader), provided)
     taken = up.inserted + up.updated + up.unchanged
-    bad = stats.rows - stats.conflict_rows - stats.repeated_rows - taken
-    result = TableResult(up.inserted, up.updated, up.unchanged, bad + stats.conflict_rows)
+    result = TableResult(up.inserted, up.updated, up.unchanged, rows - stats.repeated_rows - taken)
     result.repeats = stats.repeated_rows
-    if not result.rejected:
-        # Only malformed lines, if any, whose cells could not be read: no second scan.
-        scan = src.scan("fast")
-        src.rejected_cells = scan.select(*src.headers, _line=ibis.literal(0, "int64")).limit(0)
-        return result, None
-    with engine_progress(reader, report, f"finding rejected {name}"):
-        lined = _lines_of_staged(src, staged)
-        failed = lined.filter(~lined._ok)
-        parts = [
-            failed.select(
-                "_hash", line=failed._line, reason=ibis.literal(f"{name}: ") + failed._reason
-            )
-        ]
-        if stats.conflicts is not None:
-            copies = lined.semi_join(stats.conflicts, key)
-            dup = _duplicate_reasons(copies.select("_line", *key), stats.conflicts, key, name)
-            hashes = copies.select(_l=copies._line, _hash=copies._hash)
-            dup = dup.join(hashes, dup.line == hashes._l).select("_hash", "line", "reason")
-            parts.append(dup)
-        found = _stage(reader, ibis.union(*parts), f"rejected_{name}")
-        src.rejected_cells = _cells_by_hash(reader, src, found)
-    return result, found.select("line", "reason")
+    return result, None if found is None else found.select("line", "reason")
+
+
+def _drop_copies(
+    reader: ibis.BaseBackend, table: str, key: list[str], keys: ir.Table | None, keep_one: bool
+) -> None:
+    """Delete from the staged ``table`` the rows with one of ``keys``: all of them (copies
+    that conflict) or all but the first read (identical copies, taken once)."""
+    if keys is None:
+        return
+    cols = ", ".join(f'"{k}"' for k in key)
+    later = f"QUALIFY row_number() OVER (PARTITION BY {cols} ORDER BY rowid) > 1"
+    reader.con.execute(
+        f'DELETE FROM "{table}" WHERE rowid IN (SELECT rowid FROM "{table}" SEMI JOIN '
+        f"({reader.compile(keys)}) AS k USING ({cols}) {later if keep_one else ''})"
+    )
+
+
+def _refused(
+    reader: ibis.BaseBackend,
+    src: Source,
+    staged: ir.Table,
+    stats: _KeyStats,
+    key: list[str],
+    name: str,
+) -> ir.Table:
+    """(``_hash``, line, reason) of every refused row of ``staged``, staged."""
+    lined = _refused_with_lines(reader, src, staged, stats, key)
+    failed = lined.filter(~lined._ok)
+    parts = [
+        failed.select("_hash", line=failed._line, reason=ibis.literal(f"{name}: ") + failed._reason)
+    ]
+    if stats.conflicts is not None:
+        copies = lined.semi_join(stats.conflicts, key)
+        dup = _duplicate_reasons(copies.select("_line", *key), stats.conflicts, key, name)
+        hashes = copies.select(_l=copies._line, _hash=copies._hash)
+        dup = dup.join(hashes, dup.line == hashes._l).select("_hash", "line", "reason")
+        parts.append(dup)
+    return _stage(reader, ibis.union(*parts), f"rejected_{name}")
 
 
 def _stage_in_order(reader: ibis.BaseBackend, expr: ir.Table, hint: str) -> ir.Table:
@@ -200,10 +225,13 @@ def _stage_in_order(reader: ibis.BaseBackend, expr: ir.Table, hint: str) -> ir.T
     raw.execute("SET disabled_optimizers = 'in_clause'")
     try:
         reader._run_pre_execute_hooks(expr)
-        plan = raw.execute(f"EXPLAIN {reader.compile(expr)}").fetchall()
+        sql = reader.compile(expr)  # once: compiling the typing is not free
+        plan = raw.execute(f"EXPLAIN {sql}").fetchall()
         if any("JOIN" in str(row[-1]) for row in plan):
             raise OrderLost(f"the typing of {hint} joins, so its rows would lose their order")
-        return _stage(reader, expr, hint)
+        name = f"_{hint}_{uuid.uuid4().hex[:8]}"
+        raw.execute(f'CREATE TEMP TABLE "{name}" AS {sql}')
+        return reader.table(name)
     finally:
         raw.execute("RESET disabled_optimizers")
         raw.execute("SET preserve_insertion_order = false")
@@ -213,19 +241,26 @@ class OrderLost(RuntimeError):
     """A query meant to keep the file's order of rows would not (a bug, not bad input)."""
 
 
-def _lines_of_staged(src: Source, staged: ir.Table) -> ir.Table:
-    """The staged rows with ``_line``: the k-th row read is the k-th line that was not
-    malformed (the reader's row ids follow the file, see ``_stage_in_order``; inside a
-    transaction they start from a large number, not 0)."""
+def _refused_with_lines(
+    reader: ibis.BaseBackend, src: Source, staged: ir.Table, stats: _KeyStats, key: list[str]
+) -> ir.Table:
+    """The staged rows that were refused (failed a check, or share a key with other
+    values), with ``_line``: the k-th row read is the k-th line that was not malformed
+    (the row ids follow the file, see ``_stage_in_order``; inside a transaction they
+    start from a large number, not 0)."""
     name = staged.op().name
-    first, last, n = src.con.con.execute(
+    first, last, n = reader.con.execute(
         f'SELECT min(rowid), max(rowid), count(*) FROM "{name}"'
     ).fetchone()
-    if n and last - first + 1 == n:  # row ids run on without a gap (as DuckDB gives them)
-        numbered = f'SELECT rowid - {first} + 1 AS ordinality, * FROM "{name}"'
-    else:  # never seen; numbered in row id order all the same
-        numbered = f'SELECT row_number() OVER (ORDER BY rowid) AS ordinality, * FROM "{name}"'
-    return src.con.sql(_with_lines(numbered, src._rejects, src._first_line))
+    if n and last - first + 1 != n:  # never seen: row ids with a gap
+        raise OrderLost(f"the row ids of {name} are not consecutive")
+    rows = reader.sql(f'SELECT rowid - {first or 0} + 1 AS _ord, * FROM "{name}"')
+    refused = ~rows._ok
+    if stats.conflicts is not None:
+        refused |= rows[key[0]].isin(stats.conflicts[key[0]])
+    few = _stage(reader, rows.filter(refused), f"refused_{name}")
+    numbered = f'SELECT _ord AS ordinality, * EXCLUDE (_ord) FROM "{few.op().name}"'
+    return reader.sql(with_lines(numbered, src._rejects, src._first_line))
 
 
 def _cells_by_hash(reader: ibis.BaseBackend, src: Source, found: ir.Table) -> ir.Table:

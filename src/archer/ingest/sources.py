@@ -114,7 +114,7 @@ class Source:
     def _make_lines_view(self) -> None:
         name = f"{self.views['fast']}_lines"
         numbered = f"SELECT * FROM {self._read_fn} WITH ORDINALITY"
-        sql = _with_lines(numbered, self._rejects, self._first_line)
+        sql = with_lines(numbered, self._rejects, self._first_line)
         self.con.con.execute(f'CREATE TEMP VIEW "{name}" AS {sql}')
         self.views["lines"] = name
         self.cleanup.insert(0, name)
@@ -414,7 +414,7 @@ def _check_column_count(
         return  # a line the sample cuts or cannot split: the reader judges it
 
 
-def _with_lines(numbered: str, rejects: str, first_line: int) -> str:
+def with_lines(numbered: str, rejects: str, first_line: int) -> str:
     """SQL adding ``_line`` to ``numbered`` (a scan WITH ORDINALITY of the good rows).
 
     DuckDB numbers rejected records by line (header = 1); the k-th good row
@@ -441,7 +441,7 @@ def _materialise_csv(src: Source, check_fn: str) -> None:
     src.checked(rows)
     numbered = f'SELECT * FROM "{name}_n"'
     raw.execute(
-        f'CREATE TEMP TABLE "{name}" AS ' + _with_lines(numbered, src._rejects, src._first_line)
+        f'CREATE TEMP TABLE "{name}" AS ' + with_lines(numbered, src._rejects, src._first_line)
     )
     raw.execute(f'DROP TABLE "{name}_n"')
     src.cleanup.insert(0, name)
