@@ -208,10 +208,12 @@ def import_file(
                 if src.sheet_hint() and "headers found" in str(e):
                     raise type(e)(f"{e}{src.sheet_hint()}") from None
                 raise
-            if plan.place_columns and src.materialised:
+            # A CSV file is read once (``load``): its places are looked up afterwards.
+            read_once = plan.key_cells is not None and not src.materialised and src.format == "csv"
+            if plan.place_columns and not read_once:
                 with engine_progress(reader, report, "places"):
                     ctx.place_map = _place_map(reader, src.scan("fast"), plan.place_columns, ctx)
-            elif plan.key_cells is not None:  # read once: places are looked up afterwards
+            elif read_once:
                 if plan.place_columns:
                     plan.finish = partial(_finish_places, reader, ctx, spec)
                 plan.build = partial(plan.build, ctx=replace(ctx, places=None))

@@ -60,6 +60,8 @@ def load_table(
     """
     key = list(get_table(name).key)
     if not src.materialised and key_cells is not None:
+        if "_line" in src.scan("fast").columns:
+            return _load_by_line(name, build, key_cells, provided, src, wh, reader, report)
         return _load_in_one_scan(name, build, provided, src, wh, reader, report, finish)
     if src.materialised:
         # A staged source is small enough to type once and read three times.
@@ -174,6 +176,57 @@ def _load_in_one_scan(
     return result, None if found is None else found.select("line", "reason")
 
 
+def _load_by_line(
+    name: str,
+    build: Callable[[ir.Table], dict[str, ir.Table]],
+    key_cells: Callable[[ir.Table], dict[str, ir.Value]],
+    provided: list[str] | None,
+    src: Source,
+    wh: Warehouse,
+    reader: ibis.BaseBackend,
+    report: Callable,
+) -> tuple[TableResult, ir.Table | None]:
+    """A file whose rows know their line (Parquet: its row numbers), read where it lies,
+    in parallel: the key cells alone for repeated keys, then one scan types, checks and
+    writes the good rows; only if something was refused, one more finds those rows."""
+    key = list(get_table(name).key)
+    scan = src.scan("fast")
+    with engine_progress(reader, report, f"checking {name}"):
+        keys = scan.select("_line", **key_cells(scan), _hash=raw_hash(scan, src.headers))
+        stats = _key_stats(reader, keys, keys, key)
+        src.checked(stats.rows)
+    with engine_progress(reader, report, f"writing {name}"), _no_filter_pushdown(reader):
+        typed = build(scan)[name]
+        good = typed.filter(typed._ok).drop(*_private(typed))
+        if stats.conflicts is not None:
+            good = good.anti_join(stats.conflicts, key)
+        if stats.repeats is not None:
+            once = _stage(reader, good.semi_join(stats.repeats, key).distinct(), f"once_{name}")
+            good = good.anti_join(stats.repeats, key).union(once.cast(good.schema()))
+        up = wh.upsert(name, wh.adopt(good, reader), provided)
+    taken = up.inserted + up.updated + up.unchanged
+    result = TableResult(
+        up.inserted, up.updated, up.unchanged, stats.rows - stats.repeated_rows - taken
+    )
+    result.repeats = stats.repeated_rows
+    if not result.rejected:
+        src.rejected_cells = scan.filter(ibis.literal(False))
+        return result, None
+    with engine_progress(reader, report, f"finding rejected {name}"), _no_filter_pushdown(reader):
+        refused = ~typed._ok
+        if stats.conflicts is not None:
+            refused |= typed[key[0]].isin(stats.conflicts[key[0]])
+        lined = _stage(reader, typed.filter(refused), f"refused_{name}")
+        found = lined.filter(~lined._ok)
+        found = found.select(line=found._line, reason=ibis.literal(f"{name}: ") + found._reason)
+        if stats.conflicts is not None:
+            copies = lined.semi_join(stats.conflicts, key).select("_line", *key)
+            found = found.union(_duplicate_reasons(copies, stats.conflicts, key, name))
+        found = _stage(reader, found, f"rejected_{name}")
+        src.rejected_cells = scan.semi_join(found.select(_l=found.line), scan._line == ibis._._l)
+    return result, found
+
+
 def _drop_copies(
     reader: ibis.BaseBackend, table: str, key: list[str], keys: ir.Table | None, keep_one: bool
 ) -> None:
@@ -245,9 +298,19 @@ def _refused_with_lines(
     reader: ibis.BaseBackend, src: Source, staged: ir.Table, stats: _KeyStats, key: list[str]
 ) -> ir.Table:
     """The staged rows that were refused (failed a check, or share a key with other
-    values), with ``_line``: the k-th row read is the k-th line that was not malformed
-    (the row ids follow the file, see ``_stage_in_order``; inside a transaction they
-    start from a large number, not 0)."""
+    values), with ``_line``.
+
+    Rows of a file read in order get it from their row id: the k-th row read is the k-th
+    line that was not malformed (see ``_stage_in_order``; inside a transaction row ids
+    start from a large number, not 0).
+    """
+
+    def refused(rows: ir.Table) -> ir.BooleanValue:
+        out = ~rows._ok
+        if stats.conflicts is not None:  # a superset (the first key column), narrowed later
+            out |= rows[key[0]].isin(stats.conflicts[key[0]])
+        return out
+
     name = staged.op().name
     first, last, n = reader.con.execute(
         f'SELECT min(rowid), max(rowid), count(*) FROM "{name}"'
@@ -255,10 +318,7 @@ def _refused_with_lines(
     if n and last - first + 1 != n:  # never seen: row ids with a gap
         raise OrderLost(f"the row ids of {name} are not consecutive")
     rows = reader.sql(f'SELECT rowid - {first or 0} + 1 AS _ord, * FROM "{name}"')
-    refused = ~rows._ok
-    if stats.conflicts is not None:
-        refused |= rows[key[0]].isin(stats.conflicts[key[0]])
-    few = _stage(reader, rows.filter(refused), f"refused_{name}")
+    few = _stage(reader, rows.filter(refused(rows)), f"refused_{name}")
     numbered = f'SELECT _ord AS ordinality, * EXCLUDE (_ord) FROM "{few.op().name}"'
     return reader.sql(with_lines(numbered, src._rejects, src._first_line))
 

@@ -138,8 +138,20 @@ ID_DIGITS = 20
 def _trim_spaces(s: str) -> str: ...
 
 
+# A cell that may need cleaning: at either end a character at or below a space (every
+# blank ``strip`` removes, and other control characters) or a Unicode separator (what
+# the engine's ``trim`` removes besides the space), or the guard quote in front.
+_MAY_NEED_CLEANING = r"^[\x00-\x20\pZ']|[\x00-\x20\pZ]$"
+
+
 def clean(s: ir.StringValue) -> ir.StringValue:
     """Text without surrounding blanks, tabs or line breaks; empty becomes NULL."""
+    # Most cells need nothing, and one anchored pattern finds the others: trimming every
+    # cell instead copies it, which was half the cost of typing a file.
+    return ibis.ifelse(s.re_search(_MAY_NEED_CLEANING), _trimmed(s), s).nullif("")
+
+
+def _trimmed(s: ir.StringValue) -> ir.StringValue:
     # The engine's one-argument trim (spaces) is several times faster than trimming
     # a set of characters.
     t = _trim_spaces(s)
@@ -148,7 +160,7 @@ def clean(s: ir.StringValue) -> ir.StringValue:
     # ``'`` that guards a formula-like cell in a quarantine file (``archer.csvsafe``):
     # it is removed, so a fixed quarantine file imports as it was written.
     odd = t.contains("\t") | t.contains("\r") | t.contains("\n") | (t.left(1) == GUARD)
-    return ibis.ifelse(odd, unguard(t).strip(), t).nullif("")
+    return ibis.ifelse(odd, unguard(t).strip(), t)
 
 
 def content_id(prefix: str, cells: dict[str, ir.Value]) -> ir.StringValue:
@@ -274,12 +286,17 @@ def parse_money(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
     # Currency signs and blanks go; "12,50" (a comma then one or two digits) and
     # "1.250,00" write the decimal with a comma; in "1,250" and "1,250.00" the
     # comma groups thousands.
-    t = s.re_replace(_MONEY_NOISE, "")
-    number = ibis.cases(
-        (t.re_search(r"^-?\d{1,3}(\.\d{3})+,\d{1,2}$"), t.replace(".", "").replace(",", ".")),
-        (t.re_search(r"^-?\d+,\d{1,2}$"), t.replace(",", ".")),
-        else_=t.replace(",", ""),
-    )
+    def spelled(t: ir.StringValue) -> ir.StringValue:
+        return ibis.cases(
+            (t.re_search(r"^-?\d{1,3}(\.\d{3})+,\d{1,2}$"), t.replace(".", "").replace(",", ".")),
+            (t.re_search(r"^-?\d+,\d{1,2}$"), t.replace(",", ".")),
+            else_=t.replace(",", ""),
+        )
+
+    # The cell without its noise is named once, inside a one-element list's lambda: named
+    # several times, the engine would compute it for every cell, not only for those the
+    # plain cast refused (it shares repeated expressions by computing them beforehand).
+    number = ibis.array([s.re_replace(_MONEY_NOISE, "")]).map(spelled)[0]
     value = s.try_cast(MONEY).coalesce(number.try_cast(MONEY))
     return _number(col, s, value, "an amount (e.g. 129.90)")
 

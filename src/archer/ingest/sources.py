@@ -104,6 +104,9 @@ class Source:
         """Record what the check scan found: rows read and malformed rows."""
         if self.table is not None:
             return
+        if not self._rejects:  # not CSV: every row was read
+            self.rows = rows_seen
+            return
         raw = self.con.con
         sql = f'SELECT count(DISTINCT line) FROM "{self._rejects}"'
         self.n_parse_rejects = raw.execute(sql).fetchone()[0]
@@ -169,7 +172,7 @@ def open_source(
     if sheet is not None and last not in EXCEL_SUFFIXES:
         raise SourceError(f"{label}: --sheet is for Excel workbooks (.xlsx, .xlsm, .xls)")
     if last in PARQUET_SUFFIXES:
-        return _open_parquet(con, path, label)
+        return _open_parquet(con, path, label, materialise)
     if last in EXCEL_SUFFIXES:
         return _open_excel(con, path, label, workdir, limits, sheet)
     # Anything else is tried as CSV text; binary content is recognised and refused.
@@ -468,7 +471,12 @@ def _first_line(e: Exception) -> str:
 
 
 # -- Parquet and Excel ----------------------------------------------------------------
-def _open_parquet(con: ibis.BaseBackend, path: Path, label: str) -> Source:
+def _open_parquet(con: ibis.BaseBackend, path: Path, label: str, materialise: bool) -> Source:
+    """A Parquet file as text columns with ``_line`` (its row number from 1).
+
+    Read where it lies on every scan, in parallel (the row numbers come from the file,
+    not from the order of reading), unless ``materialise`` asks for one staged copy.
+    """
     try:
         t = con.read_parquet(str(path), file_row_number=True)
     except Exception as e:
@@ -477,9 +485,13 @@ def _open_parquet(con: ibis.BaseBackend, path: Path, label: str) -> Source:
     cols = [c for c in t.columns if c != "file_row_number"]
     t = t.select(_line=t.file_row_number + 1, **{c: t[c].cast("string") for c in cols})
     stage = f"_src_{uuid.uuid4().hex[:10]}"
-    table = con.create_table(stage, t, temp=True)
-    n = int(table.count().execute())
-    return Source(path, "parquet", con, cols, rows=n, table=table, cleanup=[stage])
+    if materialise:
+        table = con.create_table(stage, t, temp=True)
+        n = int(table.count().execute())
+        return Source(path, "parquet", con, cols, rows=n, table=table, cleanup=[stage])
+    con.con.execute(f'CREATE TEMP VIEW "{stage}" AS {con.compile(t)}')
+    views = dict.fromkeys(("check", "fast", "lines"), stage)
+    return Source(path, "parquet", con, cols, views=views, cleanup=[stage])
 
 
 def _open_excel(
