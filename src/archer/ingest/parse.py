@@ -350,13 +350,18 @@ def parse_text(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
 MAX_CHARS = {"id": 200, "text": 2_000, "json": 100_000, "province": 100, "city": 100}
 
 
+@ibis.udf.scalar.builtin(name="strlen")
+def _bytes(s: str) -> int: ...
+
+
 def _bounded(parser):
     def parse_bounded(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
         got = parser(col, s, ctx)
         most = MAX_CHARS[col.kind]
 
         def good(v: ir.Value) -> ir.BooleanValue:
-            fits = s.length() <= most
+            # Bytes are never fewer than characters, and counting them is free.
+            fits = (_bytes(s) <= most) | (s.length() <= most)
             return fits if got.good is None else fits & got.good(v)
 
         def reason(v: ir.Value) -> ir.StringValue:

@@ -86,11 +86,14 @@ def typed_rows(
         oks.append(ok)
         reasons.append(reason_if(~ok, reason))
     lines = [c for c in PASSED if c in src.columns]
-    out = typed.select(
+    checked = typed.mutate(_ok=ibis.and_(*oks) if oks else ibis.literal(True))
+    # A row that passes every check has no reason (each reason comes with a failed check):
+    # the reasons are put into words only for the rows that fail.
+    out = checked.select(
         *lines,
         *table.names,
-        _ok=ibis.and_(*oks) if oks else ibis.literal(True),
-        _reason=_join_reasons(reasons),
+        "_ok",
+        _reason=ibis.ifelse(checked._ok, NULL_STR, _join_reasons(reasons)),
     )
     out = places(out, table, ctx)
     return _defaults(out, table)
