@@ -161,8 +161,11 @@ class OrdersFile:
     seconds: float
 
 
-def make_orders(path: Path, lines: int, *, threads: int | None = None) -> OrdersFile:
-    """Write ``lines`` orders (plus a header) to ``path`` as UTF-8 CSV."""
+def make_orders(
+    path: Path, lines: int, *, threads: int | None = None, clean: bool = False
+) -> OrdersFile:
+    """Write ``lines`` orders (plus a header) to ``path`` as UTF-8 CSV; ``clean``: with no
+    bad row and no id given twice (the same rows otherwise)."""
     if lines < 1:
         raise ValueError(f"lines must be at least 1, got {lines}")
     started = time.perf_counter()
@@ -175,14 +178,14 @@ def make_orders(path: Path, lines: int, *, threads: int | None = None) -> Orders
         con.execute(_SETUP)
         con.read_csv(str(places_csv())).create("places_src")
         con.execute(_PLACES)
-        params = {
-            "lines": lines,
+        rates = {
             "dup": DUPLICATE,
             "bad_created": BAD_CREATED,
             "bad_paid": BAD_PAID,
             "bad_amount": BAD_AMOUNT,
             "negative_fee": NEGATIVE_FEE,
         }
+        params = {"lines": lines} | {k: 0.0 if clean else v for k, v in rates.items()}
         con.execute("CREATE TEMP TABLE rows AS " + _ROWS, params)
         # ORDER BY makes the bytes repeatable whatever the thread count.
         con.sql(f"SELECT {COLUMNS} FROM rows ORDER BY i").write_csv(str(path), header=True)
@@ -203,8 +206,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="CSV file to write")
     ap.add_argument("--lines", type=int, default=10_000_000, help="data lines (default 10M)")
+    ap.add_argument("--clean", action="store_true", help="no bad rows and no repeated ids")
     args = ap.parse_args()
-    f = make_orders(args.out, args.lines)
+    f = make_orders(args.out, args.lines, clean=args.clean)
     print(
         f"{f.path}: {f.lines:,} lines, {f.bytes / 1e6:,.0f} MB in {f.seconds:.1f} s; "
         f"expected rejected {f.expected_rejected:,}, identical copies {f.expected_repeats:,}"
