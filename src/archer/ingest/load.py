@@ -1,11 +1,15 @@
-"""Loading one canonical table from a staged source: check, write, find the rejects.
+"""Loading one canonical table from a source: type and check, write, find the rejects.
 
-Three scans at most, each one streaming query in the engine:
+Every check runs in the engine, and a file is read as few times as its kind allows:
 
-1. the key cells alone: how many rows, and which keys come more than once;
-2. every cell typed and checked, the good rows upserted into the warehouse;
-3. only when something was refused: the refused rows found again, with their
-   line numbers and cells, for the quarantine.
+- CSV: one parallel scan types and checks every row into a staged table kept in the
+  file's order, so a row's place gives its line. Repeated keys, the good rows for the
+  warehouse and the refused rows (with their lines and reasons) all come from that
+  table; the file is read again only for the cells of refused rows, found by their hash.
+- Parquet: its rows know their line (the row number). The key cells alone find repeated
+  keys; one scan types, checks and writes; only if something was refused, one more
+  scan finds those rows.
+- A staged source (Excel, or a file a preset shapes): typed once, read from there.
 """
 
 from __future__ import annotations
@@ -45,68 +49,51 @@ def load_table(
     report: Callable,
     finish: Callable[[ir.Table], ir.Table] | None = None,
 ) -> tuple[TableResult, ir.Table | None]:
-    """Check, upsert and collect the rejects of one canonical table: three scans at most.
+    """Check, upsert and collect the rejects of one canonical table.
 
-    A CSV file read as a stream, into one table, is read once (``_load_in_one_scan``);
-    ``finish`` then completes its typed rows (the places, looked up once per name).
-
-    1. one scan counts the rows and finds keys the file gives more than once
-       (on the key cells alone, so it is cheap);
-    2. one scan types, checks and streams the good rows into the warehouse;
-    3. only if something was rejected, one scan with line numbers finds them again.
+    - A CSV file is read once (``_load_in_one_scan``); ``finish`` then completes its
+      typed rows (the places, looked up once per name).
+    - A Parquet file, whose rows know their line, is read where it lies
+      (``_load_by_line``).
+    - A staged source (Excel, or a file a preset shapes) is typed once and read from
+      there (``_load_staged``).
 
     Copies of a row that are identical in every cell are one row (overlapping
     exports repeat rows); copies that differ are ambiguous and all rejected.
     """
-    key = list(get_table(name).key)
-    if not src.materialised and key_cells is not None:
-        if "_line" in src.scan("fast").columns:
-            return _load_by_line(name, build, key_cells, provided, src, wh, reader, report)
-        return _load_in_one_scan(name, build, provided, src, wh, reader, report, finish)
     if src.materialised:
-        # A staged source is small enough to type once and read three times.
-        with engine_progress(reader, report, f"typing {name}"):
-            typed = _stage(reader, build(src.scan("fast"))[name], f"typed_{name}")
+        return _load_staged(name, build, provided, src, wh, reader, report)
+    if key_cells is None:
+        raise ValueError("a file read as a stream needs the cells of its key")
+    if "_line" in src.scan("fast").columns:
+        return _load_by_line(name, build, key_cells, provided, src, wh, reader, report)
+    return _load_in_one_scan(name, build, provided, src, wh, reader, report, finish)
 
-        def rows_of(mode: str) -> ir.Table:
-            return typed
 
-        def keys(mode: str) -> ir.Table:
-            cols = [c for c in typed.columns if not c.startswith("_")]
-            whole = ibis.struct({c: typed[c] for c in cols}).hash()
-            return typed.select("_line", *key, _hash=whole)
-    else:
-
-        def rows_of(mode: str) -> ir.Table:
-            return build(src.scan(mode))[name]
-
-        def keys(mode: str) -> ir.Table:
-            assert key_cells is not None
-            scan = src.scan(mode)
-            lines = ["_line"] if "_line" in scan.columns else []
-            return scan.select(*lines, **key_cells(scan), _hash=raw_hash(scan, src.headers))
-
+def _load_staged(
+    name: str,
+    build: Callable[[ir.Table], dict[str, ir.Table]],
+    provided: list[str] | None,
+    src: Source,
+    wh: Warehouse,
+    reader: ibis.BaseBackend,
+    report: Callable,
+) -> tuple[TableResult, ir.Table | None]:
+    """A staged source is small enough to type once and read three times."""
+    key = list(get_table(name).key)
+    with engine_progress(reader, report, f"typing {name}"):
+        typed = _stage(reader, build(src.scan("fast"))[name], f"typed_{name}")
+    cols = [c for c in typed.columns if not c.startswith("_")]
+    keys = typed.select("_line", *key, _hash=ibis.struct({c: typed[c] for c in cols}).hash())
     with engine_progress(reader, report, f"checking {name}"):
-        stats = _key_stats(reader, keys("check"), keys("fast"), key)
+        stats = _key_stats(reader, keys, keys, key)
     src.checked(stats.rows)
-    # Into an empty table of the same engine, what was taken is what the table holds
-    # afterwards: refused rows are then simply the file's keys the table lacks.
-    fresh = wh.engine == "duckdb" and reader is wh.con and wh.is_empty(name)
     with engine_progress(reader, report, f"writing {name}"), _no_filter_pushdown(reader):
-        good = rows_of("fast")
-        good = good.filter(good._ok).drop(*_private(good))
+        good = typed.filter(typed._ok).drop(*_private(typed))
         if stats.conflicts is not None:
             good = good.anti_join(stats.conflicts, key)
         if stats.repeats is not None:
-            # One copy of each repeated row, staged first so the file is not typed twice
-            # in one query.
-            if src.materialised:
-                once = good.semi_join(stats.repeats, key).distinct()
-            else:  # type only the rows with a repeated key, picked by their key cells
-                assert key_cells is not None
-                few = build(_with_keys_in(src.scan("fast"), key_cells, stats.repeats))[name]
-                once = few.filter(few._ok).drop(*_private(few)).distinct()
-            once = _stage(reader, once, f"once_{name}")
+            once = _stage(reader, good.semi_join(stats.repeats, key).distinct(), f"once_{name}")
             good = good.anti_join(stats.repeats, key).union(once.cast(good.schema()))
         up = wh.upsert(name, wh.adopt(good, reader), provided)
     taken = up.inserted + up.updated + up.unchanged
@@ -116,14 +103,7 @@ def load_table(
     if not result.rejected:
         return result, None
     with engine_progress(reader, report, f"finding rejected {name}"):
-        if src.materialised:
-            found = _rejects_with_lines(typed, keys("lines"), stats, key, name)
-        else:
-            assert key_cells is not None
-            taken_keys = wh.table(name).select(*key) if fresh else None
-            found = _rejects_by_content(
-                src, rows_of, keys, build, key_cells, stats, key, name, reader, taken_keys
-            )
+        found = _rejects_with_lines(typed, keys, stats, key, name)
         # Kept small and staged: the quarantine reads it several times.
         found = _stage(reader, found, f"rejected_{name}")
     return result, found
@@ -427,66 +407,6 @@ def _rejects_with_lines(
     if stats.conflicts is not None:
         parts.append(_duplicate_reasons(keys, stats.conflicts, key, name))
     return ibis.union(*parts) if len(parts) > 1 else parts[0]
-
-
-def _rejects_by_content(
-    src: Source,
-    rows_of: Callable[[str], ir.Table],
-    keys: Callable[[str], ir.Table],
-    build: Callable[[ir.Table], dict[str, ir.Table]],
-    key_cells: Callable[[ir.Table], dict[str, ir.Value]],
-    stats: _KeyStats,
-    key: list[str],
-    name: str,
-    reader: ibis.BaseBackend,
-    taken_keys: ir.Table | None,
-) -> ir.Table:
-    """(line, reason) of every refused row of a streamed file, in three cheap steps.
-
-    Numbering lines makes a scan slow and single-threaded, so: a parallel scan
-    keeps only the keys of refused rows (the file's keys the table did not take,
-    when the table was empty; else those of rows that fail the checks); one
-    numbering scan types the key cells
-    alone and keeps the rows with such a key (or none), with their lines and
-    cells; those few rows are then typed and checked again, this time with lines.
-    """
-    if taken_keys is not None:  # the keys alone tell which rows were not taken
-        suspects = [keys("fast").select(*key).anti_join(taken_keys, key)]
-    else:
-        typed = rows_of("fast")
-        suspects = [typed.filter(~typed._ok).select(*key)]
-    if stats.conflicts is not None:
-        suspects.append(stats.conflicts.select(*key))
-    suspect = _stage(reader, ibis.union(*suspects).distinct(), "suspect")
-    with _no_filter_pushdown(reader):
-        cells = _with_keys_in(src.scan("lines"), key_cells, suspect, or_missing=True)
-        cells = _stage(reader, cells, "cells")
-    src.rejected_cells = cells
-    lined = build(cells)[name]
-    failed = lined.filter(~lined._ok)
-    found = failed.select(line=failed._line, reason=ibis.literal(f"{name}: ") + failed._reason)
-    if stats.conflicts is None:
-        return found
-    copies = _with_keys_in(cells, key_cells, stats.conflicts)
-    copies = copies.select("_line", **key_cells(copies))
-    return found.union(_duplicate_reasons(copies, stats.conflicts, key, name))
-
-
-def _with_keys_in(
-    scan: ir.Table,
-    key_cells: Callable[[ir.Table], dict[str, ir.Value]],
-    keys: ir.Table,
-    or_missing: bool = False,
-) -> ir.Table:
-    """The raw rows of ``scan`` whose key is one of ``keys`` (or, if asked, has none),
-    found by typing the key cells alone."""
-    kc = {f"_k_{k}": v for k, v in key_cells(scan).items()}
-    t = scan.mutate(**kc)
-    known = keys.select(**{c: keys[c.removeprefix("_k_")] for c in kc}).distinct()
-    cond = ibis.and_(*[t[c].isin(known[c]) for c in kc])
-    if or_missing:
-        cond = cond | ibis.or_(*[t[c].isnull() for c in kc])
-    return t.filter(cond).drop(*kc)
 
 
 def raw_hash(scan: ir.Table, headers: list[str]) -> ir.IntegerValue:
