@@ -134,8 +134,9 @@ def main() -> None:
         after = events_in(home)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{r.read:,} events in {wall:.2f} s: {r.read / wall:,.0f} events/s "
-          f"({a.customers:,}-customer shop, {before:,} events before, {after:,} after)")  # fmt: skip
+    rate = r.read / wall
+    print(f"{r.read:,} events in {wall:.2f} s: {rate:,.0f} events/s ({a.customers:,}-customer")
+    print(f"  shop, {before:,} events before, {after:,} after, chunks of {a.chunk or 'default'})")
     totals = {s: sum(c.get(s, 0.0) for c in timers.chunks) for s in STAGES}
     chunks_s = sum(c.get("end", c["start"]) - c["start"] for c in timers.chunks)
     totals["decode and map (rest of the chunk)"] = chunks_s - sum(totals.values())
