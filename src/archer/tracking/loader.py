@@ -37,7 +37,7 @@ from archer.warehouse import UpsertResult, Warehouse
 if TYPE_CHECKING:
     from archer.workspace import Workspace
 
-CHUNK = 20_000
+CHUNK = 100_000
 
 # Segment's spec names (case and spacing ignored) → canonical event types.
 SPEC_TYPES = {
@@ -483,9 +483,10 @@ def _append_new(
 
 def _event_table(events: dict[str, tuple]) -> pa.Table:
     schema = get_table("events").ibis_schema().to_pyarrow()
-    cols = zip(*events.values(), strict=True)
-    arrays = {f: pa.array(c, schema.field(f).type) for f, c in zip(EVENT_FIELDS, cols, strict=True)}
-    return pa.table([arrays[f.name] for f in schema], schema=schema)
+    row = pa.struct([schema.field(f) for f in EVENT_FIELDS])
+    # Arrow turns the tuples into columns itself: several times faster than zip(*rows).
+    table = pa.Table.from_struct_array(pa.array(list(events.values()), type=row))
+    return table.select(schema.names)
 
 
 def _arrow(name: str, part: list[dict]) -> pa.Table:
