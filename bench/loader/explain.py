@@ -23,7 +23,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # bench/: the common package
@@ -34,25 +33,16 @@ from events import bodies, copy_workspace
 from common import shop
 from common.harness import log
 
-STAGES = ("read inbox", "warehouse transaction", "inbox delete")
-
 
 class Timers:
-    """Seconds per stage, per chunk; installed around the loader's calls, removed after."""
+    """Start and end of every call to the loader's stages, from either thread; installed
+    around the loader's functions, removed after."""
 
     def __init__(self) -> None:
-        self.chunks: list[dict[str, float]] = []
-        self.tables: dict[str, float] = defaultdict(float)
+        self.calls: list[tuple[str, float, float]] = []  # (stage, start, end)
         self._undo: list = []
 
-    def add(self, stage: str, seconds: float) -> None:
-        if stage == "read inbox":
-            self.chunks.append({"start": time.perf_counter() - seconds})
-        self.chunks[-1][stage] = self.chunks[-1].get(stage, 0.0) + seconds
-        if stage == "inbox delete":
-            self.chunks[-1]["end"] = time.perf_counter()
-
-    def wrap(self, owner: object, name: str, stage: str | None = None, by_arg: bool = False):
+    def wrap(self, owner: object, name: str, stage: str, by_table: bool = False) -> None:
         real = getattr(owner, name)
 
         @functools.wraps(real)
@@ -61,11 +51,8 @@ class Timers:
             try:
                 return real(*a, **k)
             finally:
-                dt = time.perf_counter() - t0
-                if by_arg:
-                    self.tables[a[1]] += dt  # Warehouse.method(self, table, …)
-                else:
-                    self.add(stage or name, dt)
+                label = f"{stage} {a[1]}" if by_table else stage  # f(wh, table, …)
+                self.calls.append((label, t0, time.perf_counter()))
 
         setattr(owner, name, timed)
         self._undo.append((owner, name, real))
@@ -78,7 +65,7 @@ class Timers:
             t0 = time.perf_counter()
             with real(*a, **k):
                 yield
-            self.add(stage, time.perf_counter() - t0)
+            self.calls.append((stage, t0, time.perf_counter()))
 
         setattr(owner, name, timed)
         self._undo.append((owner, name, real))
@@ -87,16 +74,26 @@ class Timers:
         for owner, name, real in reversed(self._undo):
             setattr(owner, name, real)
 
+    def each(self, stage: str) -> list[float]:
+        return [e - s for st, s, e in self.calls if st == stage]
+
+    def total(self, stage: str) -> float:
+        return sum(self.each(stage))
+
 
 def install() -> Timers:
     from archer.store import inbox
+    from archer.tracking import loader
     from archer.warehouse import Warehouse
 
     t = Timers()
+    t.wrap(loader, "_read_and_map", "read and map")
     t.wrap(inbox, "next_bodies", "read inbox")
-    t.wrap(inbox, "remove_through", "inbox delete")
     t.wrap_cm(Warehouse, "transaction", "warehouse transaction")
-    t.wrap(Warehouse, "upsert", by_arg=True)
+    t.wrap(loader, "_event_table", "events to Arrow")
+    t.wrap(loader, "_append_new", "check keys, append", by_table=True)
+    t.wrap(Warehouse, "upsert", "upsert", by_table=True)
+    t.wrap(inbox, "remove_through", "inbox delete")
     return t
 
 
@@ -138,12 +135,18 @@ def key_check(home: Path, n: int = 100_000) -> float:
     return sorted(took)[1]
 
 
+def _in_tx(stage: str) -> bool:
+    return stage.startswith(("events to Arrow", "check keys", "upsert"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=shop.QUICK_CUSTOMERS)
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--chunk", type=int, help="events per chunk (default: the loader's)")
-    ap.add_argument("--profile", action="store_true", help="cProfile, top 30 by own time")
+    ap.add_argument(
+        "--profile", action="store_true", help="cProfile of the main thread, top 30 by own time"
+    )
     ap.add_argument(
         "--rekey",
         action="store_true",
@@ -180,20 +183,36 @@ def main() -> None:
     print(f"{r.read:,} events in {wall:.2f} s: {rate:,.0f} events/s ({a.customers:,}-customer")
     print(f"  shop, {before:,} events before, {after:,} after, chunks of {a.chunk or 'default'})")
     print(f"  the key check of 100,000 new ids against the {after:,} events: {check_s:.3f} s")
-    totals = {s: sum(c.get(s, 0.0) for c in timers.chunks) for s in STAGES}
-    chunks_s = sum(c.get("end", c["start"]) - c["start"] for c in timers.chunks)
-    totals["decode and map (rest of the chunk)"] = chunks_s - sum(totals.values())
-    totals["outside the chunks (open, count, prune)"] = wall - chunks_s
-    for s, v in totals.items():
-        print(f"  {s:<42} {v:7.2f} s {100 * v / wall:4.0f}%")
-    for name, v in timers.tables.items():
-        print(f"    upsert {name:<35} {v:7.2f} s")
-    print("  per chunk: read, map, warehouse, delete (s)")
-    for i, c in enumerate(timers.chunks):
-        total = c.get("end", c["start"]) - c["start"]
-        rest = total - sum(c.get(s, 0.0) for s in STAGES)
-        cells = [c.get("read inbox", 0), rest, c.get("warehouse transaction", 0)]
-        print(f"    {i:3}  " + "  ".join(f"{x:6.2f}" for x in [*cells, c.get("inbox delete", 0)]))
+    t = timers
+    first = min(s for _, s, _ in t.calls)
+    last = max(e for st, _, e in t.calls if st == "inbox delete")
+    main_busy = t.total("warehouse transaction") + t.total("inbox delete")
+    print("  the worker thread (the next chunk, while the main thread writes this one):")
+    for stage in ("read and map", "read inbox"):
+        print(f"    {stage:<44} {t.total(stage):7.2f} s")
+    print("  the main thread:")
+    lines = {
+        "warehouse transaction (with its commit)": t.total("warehouse transaction"),
+        **{f"  {st}": t.total(st) for st in sorted({c[0] for c in t.calls}) if _in_tx(st)},
+        "inbox delete": t.total("inbox delete"),
+        "waiting for the worker": last - first - main_busy,
+        "outside the chunks (open, count, prune)": wall - (last - first),
+    }
+    for stage, v in lines.items():
+        print(f"    {stage:<44} {v:7.2f} s {100 * v / wall:4.0f}%")
+    print("  per chunk (s): read, map (worker); to Arrow, events, transaction, delete (main)")
+    rows = zip(
+        t.each("read inbox"),
+        t.each("read and map"),
+        t.each("events to Arrow"),
+        t.each("check keys, append events"),
+        t.each("warehouse transaction"),
+        t.each("inbox delete"),
+        strict=False,
+    )
+    for i, (rd, rm, arrow, ev, tx, dl) in enumerate(rows):
+        cells = [rd, rm - rd, arrow, ev, tx, dl]
+        print(f"    {i:3}  " + "  ".join(f"{x:6.2f}" for x in cells))
     if prof:
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(30)

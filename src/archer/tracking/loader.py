@@ -4,8 +4,10 @@ Every message becomes exactly one ``events`` row whose id is ``<source>:<message
 Segment e-commerce events also fill their canonical tables (see :data:`SPEC_TYPES` and
 docs/tracking.md). A chunk of the inbox is written to the warehouse in one transaction, and
 only then deleted from the inbox. A crash in between loads the chunk again, which changes
-nothing: every table is upserted by key, and the chunk is the oldest one, so nothing newer
-has been written over it yet.
+nothing: every table is written by key (rows whose key the table does not hold yet are
+appended, the others upserted, identical rows left alone), and the chunk is the oldest one,
+so nothing newer has been written over it yet. While a chunk is written, the next one is read
+and mapped in a second thread; it is written only after this one is deleted from the inbox.
 
 Unknown event names are kept, not squeezed into a spec type: their ``type`` is the name in
 snake case (``Coupon Applied`` → ``coupon_applied``), and the name as sent is in
@@ -17,6 +19,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -35,6 +38,8 @@ from archer.store import inbox, sources
 from archer.warehouse import UpsertResult, Warehouse
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from archer.workspace import Workspace
 
 CHUNK = 100_000
@@ -523,6 +528,17 @@ def _merge_attributes(wh: Warehouse, rows: Rows) -> None:
 # -- the loop ----------------------------------------------------------------------------------
 
 
+def _read_and_map(eng: Engine, names: dict[int, str], chunk: int, after: int) -> tuple:
+    """The next ``chunk`` events of the inbox after seq ``after``, mapped: how many, the last
+    seq, their :class:`Rows`."""
+    with eng.connect() as conn:
+        batch = inbox.next_bodies(conn, chunk, after)
+    rows = Rows()
+    for _, source_id, body in batch:
+        map_message(orjson.loads(body), names.get(source_id, str(source_id)), rows)
+    return len(batch), batch[-1].seq if batch else after, rows
+
+
 def sync(ws: Workspace, *, chunk: int = CHUNK, now: datetime | None = None) -> SyncResult:
     """Move everything in the inbox into the warehouse; prune message ids past the window."""
     started = elapsed()
@@ -532,27 +548,24 @@ def sync(ws: Workspace, *, chunk: int = CHUNK, now: datetime | None = None) -> S
         names = sources.names_by_id(s)
         waiting = inbox.pending(s.connection())
     if waiting:
-        with ws.warehouse() as wh:
-            while True:
-                with eng.connect() as conn:
-                    batch = inbox.next_bodies(conn, chunk)
-                if not batch:
+        with ws.warehouse() as wh, ThreadPoolExecutor(1, thread_name_prefix="archer-sync") as pool:
+            ahead = pool.submit(_read_and_map, eng, names, chunk, 0)
+            while ahead is not None:
+                n, last_seq, rows = ahead.result()
+                if not n:
                     break
-                rows = Rows()
-                for r in batch:
-                    map_message(
-                        orjson.loads(r.body), names.get(r.source_id, str(r.source_id)), rows
-                    )
+                # The next chunk is read and mapped while this one is written: DuckDB and
+                # SQLite let go of the GIL while they work. A short chunk was the last.
+                more = n == chunk
+                ahead = pool.submit(_read_and_map, eng, names, chunk, last_seq) if more else None
                 with wh.transaction():
                     written = write(wh, rows)
                 with ws.session(write=True) as s:
-                    inbox.remove_through(s.connection(), batch[-1].seq)
-                res.read += len(batch)
+                    inbox.remove_through(s.connection(), last_seq)
+                res.read += n
                 res.notes.update(rows.notes)
                 for k, v in written.items():
                     res.tables[k] = res.tables.get(k, UpsertResult(0, 0, 0)) + v
-                if len(batch) < chunk:
-                    break
     with ws.session(write=True) as s:
         res.pruned_ids = inbox.prune_ids(s.connection(), now or ws.now())
         res.pending = inbox.pending(s.connection())
