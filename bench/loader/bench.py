@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     events = args.events or size["events"]
     # A run at another size than the full one is a check: never the recorded figures.
     quick = args.quick or (customers, events) != (FULL["customers"], FULL["events"])
-    out = md.target(quick and not args.render, args.out)
+    out = md.target(args.quick if args.render else quick, args.out)
     if args.render:
         b = load_results()
     else:
