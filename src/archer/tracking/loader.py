@@ -528,7 +528,9 @@ def _merge_attributes(wh: Warehouse, rows: Rows) -> None:
 # -- the loop ----------------------------------------------------------------------------------
 
 
-def _read_and_map(eng: Engine, names: dict[int, str], chunk: int, after: int) -> tuple:
+def _read_and_map(
+    eng: Engine, names: dict[int, str], chunk: int, after: int
+) -> tuple[int, int, Rows]:
     """The next ``chunk`` events of the inbox after seq ``after``, mapped: how many, the last
     seq, their :class:`Rows`."""
     with eng.connect() as conn:
