@@ -465,13 +465,16 @@ def _append_new(
 ) -> UpsertResult:
     """Append the rows whose key is new; upsert the others (usually none).
 
-    Only the key column of the stored table is read, against the chunk's keys: the cost of a
-    chunk grows with the table's keys, not with all its columns, and the full upsert runs only
-    on the rows that need it.
+    Only the key column of the stored table is read, against the chunk's keys, and only
+    between their least and greatest: the engine skips the blocks whose keys lie outside (other
+    sources, imported history), so a chunk's cost grows with the stored keys in its range, not
+    with every column of the table. The full upsert runs only on the rows that need it.
     """
     (key,) = get_table(name).key
+    lo, hi = (v.as_py() for v in pc.min_max(rows[key]).values())
+    t = wh.table(name)
+    stored = t.filter(t[key].between(lo, hi)).select(key)
     keys = ibis.memtable(rows.select([key]))
-    stored = wh.table(name).select(key)
     known = keys.semi_join(stored, key).to_pyarrow()[key]
     if len(known):
         present = pc.is_in(rows[key], value_set=known)
