@@ -29,7 +29,18 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, Integer, String, Text, delete, func, insert, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    Row,
+    String,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from archer.store.db import _IMMEDIATE, Base
@@ -139,6 +150,14 @@ def next_events(conn: Connection, limit: int) -> list[InboxEvent]:
     """The oldest ``limit`` events waiting for the warehouse, in arrival order."""
     t = InboxEvent.__table__
     return list(conn.execute(select(t).order_by(t.c.seq).limit(limit)).all())
+
+
+def next_bodies(conn: Connection, limit: int, after: int = 0) -> list[Row]:
+    """The loader's read: ``(seq, source_id, body)`` of the oldest ``limit`` events after
+    ``after``, in arrival order (only the columns it needs: no time to convert)."""
+    t = InboxEvent.__table__
+    q = select(t.c.seq, t.c.source_id, t.c.body).where(t.c.seq > after)
+    return list(conn.execute(q.order_by(t.c.seq).limit(limit)).all())
 
 
 def remove_through(conn: Connection, last_seq: int) -> int:

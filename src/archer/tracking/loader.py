@@ -4,8 +4,10 @@ Every message becomes exactly one ``events`` row whose id is ``<source>:<message
 Segment e-commerce events also fill their canonical tables (see :data:`SPEC_TYPES` and
 docs/tracking.md). A chunk of the inbox is written to the warehouse in one transaction, and
 only then deleted from the inbox. A crash in between loads the chunk again, which changes
-nothing: every table is upserted by key, and the chunk is the oldest one, so nothing newer
-has been written over it yet.
+nothing: every table is written by key (rows whose key the table does not hold yet are
+appended, the others upserted, identical rows left alone), and the chunk is the oldest one,
+so nothing newer has been written over it yet. While a chunk is written, the next one is read
+and mapped in a second thread; it is written only after this one is deleted from the inbox.
 
 Unknown event names are kept, not squeezed into a spec type: their ``type`` is the name in
 snake case (``Coupon Applied`` → ``coupon_applied``), and the name as sent is in
@@ -14,8 +16,10 @@ snake case (``Coupon Applied`` → ``coupon_applied``), and the name as sent is 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from archer.clock import elapsed
 from archer.ingest.parse import FALSE_WORDS, GENDERS, TRUE_WORDS
@@ -33,9 +38,11 @@ from archer.store import inbox, sources
 from archer.warehouse import UpsertResult, Warehouse
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from archer.workspace import Workspace
 
-CHUNK = 20_000
+CHUNK = 100_000
 
 # Segment's spec names (case and spacing ignored) → canonical event types.
 SPEC_TYPES = {
@@ -53,6 +60,21 @@ SPEC_TYPES = {
     "email opened": "message_open",
     "email link clicked": "message_click",
 }
+# An event's columns as map_message fills them.
+EVENT_FIELDS = (
+    "event_id",
+    "customer_id",
+    "anonymous_id",
+    "type",
+    "occurred_at",
+    "product_id",
+    "category",
+    "query",
+    "source",
+    "medium",
+    "campaign",
+    "properties",
+)
 # Calls other than track: page and screen are visits; the others keep their call's name.
 CALL_TYPES = {
     "page": "visit",
@@ -89,6 +111,7 @@ class SyncResult:
         }
 
 
+@functools.lru_cache(maxsize=4096)  # a site sends a few dozen names, again and again
 def event_type(name: str) -> str:
     """The canonical type of a track call named ``name``."""
     spec = SPEC_TYPES.get(" ".join(name.lower().split()))
@@ -105,7 +128,7 @@ def event_type(name: str) -> str:
 class Rows:
     """Canonical rows from a chunk of messages, one per key (the latest message wins)."""
 
-    events: dict[str, dict] = field(default_factory=dict)
+    events: dict[str, tuple] = field(default_factory=dict)  # values in EVENT_FIELDS order
     orders: dict[str, tuple[dict, set[str]]] = field(default_factory=dict)
     order_items: dict[tuple[str, int], dict] = field(default_factory=dict)
     refunds: dict[str, dict] = field(default_factory=dict)
@@ -151,20 +174,20 @@ def map_message(msg: dict, source: str, rows: Rows) -> None:
     if ctx:
         stored.setdefault("context", ctx)
     event_id = f"{source}:{msg['messageId']}"
-    rows.events[event_id] = {
-        "event_id": event_id,
-        "customer_id": uid,
-        "anonymous_id": aid,
-        "type": etype,
-        "occurred_at": at,
-        "product_id": _text(props.get("product_id") or props.get("sku")),
-        "category": _text(props.get("category")),
-        "query": _text(props.get("query")) if etype == "search" else None,
-        "source": _text(campaign.get("source")),
-        "medium": _text(campaign.get("medium")),
-        "campaign": _text(campaign.get("name")),
-        "properties": orjson.dumps(stored).decode(),
-    }
+    rows.events[event_id] = (  # in the order of EVENT_FIELDS
+        event_id,
+        uid,
+        aid,
+        etype,
+        at,
+        _text(props.get("product_id") or props.get("sku")),
+        _text(props.get("category")),
+        _text(props.get("query")) if etype == "search" else None,
+        _text(campaign.get("source")),
+        _text(campaign.get("medium")),
+        _text(campaign.get("name")),
+        orjson.dumps(stored).decode(),
+    )
     if kind == "identify" and uid:
         rows.customer(uid, customer_fields(msg.get("traits") or {}, rows.notes))
     elif etype == "register" and uid:
@@ -340,6 +363,8 @@ def _place(t: dict) -> dict[str, str | None]:
 
 
 def _naive(iso: str) -> datetime:
+    if iso.endswith("Z"):  # as the API stores every time: UTC already
+        return datetime.fromisoformat(iso[:-1])
     return datetime.fromisoformat(iso).astimezone(UTC).replace(tzinfo=None)
 
 
@@ -394,7 +419,12 @@ def _instant(v: Any, notes: Counter[str]) -> datetime | None:
 
 
 def write(wh: Warehouse, rows: Rows) -> dict[str, UpsertResult]:
-    """Upsert the rows into the warehouse (call inside ``wh.transaction()``)."""
+    """Write the rows into the warehouse (call inside ``wh.transaction()``).
+
+    Events and customers whose keys the warehouse does not hold yet are appended; the others
+    (a chunk loaded again after a crash, a message sent again after the dedup window, a known
+    customer identified again) go through the upsert, which leaves identical rows alone.
+    """
     out: dict[str, UpsertResult] = {}
     if rows.customers:
         _merge_attributes(wh, rows)
@@ -403,22 +433,71 @@ def write(wh: Warehouse, rows: Rows) -> dict[str, UpsertResult]:
         "orders": list(rows.orders.values()),
         "order_items": [(r, None) for r in rows.order_items.values()],
         "refunds": [(r, None) for r in rows.refunds.values()],
-        "events": [(r, None) for r in rows.events.values()],
     }
     for name in LOAD_ORDER:
+        if name == "events":
+            if rows.events:
+                out[name] = _append_new(wh, name, _event_table(rows.events), None)
+            continue
         items = grouped.get(name) or []
         by_cols: dict[frozenset[str] | None, list[dict]] = {}
         for row, provided in items:
             by_cols.setdefault(frozenset(provided) if provided else None, []).append(row)
         total = UpsertResult(0, 0, 0)
         for provided, part in by_cols.items():
-            total += wh.upsert(name, _table(name, part), sorted(provided) if provided else None)
+            cols = sorted(provided) if provided else None
+            if name in APPENDED:
+                total += _append_new(wh, name, _arrow(name, part), cols)
+            else:
+                total += wh.upsert(name, ibis.memtable(_arrow(name, part)), cols)
         if items:
             out[name] = total
     return out
 
 
-def _table(name: str, part: list[dict]) -> ibis.Table:
+# Tables whose new keys are appended rather than upserted: one key column, no decimals (which
+# only the upsert hands to Spark safely, through Parquet).
+APPENDED = ("customers", "events")
+
+
+def _append_new(
+    wh: Warehouse, name: str, rows: pa.Table, provided: list[str] | None
+) -> UpsertResult:
+    """Append the rows whose key is new; upsert the others (usually none).
+
+    Only the key column of the stored table is read, against the chunk's keys, and only
+    between their least and greatest: the engine skips the blocks whose keys lie outside (other
+    sources, imported history), so a chunk's cost grows with the stored keys in its range, not
+    with every column of the table. The full upsert runs only on the rows that need it.
+    """
+    (key,) = get_table(name).key
+    lo, hi = (v.as_py() for v in pc.min_max(rows[key]).values())
+    t = wh.table(name)
+    stored = t.filter(t[key].between(lo, hi)).select(key)
+    keys = ibis.memtable(rows.select([key]))
+    known = keys.semi_join(stored, key).to_pyarrow()[key]
+    if len(known):
+        present = pc.is_in(rows[key], value_set=known)
+        new, old = rows.filter(pc.invert(present)), rows.filter(present)
+    else:
+        new, old = rows, None
+    if new.num_rows:
+        wh.con.insert(name, ibis.memtable(new))
+    done = UpsertResult(new.num_rows, 0, 0)
+    if old is not None:
+        done += wh.upsert(name, ibis.memtable(old), provided)
+    return done
+
+
+def _event_table(events: dict[str, tuple]) -> pa.Table:
+    schema = get_table("events").ibis_schema().to_pyarrow()
+    row = pa.struct([schema.field(f) for f in EVENT_FIELDS])
+    # Arrow turns the tuples into columns itself: several times faster than zip(*rows).
+    table = pa.Table.from_struct_array(pa.array(list(events.values()), type=row))
+    return table.select(schema.names)
+
+
+def _arrow(name: str, part: list[dict]) -> pa.Table:
     spec = get_table(name)
     schema = spec.ibis_schema().to_pyarrow()
     cols = {c: [r.get(c) for r in part] for c in spec.names}
@@ -426,7 +505,7 @@ def _table(name: str, part: list[dict]) -> ibis.Table:
         cols["attributes"] = [
             orjson.dumps(a).decode() if isinstance(a, dict) else a for a in cols["attributes"]
         ]
-    return ibis.memtable(pa.table(cols, schema=schema))
+    return pa.table(cols, schema=schema)
 
 
 def _merge_attributes(wh: Warehouse, rows: Rows) -> None:
@@ -452,6 +531,19 @@ def _merge_attributes(wh: Warehouse, rows: Rows) -> None:
 # -- the loop ----------------------------------------------------------------------------------
 
 
+def _read_and_map(
+    eng: Engine, names: dict[int, str], chunk: int, after: int
+) -> tuple[int, int, Rows]:
+    """The next ``chunk`` events of the inbox after seq ``after``, mapped: how many, the last
+    seq, their :class:`Rows`."""
+    with eng.connect() as conn:
+        batch = inbox.next_bodies(conn, chunk, after)
+    rows = Rows()
+    for _, source_id, body in batch:
+        map_message(orjson.loads(body), names.get(source_id, str(source_id)), rows)
+    return len(batch), batch[-1].seq if batch else after, rows
+
+
 def sync(ws: Workspace, *, chunk: int = CHUNK, now: datetime | None = None) -> SyncResult:
     """Move everything in the inbox into the warehouse; prune message ids past the window."""
     started = elapsed()
@@ -461,27 +553,24 @@ def sync(ws: Workspace, *, chunk: int = CHUNK, now: datetime | None = None) -> S
         names = sources.names_by_id(s)
         waiting = inbox.pending(s.connection())
     if waiting:
-        with ws.warehouse() as wh:
-            while True:
-                with eng.connect() as conn:
-                    batch = inbox.next_events(conn, chunk)
-                if not batch:
+        with ws.warehouse() as wh, ThreadPoolExecutor(1, thread_name_prefix="archer-sync") as pool:
+            ahead = pool.submit(_read_and_map, eng, names, chunk, 0)
+            while ahead is not None:
+                n, last_seq, rows = ahead.result()
+                if not n:
                     break
-                rows = Rows()
-                for r in batch:
-                    map_message(
-                        orjson.loads(r.body), names.get(r.source_id, str(r.source_id)), rows
-                    )
+                # The next chunk is read and mapped while this one is written: DuckDB and
+                # SQLite let go of the GIL while they work. A short chunk was the last.
+                more = n == chunk
+                ahead = pool.submit(_read_and_map, eng, names, chunk, last_seq) if more else None
                 with wh.transaction():
                     written = write(wh, rows)
                 with ws.session(write=True) as s:
-                    inbox.remove_through(s.connection(), batch[-1].seq)
-                res.read += len(batch)
+                    inbox.remove_through(s.connection(), last_seq)
+                res.read += n
                 res.notes.update(rows.notes)
                 for k, v in written.items():
                     res.tables[k] = res.tables.get(k, UpsertResult(0, 0, 0)) + v
-                if len(batch) < chunk:
-                    break
     with ws.session(write=True) as s:
         res.pruned_ids = inbox.prune_ids(s.connection(), now or ws.now())
         res.pending = inbox.pending(s.connection())
