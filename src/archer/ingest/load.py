@@ -203,7 +203,10 @@ def _load_by_line(
             copies = lined.semi_join(stats.conflicts, key).select("_line", *key)
             found = found.union(_duplicate_reasons(copies, stats.conflicts, key, name))
         found = _stage(reader, found, f"rejected_{name}")
-        src.rejected_cells = scan.semi_join(found.select(_l=found.line), scan._line == ibis._._l)
+        lines = found.select(_l=found.line)
+        cells = scan.semi_join(lines, scan._line == lines._l)
+        # As text, as they would read in a text file (and are guarded as such).
+        src.rejected_cells = cells.mutate(**{h: cells[h].cast("string") for h in src.headers})
     return result, found
 
 

@@ -8,7 +8,7 @@ NULL when the cell is fine and says what is wrong otherwise.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -217,20 +217,30 @@ def parse_timestamp(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed
     value = ibis.ifelse(has_offset, aware, local_to_utc(local, ctx.timezone))
     if ctx.epoch_unit:  # an epoch number is an instant: UTC, whatever the shop's zone
         value = epoch_time(s, ctx.epoch_unit).coalesce(value)
-    low, high = datetime(1990, 1, 1), ctx.now + timedelta(days=1)
+    within = _time_range(col, s, ctx)
 
     def reason(v: ir.Value) -> ir.StringValue:
         return ibis.coalesce(
             reason_if(
                 s.notnull() & v.isnull(), _bad(col, s, "a date/time (e.g. 2024-05-01 13:45:00)")
             ),
-            reason_if(
-                (v < low) | (v > high),
-                f"{col.name}: " + s + f" is outside {low:%Y-%m-%d} .. {high:%Y-%m-%d}",
-            ),
+            within.reason(v),
         )
 
-    return Parsed(value, lambda v: v.between(low, high), reason)
+    return Parsed(value, within.good, reason)
+
+
+def _time_range(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
+    """The check of a time's range (``value`` unset): from 1990 to a day after the import."""
+    low, high = datetime(1990, 1, 1), ctx.now + timedelta(days=1)
+
+    def reason(v: ir.Value) -> ir.StringValue:
+        return reason_if(
+            (v < low) | (v > high),
+            f"{col.name}: " + s + f" is outside {low:%Y-%m-%d} .. {high:%Y-%m-%d}",
+        )
+
+    return Parsed(None, lambda v: v.between(low, high), reason)
 
 
 @cache
@@ -259,20 +269,36 @@ def parse_date(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
     if ctx.epoch_unit:  # the shop-local day of the instant
         utc = epoch_time(s, ctx.epoch_unit)
         value = _tz_to_naive(ctx.timezone, _local_to_utc_tz("UTC", utc)).date().coalesce(value)
-    low, high = ibis.date(1900, 1, 1), ibis.literal(ctx.now.date())
+    within = _date_range(col, s, ctx)
 
     def reason(v: ir.Value) -> ir.StringValue:
         return ibis.coalesce(
             reason_if(s.notnull() & v.isnull(), _bad(col, s, "a date (e.g. 1990-05-01)")),
-            reason_if((v < low) | (v > high), f"{col.name}: " + s + " is not a possible date"),
+            within.reason(v),
         )
 
-    return Parsed(value, lambda v: v.between(low, high), reason)
+    return Parsed(value, within.good, reason)
 
 
-def _number(col: Column, s: ir.StringValue, value: ir.Value, expected: str) -> Parsed:
+def _date_range(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:
+    """The check of a date's range (``value`` unset): from 1900 to the day of the import."""
+    low, high = ibis.date(1900, 1, 1), ibis.literal(ctx.now.date())
+
     def reason(v: ir.Value) -> ir.StringValue:
-        r = reason_if(s.notnull() & v.isnull(), _bad(col, s, expected))
+        return reason_if((v < low) | (v > high), f"{col.name}: " + s + " is not a possible date")
+
+    return Parsed(None, lambda v: v.between(low, high), reason)
+
+
+def _number(col: Column, s: ir.StringValue, value: ir.Value, expected: str | None) -> Parsed:
+    """``expected``: what a cell that is not a number should have been (None: it is one)."""
+
+    def reason(v: ir.Value) -> ir.StringValue:
+        r = (
+            NULL_STR
+            if expected is None
+            else reason_if(s.notnull() & v.isnull(), _bad(col, s, expected))
+        )
         if col.nonnegative:
             r = r.coalesce(reason_if(v < 0, f"{col.name}: " + s + " is negative"))
         return r
@@ -386,6 +412,38 @@ PARSERS = {
     "province": _bounded(parse_text),
     "city": _bounded(parse_text),
 }
+
+
+def parse_native(col: Column, v: ir.Value, ctx: ParseContext) -> Parsed | None:
+    """A cell of a typed file (Parquet) that already holds what the column stores, taken as
+    it is rather than written as text and read back; None when it must go through text.
+
+    Only where the result is exactly the text's: naive times (shop-local, as a text time
+    without a zone), dates, whole numbers, booleans, and decimals of at most 18 digits with
+    at most 2 after the point. A reason names the value as the text would have.
+    """
+    t = v.type()
+    s = v.cast(dt.string)  # for reasons only: a failing row's value in words
+    if col.kind == "timestamp" and t.is_timestamp() and t.timezone is None:
+        return replace(_time_range(col, s, ctx), value=local_to_utc(v, ctx.timezone))
+    if col.kind == "date" and t.is_date():
+        return replace(_date_range(col, s, ctx), value=v)
+    if col.kind == "money" and t.is_decimal() and (t.precision or 38) <= 18 and (t.scale or 0) <= 2:
+        return _number(col, s, v.cast(MONEY), None)
+    if col.kind == "int" and t.is_integer():
+        return _number(col, s, v.cast(dt.int64), None)
+    if col.kind == "bool" and t.is_boolean() and not col.choices:
+        return Parsed(v, lambda x: x.notnull(), _fine)
+    return None
+
+
+def is_native(t: dt.DataType) -> bool:
+    """Whether a typed file's column of type ``t`` may stay typed (``parse_native``)."""
+    if t.is_timestamp():
+        return t.timezone is None
+    if t.is_decimal():
+        return (t.precision or 38) <= 18 and (t.scale or 0) <= 2
+    return t.is_date() or t.is_integer() or t.is_boolean()
 
 
 def parse(col: Column, s: ir.StringValue, ctx: ParseContext) -> Parsed:

@@ -37,6 +37,7 @@ from archer.ingest.excel import (
     unique_names,
 )
 from archer.ingest.limits import DEFAULT_LIMITS, Limits
+from archer.ingest.parse import is_native
 
 SAMPLE_BYTES = 1 << 20
 CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".tab", ".dat"}
@@ -472,10 +473,11 @@ def _first_line(e: Exception) -> str:
 
 # -- Parquet and Excel ----------------------------------------------------------------
 def _open_parquet(con: ibis.BaseBackend, path: Path, label: str, materialise: bool) -> Source:
-    """A Parquet file as text columns with ``_line`` (its row number from 1).
+    """A Parquet file with ``_line`` (its row number from 1).
 
     Read where it lies on every scan, in parallel (the row numbers come from the file,
-    not from the order of reading), unless ``materialise`` asks for one staged copy.
+    not from the order of reading), unless ``materialise`` asks for one staged copy of
+    it as text.
     """
     try:
         t = con.read_parquet(str(path), file_row_number=True)
@@ -483,12 +485,16 @@ def _open_parquet(con: ibis.BaseBackend, path: Path, label: str, materialise: bo
         said = _first_line(e).replace(str(path), label)
         raise SourceError(f"{label}: cannot be read as Parquet ({said})") from None
     cols = [c for c in t.columns if c != "file_row_number"]
-    t = t.select(_line=t.file_row_number + 1, **{c: t[c].cast("string") for c in cols})
     stage = f"_src_{uuid.uuid4().hex[:10]}"
     if materialise:
+        t = t.select(_line=t.file_row_number + 1, **{c: t[c].cast("string") for c in cols})
         table = con.create_table(stage, t, temp=True)
         n = int(table.count().execute())
         return Source(path, "parquet", con, cols, rows=n, table=table, cleanup=[stage])
+    # Read where it lies, columns of the types a canonical column stores kept typed (no
+    # text round trip: see ``parse_native``), the others as text.
+    kept = {c: t[c] if is_native(t[c].type()) else t[c].cast("string") for c in cols}
+    t = t.select(_line=t.file_row_number + 1, **kept)
     con.con.execute(f'CREATE TEMP VIEW "{stage}" AS {con.compile(t)}')
     views = dict.fromkeys(("check", "fast", "lines"), stage)
     return Source(path, "parquet", con, cols, views=views, cleanup=[stage])

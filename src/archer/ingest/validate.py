@@ -14,7 +14,15 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from archer.ingest.columns import CATCH_ALL, ColumnMapping
-from archer.ingest.parse import NULL_STR, ParseContext, clean, parse, place_key, reason_if
+from archer.ingest.parse import (
+    NULL_STR,
+    ParseContext,
+    clean,
+    parse,
+    parse_native,
+    place_key,
+    reason_if,
+)
 from archer.schema import ORDERS, Column, Table
 
 # Columns of the source a typed row keeps: where it came from, and its raw cells' hash.
@@ -30,7 +38,8 @@ def typed_rows(
     negative_ok: str | None = None,
 ) -> ir.Table:
     """Canonical rows of ``table`` from the text table ``src``, keeping its ``_line`` and
-    ``_hash`` columns when it has them.
+    ``_hash`` columns when it has them. A typed cell (Parquet) that already holds what
+    its column stores is taken as it is (``parse_native``).
 
     ``negative_ok`` names a boolean column of ``src`` that allows negative
     quantities on its rows (the lines of a cancellation).
@@ -39,7 +48,18 @@ def typed_rows(
     # the cleaned text of each cell, then the typed values, then the checks.
     keep = [c for c in (*PASSED, negative_ok) if c and c in src.columns]
     mapped = [c for c in table.columns if c.name in mapping.columns]
-    cells = {_text(c.name): _cell(src[mapping.columns[c.name]], c) for c in mapped}
+    # A typed file's cell that already holds what its column stores stays as it is.
+    native = {
+        c.name
+        for c in mapped
+        if c.name not in mapping.values
+        and parse_native(c, src[mapping.columns[c.name]], ctx) is not None
+    }
+    cells = {
+        _text(c.name): src[h] if c.name in native else _cell(src[h], c)
+        for c in mapped
+        for h in [mapping.columns[c.name]]
+    }
     for name in mapping.values:  # --map-values: the cell as written, and what it stands for
         cells[_raw(name)] = cells[_text(name)]
         cells[_text(name)] = mapped_value(cells[_raw(name)], mapping.values[name])
@@ -51,7 +71,8 @@ def typed_rows(
     values: dict[str, ir.Value] = {}
     for col in table.columns:
         if col.name in mapping.columns:
-            parsed[col.name] = parse(col, text[_text(col.name)], ctx)
+            reading = parse_native if col.name in native else parse
+            parsed[col.name] = reading(col, text[_text(col.name)], ctx)
             values[col.name] = parsed[col.name].value
         elif _text(col.name) in text.columns:
             values[col.name] = text[_text(col.name)]
@@ -128,7 +149,8 @@ def _join_reasons(reasons: list[ir.StringValue]) -> ir.StringValue:
 
 def _json_of(src: ir.Table, headers: list[str]) -> ir.StringValue:
     """The leftover columns as one JSON object (empty cells left out)."""
-    fields = {h: ibis.ifelse(src[h].strip() == "", NULL_STR, src[h]) for h in headers}
+    text = {h: src[h].cast(dt.string) for h in headers}
+    fields = {h: ibis.ifelse(t.strip() == "", NULL_STR, t) for h, t in text.items()}
     return ibis.struct(fields).cast(dt.json).cast(dt.string)
 
 
