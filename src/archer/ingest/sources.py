@@ -1,13 +1,15 @@
-"""Reading a shop's export file into the engine as text columns with line numbers.
+"""Reading a shop's export file into the engine, as text columns whose rows know their line.
 
 Files are read by DuckDB (also when the warehouse is Spark): CSV of any
 delimiter, plain or gzip (inflated first, bounded, its trailer checked), UTF-8
 with or without BOM, GBK/GB18030 and UTF-16 (transcoded as a stream), Excel
-``.xlsx`` (checked, then read in a child process: ``excel``) and Parquet. Every
-value arrives as text; typing and validation happen afterwards, in the engine.
-Each row keeps the number of the line it came from so a rejected row can be
-found again. Messages name the file as ``name`` says (an upload's own name, not
-where the workspace keeps it).
+``.xlsx`` (checked, then read in a child process: ``excel``) and Parquet. Values
+arrive as text, except a Parquet column already of a type a canonical column stores
+(``parse.is_native``); typing and validation happen afterwards, in the engine. A row's
+line is known from where it was read (``load`` numbers a CSV file's rows from the order
+of its one scan; a Parquet file has row numbers; a staged source carries ``_line``), so a
+rejected row can be found again. Messages name the file as ``name`` says (an upload's own
+name, not where the workspace keeps it).
 """
 
 from __future__ import annotations
