@@ -28,31 +28,13 @@ IMPORT_HEADERS = [
 
 
 def import_rows(b: ImportBench) -> list[list[str]]:
-    """One row per contender: label, s, rows/s, peak RSS, CPU s, speed and RSS ratios, load."""
-    archer = b.get("archer")
-    rows = []
-    for m in b.results:
-        if not m.ok:
-            rows.append([m.label, "failed", "", fmt_mb(m.peak_rss_mb), "", "", "", f"{m.load:.1f}"])
-            continue
-        is_peer = m.name in PEERS
-        rows.append(
-            [
-                m.label,
-                f"{m.seconds:.1f}",
-                f"{m.rows_per_s:,.0f}",
-                fmt_mb(m.peak_rss_mb),
-                f"{m.cpu:.0f}",
-                fmt_ratio(speed_ratio(archer, m)) if is_peer else "",
-                fmt_ratio(memory_ratio(archer, m)) if is_peer else "",
-                f"{m.load:.1f}",
-            ]
-        )
-    return rows
+    """One row per contender on the messy file (``pair_rows``)."""
+    return pair_rows(b.results)
 
 
 def pair_rows(runs: list[Measured]) -> list[list[str]]:
-    """archer and DuckDB's bare read on one file: label, s, rows/s, RSS, CPU s, ratios, load."""
+    """One row per contender on one file: label, s, rows/s, peak RSS, CPU s, speed and RSS
+    ratios against archer (for the others), load."""
     archer = next((m for m in runs if m.name == "archer"), None)
     rows = []
     for m in runs:

@@ -89,12 +89,7 @@ def _load_staged(
         stats = _key_stats(reader, keys, keys, key)
     src.checked(stats.rows)
     with engine_progress(reader, report, f"writing {name}"), _no_filter_pushdown(reader):
-        good = typed.filter(typed._ok).drop(*_private(typed))
-        if stats.conflicts is not None:
-            good = good.anti_join(stats.conflicts, key)
-        if stats.repeats is not None:
-            once = _stage(reader, good.semi_join(stats.repeats, key).distinct(), f"once_{name}")
-            good = good.anti_join(stats.repeats, key).union(once.cast(good.schema()))
+        good = _taken_rows(reader, typed, stats, key, name)
         up = wh.upsert(name, wh.adopt(good, reader), provided)
     taken = up.inserted + up.updated + up.unchanged
     bad = stats.rows - stats.conflict_rows - stats.repeated_rows - taken
@@ -177,12 +172,7 @@ def _load_by_line(
         src.checked(stats.rows)
     with engine_progress(reader, report, f"writing {name}"), _no_filter_pushdown(reader):
         typed = build(scan)[name]
-        good = typed.filter(typed._ok).drop(*_private(typed))
-        if stats.conflicts is not None:
-            good = good.anti_join(stats.conflicts, key)
-        if stats.repeats is not None:
-            once = _stage(reader, good.semi_join(stats.repeats, key).distinct(), f"once_{name}")
-            good = good.anti_join(stats.repeats, key).union(once.cast(good.schema()))
+        good = _taken_rows(reader, typed, stats, key, name)
         up = wh.upsert(name, wh.adopt(good, reader), provided)
     taken = up.inserted + up.updated + up.unchanged
     result = TableResult(
@@ -197,17 +187,27 @@ def _load_by_line(
         if stats.conflicts is not None:
             refused |= typed[key[0]].isin(stats.conflicts[key[0]])
         lined = _stage(reader, typed.filter(refused), f"refused_{name}")
-        found = lined.filter(~lined._ok)
-        found = found.select(line=found._line, reason=ibis.literal(f"{name}: ") + found._reason)
-        if stats.conflicts is not None:
-            copies = lined.semi_join(stats.conflicts, key).select("_line", *key)
-            found = found.union(_duplicate_reasons(copies, stats.conflicts, key, name))
+        found = _rejects_with_lines(lined, lined.select("_line", *key), stats, key, name)
         found = _stage(reader, found, f"rejected_{name}")
         lines = found.select(_l=found.line)
         cells = scan.semi_join(lines, scan._line == lines._l)
         # As text, as they would read in a text file (and are guarded as such).
         src.rejected_cells = cells.mutate(**{h: cells[h].cast("string") for h in src.headers})
     return result, found
+
+
+def _taken_rows(
+    reader: ibis.BaseBackend, typed: ir.Table, stats: _KeyStats, key: list[str], name: str
+) -> ir.Table:
+    """The rows to write: those that pass every check, without keys given with other
+    values, and one copy of each row given identically more than once."""
+    good = typed.filter(typed._ok).drop(*_private(typed))
+    if stats.conflicts is not None:
+        good = good.anti_join(stats.conflicts, key)
+    if stats.repeats is not None:
+        once = _stage(reader, good.semi_join(stats.repeats, key).distinct(), f"once_{name}")
+        good = good.anti_join(stats.repeats, key).union(once.cast(good.schema()))
+    return good
 
 
 def _drop_copies(
