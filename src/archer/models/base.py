@@ -298,14 +298,22 @@ class MLEModel:
             and all(np.isfinite(v) for v in self.standard_errors_.values())
         )
         on_bound = np.any(np.abs(res.x) >= 30.0 - 1e-9)
+        # A point where no parameter has a finite standard error is on a ridge the data do
+        # not identify, whatever the optimiser says: L-BFGS-B can report success there (it
+        # did for the M-BG/NBD on three customers on one machine and not another). One
+        # parameter at its limit (BG/NBD's a -> 0: nobody drops out) is a boundary estimate.
+        identified = any(np.isfinite(v) for v in self.standard_errors_.values())
         self.converged_ = bool(
             (bool(res.success) or stationary)
             and bool(np.all(np.isfinite(res.x)))
             and np.isfinite(self.log_likelihood_)
             and not on_bound
+            and identified
         )
         if on_bound:
             self.message_ += " (a parameter reached the bound exp(+-30))"
+        elif not identified:
+            self.message_ += " (the data identify no parameter: no finite standard error)"
         if not self.converged_:
             warnings.warn(f"{self.NAME} fit did not converge: {self.message_}", stacklevel=3)
         return self
