@@ -35,7 +35,7 @@ from archer.ingest.columns import (
     resolve,
 )
 from archer.ingest.limits import DEFAULT_LIMITS, Limits
-from archer.ingest.load import TableResult, load_table
+from archer.ingest.load import TableResult, load_table, stage_in_order
 from archer.ingest.parse import ParseContext, check_date_format, clean, content_id, parse
 from archer.ingest.presets import Preset, get_preset
 from archer.ingest.quarantine import quarantine_path, write_quarantine
@@ -217,9 +217,13 @@ def import_file(
                 if plan.place_columns:
                     plan.finish = partial(_finish_places, reader, ctx, spec)
                 plan.build = partial(plan.build, ctx=replace(ctx, places=None))
+            # A CSV file's one scan is staged before the transaction (see stage_in_order).
+            staged = (
+                stage_in_order(spec.name, plan.build, src, reader, report) if read_once else None
+            )
             with wh.transaction():
                 result, quarantine = _load(
-                    settings, spec.name, path, plan, src, wh, reader, report, started_at
+                    settings, spec.name, path, plan, src, wh, reader, report, started_at, staged
                 )
                 result.preset = preset
                 if "products" in result.tables:  # what changed in price or stock, kept
@@ -369,8 +373,10 @@ def _load(
     reader: ibis.BaseBackend,
     report: Progress,
     started_at: datetime,
+    staged: ir.Table | None = None,
 ) -> tuple[ImportResult, Path | None]:
-    """Load every table the plan fills and write the quarantine, in the caller's transaction."""
+    """Load every table the plan fills and write the quarantine, in the caller's transaction
+    (``staged``: the file's rows, already typed in one scan, when it is read once)."""
     results: dict[str, TableResult] = {}
     bad_parts: list[ir.Table] = []
     made = plan.tables or plan.build(src.scan("fast"))  # a preset's tables: what it builds
@@ -378,7 +384,16 @@ def _load(
     for name in names:
         provided = plan.provided_by_table.get(name, plan.provided)
         loaded, bad = load_table(
-            name, plan.build, plan.key_cells, provided, src, wh, reader, report, plan.finish
+            name,
+            plan.build,
+            plan.key_cells,
+            provided,
+            src,
+            wh,
+            reader,
+            report,
+            plan.finish,
+            staged,
         )
         results[name] = loaded
         if bad is not None:
