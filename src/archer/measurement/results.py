@@ -32,7 +32,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from archer.campaigns.definition import parse_duration
-from archer.errors import Invalid, NotFound
+from archer.errors import Invalid
 from archer.facts import Snapshot
 from archer.measurement.stats import (
     HIGHER,
@@ -264,13 +264,14 @@ def reaching(msgs: pd.DataFrame) -> pd.Series:
 def _runs(ws: Workspace, name: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The campaign's runs with what each was given: reached, message cost, coupon savings,
     points spent (valued at the exchange rate)."""
+    from archer.campaigns.service import UnknownCampaign
     from archer.store.campaigns import Campaign, CampaignVersion, Enrollment, Message
     from archer.store.offers import Coupon, CouponTemplate, PointsEntry
 
     with ws.session() as s:
         c = s.scalar(select(Campaign).where(Campaign.name == name))
         if c is None:
-            raise NotFound(f"no campaign named {name!r}")
+            raise UnknownCampaign(f"no campaign named {name!r}")
         d = json.loads(s.get(CampaignVersion, (c.id, c.version)).definition)
         runs = pd.DataFrame(
             s.execute(

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from markupsafe import Markup
 
+from archer.campaigns.service import UnknownCampaign
 from archer.errors import ArcherError, NotFound
 from archer.measurement.targeting import MAX_AMONG, MAX_BUDGET
 from archer.web.auth import CsrfProtected, CurrentUser
@@ -132,11 +133,11 @@ def _choose(request, user, name, budget, coupon, audience, *, save_as=None):
         got = target(request.app.state.ws, name, value, coupon=coupon.strip() or None,
                      among=audience.strip() or None, save=save_as is not None,
                      audience=save_as, user=user_name(user))  # fmt: skip
-    except NotFound as e:
-        if f"no campaign named {name!r}" in str(e):
-            return None, page(request, "missing.html", user, section="campaigns",
-                              status_code=404, title=t("Not found"), message=str(e),
-                              back="/campaigns")  # fmt: skip
+    except UnknownCampaign as e:
+        return None, page(request, "missing.html", user, section="campaigns",
+                          status_code=404, title=t("Not found"), message=str(e),
+                          back="/campaigns")  # fmt: skip
+    except NotFound as e:  # a coupon template or an audience: said at the form
         return None, _show(request, user, name, lang, t, form, error=str(e), status_code=404)
     except ArcherError as e:
         return None, _show(request, user, name, lang, t, form, error=str(e), status_code=e.status)
