@@ -212,7 +212,8 @@ def import_file(
             read_once = plan.key_cells is not None and not src.materialised and src.format == "csv"
             if plan.place_columns and not read_once:
                 with engine_progress(reader, report, "places"):
-                    ctx.place_map = _place_map(reader, src.scan("fast"), plan.place_columns, ctx)
+                    names = _written_places(src.scan("fast"), plan.place_columns)
+                    ctx.place_map = _place_map(reader, names, ctx)
             elif read_once:
                 if plan.place_columns:
                     plan.finish = partial(_finish_places, reader, ctx, spec)
@@ -470,26 +471,27 @@ def shown_name(settings: Settings, path: Path) -> str:
     return path.name if inside else str(path)
 
 
-def _place_map(
-    reader: ibis.BaseBackend, scan: ir.Table, cm: ColumnMapping, ctx: ParseContext
-) -> ir.Table:
+def _place_map(reader: ibis.BaseBackend, names: ir.Table, ctx: ParseContext) -> ir.Table:
+    """The canonical place of each distinct (province, city) pair of ``names``, staged."""
+    m = place_map(names.select("province", "city"), ctx)
+    return reader.create_table(f"_place_map_{uuid.uuid4().hex[:8]}", m, temp=True)
+
+
+def _written_places(scan: ir.Table, cm: ColumnMapping) -> ir.Table:
+    """A file's province and city cells as the typing cleans them (NULL where it has none)."""
+
     def cell(col: str) -> ir.StringValue:
         h = cm.columns.get(col)
         return clean(scan[h].cast("string")) if h else ibis.null("string")
 
-    names = scan.select(province=cell("province"), city=cell("city"))
-    m = place_map(names, ctx)
-    return reader.create_table(f"_place_map_{uuid.uuid4().hex[:8]}", m, temp=True)
+    return scan.select(province=cell("province"), city=cell("city"))
 
 
 def _finish_places(
     reader: ibis.BaseBackend, ctx: ParseContext, spec: Table, rows: ir.Table
 ) -> ir.Table:
     """Canonical provinces and cities for typed rows: each written pair looked up once."""
-    names = rows.select("province", "city")
-    ctx.place_map = reader.create_table(
-        f"_place_map_{uuid.uuid4().hex[:8]}", place_map(names, ctx), temp=True
-    )
+    ctx.place_map = _place_map(reader, rows, ctx)
     return places(rows, spec, ctx)
 
 

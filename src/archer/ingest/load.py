@@ -204,10 +204,7 @@ def _load_by_line(
         src.rejected_cells = scan.filter(ibis.literal(False))
         return result, None
     with engine_progress(reader, report, f"finding rejected {name}"), _no_filter_pushdown(reader):
-        refused = ~typed._ok
-        if stats.conflicts is not None:
-            refused |= typed[key[0]].isin(stats.conflicts[key[0]])
-        lined = _stage(reader, typed.filter(refused), f"refused_{name}")
+        lined = _stage(reader, typed.filter(_maybe_refused(typed, stats, key)), f"refused_{name}")
         found = _rejects_with_lines(lined, lined.select("_line", *key), stats, key, name)
         found = _stage(reader, found, f"rejected_{name}")
         lines = found.select(_l=found.line)
@@ -308,13 +305,6 @@ def _refused_with_lines(
     line that was not malformed (see ``_stage_in_order``; inside a transaction row ids
     start from a large number, not 0).
     """
-
-    def refused(rows: ir.Table) -> ir.BooleanValue:
-        out = ~rows._ok
-        if stats.conflicts is not None:  # a superset (the first key column), narrowed later
-            out |= rows[key[0]].isin(stats.conflicts[key[0]])
-        return out
-
     name = staged.op().name
     first, last, n = reader.con.execute(
         f'SELECT min(rowid), max(rowid), count(*) FROM "{name}"'
@@ -322,9 +312,18 @@ def _refused_with_lines(
     if n and last - first + 1 != n:  # never seen: row ids with a gap
         raise OrderLost(f"the row ids of {name} are not consecutive")
     rows = reader.sql(f'SELECT rowid - {first or 0} + 1 AS _ord, * FROM "{name}"')
-    few = _stage(reader, rows.filter(refused(rows)), f"refused_{name}")
+    few = _stage(reader, rows.filter(_maybe_refused(rows, stats, key)), f"refused_{name}")
     numbered = f'SELECT _ord AS ordinality, * EXCLUDE (_ord) FROM "{few.op().name}"'
     return reader.sql(with_lines(numbered, src._rejects, src._first_line))
+
+
+def _maybe_refused(rows: ir.Table, stats: _KeyStats, key: list[str]) -> ir.BooleanValue:
+    """Rows that failed a check or whose key may conflict: a superset (the first key column
+    alone), narrowed by the key-wise joins that follow."""
+    out = ~rows._ok
+    if stats.conflicts is not None:
+        out |= rows[key[0]].isin(stats.conflicts[key[0]])
+    return out
 
 
 def _cells_by_hash(reader: ibis.BaseBackend, src: Source, found: ir.Table) -> ir.Table:
